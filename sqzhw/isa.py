@@ -65,7 +65,7 @@ from .config import AccelConfig
 __all__ = [
     "INSN_BITS", "INSN_BYTES", "Opcode", "Unit", "LoadTarget", "StoreSource", "ErrorCode", "Counter",
     "WaitFlags", "LoadFields", "StoreFields", "ConvFields", "MaxPoolFields", "GapFields", "AddFields",
-    "Payload", "Instruction", "UNIT_OF", "encode", "decode", "to_bytes", "from_bytes",
+    "ParamLane", "Payload", "Instruction", "UNIT_OF", "encode", "decode", "to_bytes", "from_bytes",
     "pack_program", "unpack_program", "check", "FieldError", "Violation", "disassemble", "fields_of",
     "raw_field",
 ]
@@ -275,6 +275,18 @@ class AddFields(data.Struct):
     zp_out: signed(8)
     relu: 1
     out_addr: 16
+
+
+class ParamLane(data.Struct):
+    """One output channel's requantization parameters in the PARAM buffer (16 bytes, little-endian
+    in external memory): ``requantize(acc + bias, multiplier, shift, ...)``."""
+    bias: signed(32)
+    multiplier: 32     #: below 2**31
+    shift: 8           #: at most 62 (sqzhw.quant.MAX_SHIFT)
+    reserved: 56
+
+
+assert ParamLane.as_shape().size == 128
 
 
 class Payload(data.Union):

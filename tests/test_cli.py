@@ -1,0 +1,100 @@
+"""The sqzhw command line, end to end on a small generated SqueezeNet (runs anywhere)."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from sqzhw.cli import main
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    from sqzhw.models import build_squeezenet, save_model
+
+    d = tmp_path_factory.mktemp("cli")
+    model = build_squeezenet("1.1", style="torchvision", input_size=(64, 64), num_classes=16,
+                             width_mult=0.25, seed=3)
+    save_model(model, d / "tiny_sq.onnx")
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(d / f"img{i}.png")
+    return d
+
+
+@pytest.fixture(scope="module")
+def program(workdir):
+    out = workdir / "tiny_sq.sqz"
+    assert main(["compile", str(workdir / "tiny_sq.onnx"), "-o", str(out), "--config", "tiny",
+                 "--preset", "torchvision", "--size", "64", "64", "--calib-count", "4"]) == 0
+    return out
+
+
+def test_help_on_every_command(capsys):
+    for command in ("compile", "run", "info", "disasm", "float", "demo"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        assert "usage: sqzhw " + command in capsys.readouterr().out
+
+
+def test_run_json_matches_info_and_golden(program, workdir, capsys):
+    capsys.readouterr()
+    assert main(["run", str(program), str(workdir / "img0.png"), str(workdir / "img1.png"), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2
+    for obj in lines:
+        assert len(obj["logits"]) == 16
+        assert obj["top5"] == [int(k) for k in np.argsort(-np.asarray(obj["logits"]), kind="stable")[:5]]
+
+
+def test_run_prints_top_classes(program, workdir, capsys):
+    capsys.readouterr()
+    assert main(["run", str(program), str(workdir / "img0.png"), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("class ") == 3
+
+
+def test_info_and_disasm(program, tmp_path, capsys):
+    capsys.readouterr()
+    plot = tmp_path / "layers.png"
+    assert main(["info", str(program), "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "total" in out and "MACs" in out
+    assert plot.stat().st_size > 1000
+    assert main(["disasm", str(program), "--range", "0:5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.strip().startswith("0:") for line in lines)
+
+
+def test_float_command(workdir, capsys):
+    capsys.readouterr()
+    assert main(["float", str(workdir / "tiny_sq.onnx"), str(workdir / "img0.png"), "--preset", "torchvision",
+                 "--size", "64", "64", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert len(obj["logits"]) == 16
+
+
+def test_corrupted_program_is_a_clear_error(program, tmp_path, capsys):
+    raw = bytearray(program.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    bad = tmp_path / "bad.sqz"
+    bad.write_bytes(bytes(raw))
+    assert main(["info", str(bad)]) == 2
+    assert "checksum" in capsys.readouterr().err
+    bad.write_bytes(program.read_bytes()[:100])
+    assert main(["run", str(bad), "x.png"]) == 2
+    assert "truncated" in capsys.readouterr().err
+
+
+def test_unsupported_op_names_the_node(workdir, tmp_path, capsys):
+    model = onnx.load(workdir / "tiny_sq.onnx")
+    node = next(n for n in model.graph.node if n.op_type == "Relu")
+    node.op_type = "Selu"
+    path = tmp_path / "selu.onnx"
+    onnx.save(model, path)
+    assert main(["compile", str(path), "-o", str(tmp_path / "x.sqz"), "--config", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert node.name in err and "Selu" in err

@@ -1,0 +1,68 @@
+"""AccelConfig: presets load, derived sizes, validation messages, tag."""
+
+import dataclasses
+
+import pytest
+
+from sqzhw.config import AccelConfig, ConfigError, load_config, preset_names
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_presets_load(name):
+    config = load_config(name)
+    assert config.name == name
+    assert config.cols % config.rows == 0
+    assert config.rows % config.ext_bytes == 0
+    # Round trip through the dict form a program file stores.
+    assert AccelConfig.from_dict(config.to_dict()) == config
+
+
+def test_required_presets_exist():
+    assert {"tiny", "default", "ulx3s", "small"} <= set(preset_names())
+
+
+def test_tag_names_every_hardware_parameter():
+    config = load_config("default")
+    assert config.tag.startswith(f"{config.rows}x{config.cols}_i8w8a32_")
+    for field in ("act_buf_entries", "wgt_buf_tiles", "acc_buf_entries", "out_buf_entries",
+                  "param_buf_entries", "ext_data_bits"):
+        value = getattr(config, field)
+        changed = dataclasses.replace(config, **{field: value // 2 if field == "ext_data_bits" else value * 2})
+        assert changed.tag != config.tag, field
+    # The name and the clock do not change what a program runs on.
+    assert dataclasses.replace(config, name="other", clock_mhz=1.0).tag == config.tag
+
+
+def test_derived_sizes():
+    config = load_config("tiny")
+    assert config.block == config.rows
+    assert config.wgt_tile_bytes == config.rows * config.cols
+    assert config.acc_entry_bytes == 4 * config.cols
+    assert config.on_chip_bytes > 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"rows": 3}, "rows = 3: must be a power of two"),
+    ({"cols": 6}, "cols = 6: must be a multiple of rows"),
+    ({"ext_data_bits": 64}, "must divide an activation entry"),
+    ({"act_buf_entries": 0}, "act_buf_entries = 0: must be a positive integer"),
+    ({"acc_bits": 16}, "only int8"),
+    ({"wgt_buf_tiles": 1 << 17}, "at most 65536"),
+])
+def test_invalid_configs_name_the_field(change, message):
+    values = {**load_config("tiny").to_dict(), **change}
+    with pytest.raises(ConfigError, match=message):
+        AccelConfig.from_dict(values)
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(ConfigError, match="no config preset 'nope'.*tiny"):
+        load_config("nope")
+
+
+def test_unknown_field(tmp_path):
+    path = tmp_path / "odd.toml"
+    path.write_text('rows = 4\ncols = 4\nact_buf_entries = 8\nwgt_buf_tiles = 8\nacc_buf_entries = 8\n'
+                    'out_buf_entries = 8\nparam_buf_entries = 8\nbogus = 1\n')
+    with pytest.raises(ConfigError, match="unknown field.*bogus"):
+        load_config(path)

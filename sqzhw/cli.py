@@ -28,9 +28,16 @@ class UserError(Exception):
 # -- helpers -----------------------------------------------------------------------------------
 
 def _progress(prefix: str):
+    """A progress callback ``(index, total, name)``: one rewritten line on a terminal, one line per
+    step in a log."""
+    tty = sys.stderr.isatty()
+
     def report(index: int, total: int, name: str) -> None:
-        print(f"\r{prefix} [{index + 1}/{total}] {name:<40}", end="" if index + 1 < total else "\n",
-              file=sys.stderr, flush=True)
+        step = f"{prefix} [{min(index + 1, total)}/{total}] {name}"
+        if tty:
+            print(f"\r{step:<70}", end="" if index + 1 < total else "\n", file=sys.stderr, flush=True)
+        else:
+            print(step, file=sys.stderr, flush=True)
     return report
 
 
@@ -302,7 +309,7 @@ def cmd_float(args) -> int:
     for image in _images(args.images):
         x = pp.preprocess(pp.load_image(image), spec)
         out = run_onnxruntime(args.model, x, logits=True)
-        logits = out["logits"]
+        logits = np.asarray(out.get("logits", out["output"]), dtype=np.float64).reshape(-1)
         probs = _softmax(logits) if graph.softmax else logits
         if args.json:
             results.append({"image": str(image), "top5": [int(k) for k in np.argsort(-probs)[:5]],
@@ -358,7 +365,8 @@ def cmd_demo(args) -> int:
     for image in images:
         x = runtime.prepare_image(program, image)
         result = runtime.run_golden(program, x)
-        fl = run_onnxruntime(model, x, logits=True)["logits"]
+        fl_out = run_onnxruntime(model, x, logits=True)
+        fl = np.asarray(fl_out.get("logits", fl_out["output"])).reshape(-1)
         k_int, k_float = int(np.argmax(result.logits)), int(np.argmax(fl))
         agree += k_int == k_float
         name = image.name if isinstance(image, Path) else "random image"

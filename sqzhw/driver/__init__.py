@@ -1,0 +1,10 @@
+"""The host driver: :class:`Accelerator` over a transport (serial port, in-process device model,
+simulated hardware). See :mod:`sqzhw.protocol` for what crosses the link."""
+
+from .accelerator import (Accelerator, ConfigMismatchError, DeviceBusyError, DeviceInfo, DeviceTimeout,
+                          DriverError, EngineError, EngineStatus, InferResult, LinkError, Transport)
+from .transports import DeviceModel, FaultInjector, LoopbackTransport, SerialTransport
+
+__all__ = ["Accelerator", "Transport", "DeviceInfo", "EngineStatus", "InferResult", "DriverError",
+           "LinkError", "DeviceTimeout", "DeviceBusyError", "EngineError", "ConfigMismatchError",
+           "SerialTransport", "LoopbackTransport", "DeviceModel", "FaultInjector"]

@@ -1,0 +1,397 @@
+"""The host driver: one class over a transport, the same calls for a board, the RTL in simulation
+and the in-process device model.
+
+Every call is one or more request/response exchanges of :mod:`sqzhw.protocol`. A request whose
+response does not arrive in time, or arrives corrupted, or is NAKed with ``BAD_CRC``, is sent again
+with the same sequence number (the device makes that safe, see the protocol's "Retries"), at most
+``retries`` times; then the call raises :class:`LinkError` (or :class:`DeviceTimeout` when nothing
+at all came back). No call returns data that did not pass the CRC.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .. import isa, protocol
+from ..config import AccelConfig
+from ..program import Program
+from ..protocol import Command, Status
+
+__all__ = ["Transport", "Accelerator", "DeviceInfo", "EngineStatus", "InferResult", "DriverError",
+           "LinkError", "DeviceTimeout", "EngineError", "ConfigMismatchError", "DeviceBusyError"]
+
+
+class DriverError(Exception):
+    """Base of every error the driver raises."""
+
+
+class LinkError(DriverError):
+    """The link kept corrupting frames: no good response after all retries."""
+
+
+class DeviceTimeout(DriverError):
+    """The device did not answer (nothing at all came back), or the engine did not finish in time."""
+
+
+class DeviceBusyError(DriverError):
+    """The engine is running; the request was refused."""
+
+
+class ConfigMismatchError(DriverError):
+    """The program was compiled for another accelerator configuration than the device's."""
+
+
+class EngineError(DriverError):
+    """The engine stopped with an error status.
+
+    Attributes
+    ----------
+    code : isa.ErrorCode
+    error_pc : int
+        Index of the failing instruction.
+    """
+
+    def __init__(self, code: "isa.ErrorCode | int", error_pc: int, detail: str = "") -> None:
+        self.code = code
+        self.error_pc = error_pc
+        name = code.name if isinstance(code, isa.ErrorCode) else f"code {code}"
+        super().__init__(f"engine error {name} at instruction {error_pc}{detail}")
+
+
+class Transport(Protocol):
+    """A byte pipe to a device.
+
+    ``read(timeout)`` returns the bytes that arrived (at least one), waiting at most ``timeout``
+    seconds (a transport may interpret it in its own time base), and ``b""`` when none came.
+    ``default_timeout`` is a sensible per-response timeout, ``byte_time`` seconds per byte.
+    """
+    default_timeout: float
+    byte_time: float
+
+    def write(self, data: bytes) -> None: ...
+
+    def read(self, timeout: float) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    version: int
+    tag: str
+    ext_bytes: int
+    max_payload: int
+    mem_bytes: int
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    busy: bool
+    done: bool
+    error: "isa.ErrorCode | int"
+    error_pc: int
+
+
+@dataclass
+class InferResult:
+    """One inference: float logits (pre-softmax), the int32 sums they come from, the counters."""
+    logits: np.ndarray
+    sums: np.ndarray
+    counters: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class LinkStats:
+    """What the link cost: frames sent, retries and their reasons."""
+    requests: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    bad_frames: int = 0
+    naks_bad_crc: int = 0
+
+
+class Accelerator:
+    """The sqzhw accelerator behind a transport.
+
+    Parameters
+    ----------
+    transport : Transport
+        ``SerialTransport``, ``LoopbackTransport`` or a simulated-hardware transport.
+    config : AccelConfig, optional
+        Expected configuration: checked against the device's tag on first contact.
+    retries : int
+        Resends of one request after a timeout or a corrupted exchange.
+    timeout : float, optional
+        Seconds to wait for a response (default: the transport's).
+    run_timeout : float
+        Seconds an inference may run before :class:`DeviceTimeout`.
+    progress : callable, optional
+        ``progress(done_bytes, total_bytes, what)`` during long transfers.
+    """
+
+    def __init__(self, transport: Transport, config: AccelConfig | None = None, *, retries: int = 4,
+                 timeout: float | None = None, run_timeout: float = 60.0,
+                 progress: Callable[[int, int, str], None] | None = None) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries!r}")
+        self.transport = transport
+        self.config = config
+        self.retries = retries
+        self.timeout = timeout if timeout is not None else transport.default_timeout
+        self.run_timeout = run_timeout
+        self.progress = progress
+        self.stats = LinkStats()
+        self.program: Program | None = None
+        self._seq = 0
+        self._decoder = protocol.FrameDecoder(responses=True)
+        self._info: DeviceInfo | None = None
+
+    # -- the exchange ------------------------------------------------------------------------
+
+    def _response_timeout(self, reply_bytes: int) -> float:
+        return self.timeout + reply_bytes * getattr(self.transport, "byte_time", 0.0)
+
+    def request(self, command: Command, payload: bytes = b"", reply_bytes: int = 0) -> bytes:
+        """Send one request and return the payload of its ``OK`` response (retrying as needed)."""
+        self._seq = (self._seq + 1) & 0xFF
+        seq = self._seq
+        frame = protocol.encode_request(command, seq, payload)
+        timeout = self._response_timeout(len(frame) + reply_bytes + 8)
+        reasons = []
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats.retries += 1
+            self.stats.requests += 1
+            self.transport.write(frame)
+            response, why = self._await(command, seq, timeout, len(frame) + reply_bytes + 8)
+            if response is None:
+                reasons.append(why)
+                continue
+            status = response.status
+            if status is Status.OK:
+                return response.payload
+            if status is Status.BAD_CRC:
+                # The request was corrupted on the way: nothing was done, send it again.
+                self.stats.naks_bad_crc += 1
+                reasons.append("device saw a bad CRC")
+                continue
+            if status is Status.BAD_LENGTH and len(payload) <= self._max_payload:
+                # The device judges the length before the CRC arrives: a legal length refused means
+                # the header was corrupted on the way.
+                reasons.append("device saw a corrupted length")
+                continue
+            name = status.name if isinstance(status, Status) else f"0x{status:02x}"
+            if status is Status.BUSY:
+                raise DeviceBusyError(f"{command.name}: the engine is busy")
+            raise DriverError(f"{command.name} (seq {seq}, {len(payload)} payload bytes) refused by the "
+                              f"device: {name}")
+        if all(r == "timeout" for r in reasons):
+            raise DeviceTimeout(f"{command.name}: no response from the device after "
+                                f"{self.retries + 1} attempts of {timeout:.3g} s")
+        raise LinkError(f"{command.name}: no good response after {self.retries + 1} attempts "
+                        f"({', '.join(reasons)})")
+
+    def _await(self, command: Command, seq: int, timeout: float, expect: int):
+        """The response to ``(command, seq)``, or ``(None, reason)`` once the link stays quiet for
+        ``timeout`` (or keeps babbling for far more than ``expect`` bytes)."""
+        errors = self._decoder.errors
+        received = 0
+        while True:
+            chunk = self.transport.read(timeout)
+            received += len(chunk)
+            if not chunk or received > 2 * expect + 64:
+                self.stats.timeouts += not chunk
+                # A partial frame will never complete: look behind its sync byte, then forget it.
+                frames = self._decoder.resync()
+                self._decoder.reset()
+                match = [f for f in frames if f.seq == seq and f.command == command]
+                if match:
+                    return match[0], ""
+                if self._decoder.errors != errors or received:
+                    # Bytes came back but no good frame: the link, not a silent device.
+                    self.stats.bad_frames += 1
+                    return None, "bad frame"
+                return None, "timeout"
+            for f in self._decoder.feed(chunk):
+                if f.seq == seq and f.command == command:
+                    return f, ""
+                # Otherwise a stale answer to an earlier attempt or request: ignore it.
+
+    # -- device commands ---------------------------------------------------------------------
+
+    def info(self) -> DeviceInfo:
+        """Protocol version, config tag, word size, payload limit and memory size of the device."""
+        d = protocol.decode_info(self.request(Command.INFO, reply_bytes=64))
+        info = DeviceInfo(version=d["version"], tag=d["tag"], ext_bytes=d["ext_bytes"],
+                          max_payload=d["max_payload"], mem_bytes=d["mem_bytes"])
+        if info.version != protocol.PROTOCOL_VERSION:
+            raise DriverError(f"device speaks host-link protocol version {info.version}, this driver "
+                              f"speaks {protocol.PROTOCOL_VERSION}")
+        if self.config is not None and self.config.tag != info.tag:
+            raise ConfigMismatchError(f"expected a device with config {self.config.name!r} "
+                                      f"({self.config.tag}), the device is {info.tag}")
+        self._info = info
+        return info
+
+    @property
+    def _max_payload(self) -> int:
+        return self._info.max_payload if self._info is not None else protocol.MAX_PAYLOAD
+
+    @property
+    def device(self) -> DeviceInfo:
+        return self._info if self._info is not None else self.info()
+
+    def status(self) -> EngineStatus:
+        s = protocol.decode_status(self.request(Command.STATUS, reply_bytes=8))
+        return EngineStatus(busy=s["busy"], done=s["done"], error=s["error"], error_pc=s["error_pc"])
+
+    def counters(self) -> dict[isa.Counter, int]:
+        """The engine's performance counters of the last run."""
+        return protocol.decode_counters(self.request(Command.READ_COUNTERS, reply_bytes=4 * len(isa.Counter)))
+
+    def reset(self) -> None:
+        """Reset the engine (stops a run, clears status); memory is kept."""
+        self.request(Command.RESET)
+
+    def start(self, insn_addr: int, insn_count: int, wr_lo: int, wr_hi: int) -> None:
+        self.request(Command.START, protocol.encode_start_args(insn_addr, insn_count, wr_lo, wr_hi))
+
+    def _chunk(self) -> int:
+        d = self.device
+        return (d.max_payload - protocol.WRITE_ADDR_BYTES) // d.ext_bytes * d.ext_bytes
+
+    def _check_range(self, addr: int, n: int, what: str) -> None:
+        d = self.device
+        if addr < 0 or n < 0 or addr + n > d.mem_bytes:
+            raise DriverError(f"{what} of {n} bytes at 0x{addr:x} is outside the device's "
+                              f"{d.mem_bytes} bytes of memory")
+
+    def write(self, addr: int, data: bytes, what: str = "write") -> None:
+        """Write bytes to device memory (any alignment: partial words are read, merged, written)."""
+        data = bytes(data)
+        self._check_range(addr, len(data), what)
+        e = self.device.ext_bytes
+        lo, hi = addr - addr % e, -(-(addr + len(data)) // e) * e
+        if (lo, hi) != (addr, addr + len(data)):
+            merged = bytearray(self.read(lo, hi - lo))
+            merged[addr - lo:addr - lo + len(data)] = data
+            addr, data = lo, bytes(merged)
+        step = self._chunk()
+        for off in range(0, len(data), step):
+            piece = data[off:off + step]
+            self.request(Command.WRITE_MEM, (addr + off).to_bytes(4, "little") + piece)
+            if self.progress:
+                self.progress(off + len(piece), len(data), what)
+
+    def read(self, addr: int, n: int, what: str = "read") -> bytes:
+        """Read ``n`` bytes of device memory."""
+        self._check_range(addr, n, what)
+        e = self.device.ext_bytes
+        lo, hi = addr - addr % e, -(-(addr + n) // e) * e
+        step = self.device.max_payload // e * e
+        out = bytearray()
+        for a in range(lo, hi, step):
+            count = min(step, hi - a)
+            reply = self.request(Command.READ_MEM, protocol.encode_read_args(a, count), reply_bytes=count)
+            if len(reply) != count:
+                raise LinkError(f"READ_MEM at 0x{a:x}: asked {count} bytes, got {len(reply)}")
+            out += reply
+            if self.progress:
+                self.progress(len(out), hi - lo, what)
+        return bytes(out[addr - lo:addr - lo + n])
+
+    # -- programs ----------------------------------------------------------------------------
+
+    def load(self, program: Program) -> None:
+        """Check the program against the device and write its instructions and weights."""
+        d = self.device
+        if program.config.tag != d.tag:
+            raise ConfigMismatchError(f"program was compiled for config {program.config.name!r} "
+                                      f"({program.config.tag}), the device is {d.tag}")
+        if program.memory_size > d.mem_bytes:
+            raise DriverError(f"program needs {program.memory_size} bytes of memory, the device has "
+                              f"{d.mem_bytes}")
+        for addr, blob in program.static_image():
+            self.write(addr, blob, what=f"load {program.model_name or 'program'} @0x{addr:x}")
+        self.program = program
+
+    def run(self, poll_interval: float = 0.0) -> EngineStatus:
+        """Run the loaded program to its END (see :meth:`execute`)."""
+        p = self._loaded()
+        lo, hi = p.writable
+        return self.execute(p.insn_base, len(p.instructions), lo, hi, poll_interval)
+
+    def execute(self, insn_addr: int, insn_count: int, wr_lo: int, wr_hi: int,
+                poll_interval: float = 0.0) -> EngineStatus:
+        """Start the engine on the instructions at ``insn_addr`` and poll until it stops;
+        :class:`EngineError` on an error status, :class:`DeviceTimeout` after ``run_timeout``."""
+        self.start(insn_addr, insn_count, wr_lo, wr_hi)
+        deadline = time.monotonic() + self.run_timeout
+        while True:
+            s = self.status()
+            if not s.busy:
+                break
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(f"engine still busy after {self.run_timeout} s")
+            if poll_interval:
+                time.sleep(poll_interval)
+        if s.error != isa.ErrorCode.NONE:
+            raise EngineError(s.error, s.error_pc, self._where(s.error_pc))
+        if not s.done:
+            raise DriverError("engine stopped without done or an error (was it reset?)")
+        return s
+
+    def _where(self, pc: int) -> str:
+        p = self.program
+        if p is None or not 0 <= pc < len(p.instructions):
+            return ""
+        layer = next((layer.name for layer in p.layers
+                      if layer.insn_start <= pc < layer.insn_start + layer.insn_count), None)
+        return (f" ({isa.disassemble(p.instructions[pc])}"
+                + (f", layer {layer!r})" if layer else ")"))
+
+    def _loaded(self) -> Program:
+        if self.program is None:
+            raise DriverError("no program loaded: call load(program) first")
+        return self.program
+
+    def infer_full(self, image_or_array) -> InferResult:
+        """Run one input: an image file, an HxWx3 uint8 image or a preprocessed float (C, H, W)
+        array. Returns logits, int32 sums and counters."""
+        from .. import runtime
+
+        p = self._loaded()
+        t0 = time.monotonic()
+        x = image_or_array
+        if not (isinstance(x, np.ndarray) and x.ndim == 3 and x.dtype.kind == "f"
+                and x.shape[0] == p.input.channels):
+            if isinstance(x, (str, Path)) and not Path(x).exists():
+                raise DriverError(f"image {str(x)!r} does not exist")
+            x = runtime.prepare_image(p, x)
+        self.write(p.region("input").base, runtime.input_bytes(p, x), what="input")
+        self.run()
+        out = p.output
+        memory = bytearray(out.base + out.size)
+        memory[out.base:out.base + out.size] = self.read(out.base, out.size, what="output")
+        sums, logits = runtime.read_output(p, memory)
+        counters = self.counters()
+        return InferResult(logits=np.asarray(logits, dtype=np.float64), sums=np.asarray(sums),
+                           counters=counters, seconds=time.monotonic() - t0)
+
+    def infer(self, image_or_array) -> np.ndarray:
+        """Logits (float, pre-softmax) of one input; :attr:`last` holds the full result."""
+        self.last = self.infer_full(image_or_array)
+        return self.last.logits
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> "Accelerator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,364 @@
+"""HostLink in the Amaranth simulator: byte streams in and out, a memory model with random stalls
+and an engine stand-in; responses compared with the Python device model (sqzhw.driver.DeviceModel)
+byte for byte, and the driver run against the gateware."""
+
+import os
+from collections import deque
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from rtl_gen.hostlink import HostLink
+from sqzhw import isa, protocol
+from sqzhw.config import load_config
+from sqzhw.driver import Accelerator, DeviceBusyError, DeviceModel, DriverError, FaultInjector
+from sqzhw.protocol import Command, Status
+
+CONFIG = load_config("tiny")     # 4-byte memory words
+MEM = 4096
+MAX_PAYLOAD = 64
+IDLE = 300
+PERIOD = 1e-8
+
+
+class HostLinkBench:
+    """HostLink with Python models around it, stepped from plain Python (``run``)."""
+
+    def __init__(self, config=CONFIG, stall: float = 0.3, seed: int = 0, engine_cycles: int = 50,
+                 latency: int = 3, engine_error: isa.ErrorCode = isa.ErrorCode.NONE) -> None:
+        self.config = config
+        self.dut = HostLink(config, MEM, max_payload=MAX_PAYLOAD, idle_timeout=IDLE)
+        self.rng = np.random.default_rng(seed)
+        self.memory = bytearray(MEM)
+        self.to_dut: deque = deque()        # bytes, or ("gap", cycles)
+        self.from_dut = bytearray()
+        self.starts: list[tuple[int, int, int, int]] = []
+        self.resets = 0
+        self.mem_writes = 0
+        self.cycles = 0
+        self.stall = stall
+        self.latency = latency
+        self.engine_cycles = engine_cycles
+        self.engine_error = engine_error
+        self.counter_values = [int(v) for v in self.rng.integers(0, 1 << 32, len(isa.Counter))]
+        sim = Simulator(self.dut)
+        sim.add_clock(PERIOD)
+        for bench in (self._feeder, self._sink, self._memory, self._engine):
+            sim.add_testbench(bench)
+        self.sim = sim
+
+    def send(self, data: bytes) -> None:
+        self.to_dut.extend(data)
+
+    def gap(self, cycles: int) -> None:
+        self.to_dut.append(("gap", cycles))
+
+    def run(self, cycles: int) -> None:
+        self.cycles += cycles
+        self.sim.run_until(self.cycles * PERIOD)
+
+    def run_until_quiet(self, limit: int = 200_000, quiet: int = 400) -> None:
+        """Run until the input is consumed and the output has been quiet for ``quiet`` cycles."""
+        last = -1
+        for _ in range(limit // 100):
+            self.run(100)
+            if not self.to_dut and len(self.from_dut) == last and self._idle_for >= quiet:
+                return
+            last = len(self.from_dut)
+        raise AssertionError(f"HostLink still talking after {limit} cycles")
+
+    @property
+    def _idle_for(self) -> int:
+        return self.cycles - self._last_activity
+
+    _last_activity = 0
+
+    def responses(self) -> list[protocol.Frame]:
+        dec = protocol.FrameDecoder(responses=True)
+        frames = list(dec.feed(bytes(self.from_dut)))
+        assert dec.errors == 0 and dec.pending == 0, "the gateware sent a malformed frame"
+        return frames
+
+    async def _feeder(self, ctx):
+        rx = self.dut.rx
+        while True:
+            if not self.to_dut:
+                await ctx.tick()
+                continue
+            item = self.to_dut.popleft()
+            if isinstance(item, tuple):
+                await ctx.tick().repeat(item[1])
+                continue
+            ctx.set(rx.payload, item)
+            ctx.set(rx.valid, 1)
+            for _ in range(100_000):
+                if ctx.get(rx.ready):
+                    break
+                await ctx.tick()
+            else:
+                raise AssertionError("HostLink never took a byte")
+            await ctx.tick()
+            ctx.set(rx.valid, 0)
+            self._last_activity = self.cycles
+            if self.rng.random() < self.stall:
+                await ctx.tick().repeat(int(self.rng.integers(1, 4)))
+
+    async def _sink(self, ctx):
+        tx = self.dut.tx
+        while True:
+            ready = int(self.rng.random() >= self.stall)
+            ctx.set(tx.ready, ready)
+            if ready and ctx.get(tx.valid):
+                self.from_dut.append(ctx.get(tx.payload))
+                self._last_activity = self.cycles
+            await ctx.tick()
+
+    async def _memory(self, ctx):
+        d = self.dut
+        e = self.config.ext_bytes
+        pending: deque = deque()
+        now = 0
+        while True:
+            cmd_ready = int(self.rng.random() >= self.stall)
+            wr_ready = int(self.rng.random() >= self.stall)
+            ctx.set(d.rd_cmd.ready, cmd_ready)
+            ctx.set(d.wr.ready, wr_ready)
+            show = bool(pending) and pending[0][0] <= now and self.rng.random() >= self.stall
+            ctx.set(d.rd_data.valid, int(show))
+            if show:
+                addr = pending[0][1]
+                ctx.set(d.rd_data.payload, int.from_bytes(self.memory[addr * e:(addr + 1) * e], "little"))
+            if show and ctx.get(d.rd_data.ready):
+                pending.popleft()
+            if cmd_ready and ctx.get(d.rd_cmd.valid):
+                addr = ctx.get(d.rd_cmd.payload)
+                assert (addr + 1) * e <= MEM, f"read past memory: word {addr}"
+                pending.append((now + self.latency, addr))
+            if wr_ready and ctx.get(d.wr.valid):
+                w = ctx.get(d.wr.payload)
+                assert (w.addr + 1) * e <= MEM, f"write past memory: word {w.addr}"
+                self.memory[w.addr * e:(w.addr + 1) * e] = int(w.data).to_bytes(e, "little")
+                self.mem_writes += 1
+            await ctx.tick()
+            now += 1
+
+    async def _engine(self, ctx):
+        d = self.dut
+        left = 0
+        while True:
+            if ctx.get(d.engine_reset):
+                self.resets += 1
+                left = 0
+                ctx.set(d.busy, 0)
+                ctx.set(d.done, 0)
+                ctx.set(d.error, isa.ErrorCode.NONE)
+            elif ctx.get(d.start):
+                self.starts.append((ctx.get(d.insn_addr), ctx.get(d.insn_count), ctx.get(d.wr_lo),
+                                    ctx.get(d.wr_hi)))
+                assert ctx.get(d.mem_bytes) == MEM
+                left = self.engine_cycles
+                ctx.set(d.busy, 1)
+                ctx.set(d.done, 0)
+                ctx.set(d.error, isa.ErrorCode.NONE)
+            elif left:
+                left -= 1
+                if not left:
+                    ctx.set(d.busy, 0)
+                    failed = self.engine_error != isa.ErrorCode.NONE
+                    ctx.set(d.done, int(not failed))
+                    ctx.set(d.error, self.engine_error)
+                    ctx.set(d.error_pc, 17 if failed else 0)
+                    ctx.set(d.counters, self.counter_values)
+            await ctx.tick()
+
+
+def req(command, seq, payload=b""):
+    return protocol.encode_request(command, seq, payload)
+
+
+def write_req(seq, addr, data):
+    return req(Command.WRITE_MEM, seq, addr.to_bytes(4, "little") + data)
+
+
+def read_req(seq, addr, count):
+    return req(Command.READ_MEM, seq, protocol.encode_read_args(addr, count))
+
+
+def test_info_write_read_roundtrip():
+    tb = HostLinkBench(seed=1)
+    data = os.urandom(60)
+    tb.send(req(Command.INFO, 1) + write_req(2, 64, data) + read_req(3, 64, 60) + read_req(4, 60, 8))
+    tb.run_until_quiet()
+    r = tb.responses()
+    assert [(f.status, f.command, f.seq) for f in r] == [
+        (Status.OK, Command.INFO, 1), (Status.OK, Command.WRITE_MEM, 2),
+        (Status.OK, Command.READ_MEM, 3), (Status.OK, Command.READ_MEM, 4)]
+    assert protocol.decode_info(r[0].payload) == {"version": protocol.PROTOCOL_VERSION, "ext_bytes": 4,
+                                                  "max_payload": MAX_PAYLOAD, "mem_bytes": MEM,
+                                                  "tag": CONFIG.tag}
+    assert bytes(tb.memory[64:124]) == data
+    assert r[2].payload == data
+    assert r[3].payload == bytes(4) + data[:4]
+
+
+def test_start_status_counters_busy_and_repeat():
+    tb = HostLinkBench(seed=2, engine_cycles=3000)
+    args = protocol.encode_start_args(0x40, 12, 0x100, 0x800)
+    tb.send(req(Command.START, 10, args) + req(Command.STATUS, 11) + write_req(12, 0, bytes(4))
+            + req(Command.START, 13, args) + req(Command.START, 13, args))
+    tb.run_until_quiet()
+    tb.run(3000)
+    tb.send(req(Command.STATUS, 14) + req(Command.READ_COUNTERS, 15) + req(Command.START, 15, args))
+    tb.run_until_quiet()
+    r = tb.responses()
+    assert [(f.status, f.seq) for f in r] == [
+        (Status.OK, 10), (Status.OK, 11), (Status.BUSY, 12), (Status.BUSY, 13), (Status.BUSY, 13),
+        (Status.OK, 14), (Status.OK, 15), (Status.OK, 16 - 1)]
+    assert tb.starts[0] == (0x40, 12, 0x100, 0x800)
+    assert protocol.decode_status(r[1].payload)["busy"] is True
+    s = protocol.decode_status(r[5].payload)
+    assert (s["busy"], s["done"], s["error"]) == (False, True, isa.ErrorCode.NONE)
+    assert list(protocol.decode_counters(r[6].payload).values()) == tb.counter_values
+    # seq 15 was READ_COUNTERS, so the START with seq 15 is a new request and starts the engine
+    assert len(tb.starts) == 2
+
+
+def test_repeated_start_is_not_restarted():
+    tb = HostLinkBench(seed=3, engine_cycles=20)
+    args = protocol.encode_start_args(0, 1, 0, 64)
+    tb.send(req(Command.START, 7, args))
+    tb.run_until_quiet()
+    tb.send(req(Command.START, 7, args))       # a retry: the ACK was lost
+    tb.run_until_quiet()
+    tb.send(req(Command.START, 8, args) + req(Command.RESET, 9) + req(Command.STATUS, 10))
+    tb.run_until_quiet()
+    r = tb.responses()
+    assert [f.status for f in r] == [Status.OK] * 5
+    assert len(tb.starts) == 2 and tb.resets == 1
+    s = protocol.decode_status(r[4].payload)
+    assert (s["busy"], s["done"]) == (False, False)
+
+
+def test_engine_error_reported():
+    tb = HostLinkBench(seed=4, engine_cycles=10, engine_error=isa.ErrorCode.DRAM_RANGE)
+    tb.send(req(Command.START, 1, protocol.encode_start_args(0, 1, 0, 64)))
+    tb.run_until_quiet()
+    tb.send(req(Command.STATUS, 2))
+    tb.run_until_quiet()
+    s = protocol.decode_status(tb.responses()[1].payload)
+    assert (s["busy"], s["done"], s["error"], s["error_pc"]) == (False, False, isa.ErrorCode.DRAM_RANGE, 17)
+
+
+def test_naks():
+    tb = HostLinkBench(seed=5)
+    good = write_req(1, 0, b"\x11" * 8)
+    corrupt = bytearray(good)
+    corrupt[7] ^= 0x10
+    too_long = bytes([protocol.REQUEST_SYNC, Command.WRITE_MEM.value, 2]) + (MAX_PAYLOAD + 1).to_bytes(2, "little")
+    tb.send(bytes(corrupt))
+    tb.send(too_long)
+    tb.gap(IDLE + 50)
+    tb.send(req(0x42, 3) + req(Command.STATUS, 4, b"x") + write_req(5, 2, bytes(4))
+            + write_req(6, MEM - 4, bytes(8)) + read_req(7, 0, MAX_PAYLOAD + 4) + read_req(8, 0, 6))
+    tb.run_until_quiet()
+    r = tb.responses()
+    assert [(f.status, f.seq) for f in r] == [
+        (Status.BAD_CRC, 1), (Status.BAD_LENGTH, 2), (Status.UNKNOWN_COMMAND, 3), (Status.BAD_LENGTH, 4),
+        (Status.BAD_ADDRESS, 5), (Status.BAD_ADDRESS, 6), (Status.BAD_ADDRESS, 7), (Status.BAD_ADDRESS, 8)]
+    assert all(f.payload == b"" for f in r)
+    assert tb.mem_writes == 0 and tb.memory == bytearray(MEM)
+
+
+def test_dropped_byte_frame_is_dropped_not_executed():
+    tb = HostLinkBench(seed=6)
+    frame = write_req(1, 0, b"\x22" * 16)
+    tb.send(frame[:10] + frame[11:])           # one byte lost: the frame never completes
+    tb.gap(IDLE + 50)                          # the idle timeout drops it
+    tb.send(write_req(1, 16, b"\x33" * 4))     # the retry (same seq) works
+    tb.run_until_quiet()
+    r = tb.responses()
+    assert [(f.status, f.seq) for f in r] == [(Status.OK, 1)]
+    assert tb.memory[:16] == bytes(16) and tb.memory[16:20] == b"\x33" * 4
+
+
+def test_matches_device_model_on_random_traffic():
+    """Random requests mixed with garbage, corrupted and truncated frames: the gateware's
+    responses equal the Python device model's byte for byte, and so does memory."""
+    rng = np.random.default_rng(11)
+    tb = HostLinkBench(seed=7, stall=0.2)
+    model = DeviceModel(CONFIG, MEM, max_payload=MAX_PAYLOAD)
+    model.memory[:] = tb.memory
+    expected = bytearray()
+    seq = 0
+    for step in range(28):
+        seq = (seq + 1) & 0xFF
+        kind = rng.integers(6)
+        if kind == 0:
+            frame = write_req(seq, int(rng.integers(0, MEM // 4 - 16)) * 4,
+                              rng.integers(0, 256, int(rng.integers(0, 14)) * 4, dtype=np.uint8).tobytes())
+        elif kind == 1:
+            frame = read_req(seq, int(rng.integers(0, MEM // 4 - 16)) * 4, int(rng.integers(0, 16)) * 4)
+        elif kind == 2:
+            frame = req(Command(int(rng.choice([1, 5, 6]))), seq)
+        elif kind == 3:
+            frame = bytearray(write_req(seq, 128, b"\x5a" * 8))
+            frame[int(rng.integers(1, len(frame)))] ^= 1 << int(rng.integers(8))
+            frame = bytes(frame)
+        elif kind == 4:
+            garbage = rng.integers(0, 256, int(rng.integers(1, 12)), dtype=np.uint8).tobytes()
+            frame = garbage.replace(bytes([protocol.REQUEST_SYNC]), b"\x00")
+        else:
+            frame = write_req(seq, 256, b"\x77" * 8)[:int(rng.integers(2, 15))]
+        tb.send(frame)
+        expected += model.receive(frame)
+        # a quiet gap: the idle timeout on both sides
+        tb.gap(IDLE + 20)
+        model.idle()
+    tb.run_until_quiet()
+    assert bytes(tb.from_dut) == bytes(expected)
+    assert tb.memory == model.memory
+
+
+class AmaranthSimTransport:
+    """The driver's transport onto :class:`HostLinkBench` (the gateware in the Amaranth simulator)."""
+    byte_time = 0.0
+    default_timeout = 0.0
+
+    def __init__(self, bench: HostLinkBench, faults: FaultInjector | None = None, budget: int = 3000):
+        self.bench = bench
+        self.faults = faults
+        self.budget = budget
+
+    def write(self, data: bytes) -> None:
+        self.bench.send(self.faults(data) if self.faults else data)
+
+    def read(self, timeout: float) -> bytes:
+        for _ in range(self.budget // 100):
+            self.bench.run(100)
+            if self.bench.from_dut and self.bench._idle_for > 20:
+                out = bytes(self.bench.from_dut)
+                self.bench.from_dut.clear()
+                return out
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+def test_driver_against_gateware_with_faults():
+    tb = HostLinkBench(seed=8, stall=0.1, engine_cycles=1_000_000)
+    acc = Accelerator(AmaranthSimTransport(tb, FaultInjector(corrupt=0.01, drop=0.005, seed=3)), CONFIG,
+                      retries=8)
+    info = acc.info()
+    assert (info.tag, info.mem_bytes, info.max_payload) == (CONFIG.tag, MEM, MAX_PAYLOAD)
+    data = os.urandom(150)
+    acc.write(6, data)
+    assert acc.read(6, 150) == data
+    assert bytes(tb.memory[6:156]) == data
+    acc.start(0x100, 3, 0x200, 0x400)
+    with pytest.raises(DeviceBusyError):
+        acc.write(0, bytes(4))
+    assert len(tb.starts) == 1, "a retried START must not start the engine twice"
+    with pytest.raises(DriverError, match="outside"):
+        acc.read(MEM - 4, 8)

@@ -281,8 +281,8 @@ class ParamLane(data.Struct):
     """One output channel's requantization parameters in the PARAM buffer (16 bytes, little-endian
     in external memory): ``requantize(acc + bias, multiplier, shift, ...)``."""
     bias: signed(32)
-    multiplier: 32     #: below 2**31
-    shift: 8           #: at most 62 (sqzhw.quant.MAX_SHIFT)
+    multiplier: 32     #: the engine uses bits 30:0 (the compiler writes values below 2**31)
+    shift: 8           #: the engine uses min(shift, 62) (sqzhw.quant.effective_params)
     reserved: 56
 
 

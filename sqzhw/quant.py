@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 __all__ = ["requantize", "round_shift", "quantize_multiplier", "wrap_int32", "add_multipliers",
-           "MAX_SHIFT", "ADD_INPUT_BITS"]
+           "effective_params", "MAX_SHIFT", "ADD_INPUT_BITS"]
 
 #: Largest shift ``n``: keeps ``acc * M + 2**(n-1)`` inside int64 for any int32 ``acc`` and ``M``.
 MAX_SHIFT = 62
@@ -83,6 +83,18 @@ def requantize(acc, multiplier, shift, zp_out: int, relu: bool) -> np.ndarray:
     scaled = round_shift(acc.astype(np.int64) * multiplier, shift)
     lo = zp_out if relu else -128
     return np.clip(scaled + zp_out, lo, 127).astype(np.int8)
+
+
+def effective_params(multiplier_field, shift_field) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(M, n)`` the engine uses for raw PARAM-lane fields (see :class:`sqzhw.isa.ParamLane`):
+    bits 30:0 of the 32-bit multiplier field and ``min(shift, MAX_SHIFT)`` of the 8-bit shift field.
+
+    The compiler never emits anything else; this makes arbitrary parameter bytes (fuzzing, a
+    corrupted image) well defined instead of an error deep inside the datapath.
+    """
+    multiplier = np.asarray(multiplier_field, dtype=np.int64) & ((1 << 31) - 1)
+    shift = np.minimum(np.asarray(shift_field, dtype=np.int64) & 0xFF, MAX_SHIFT)
+    return multiplier, shift
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:

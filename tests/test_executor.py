@@ -215,13 +215,23 @@ def test_errors_stop_with_code_and_pc(word, code):
     assert "instruction 1" in res.message
 
 
-def test_bad_param_lane_is_bad_field():
-    mem = bytearray(4096)
-    mem[1024:1024 + 64] = param_bytes([0] * 4, [1 << 31] * 4, [0] * 4)
-    words = [enc(Opcode.LOAD, target=LoadTarget.PARAM, dram_addr=1024, rows=1, row_len=1),
-             enc(Opcode.ADD, count=1), enc(Opcode.END)]
-    _, res, _ = run(CFG, words, mem)
-    assert res.error == ErrorCode.BAD_FIELD and res.error_pc == 1 and "multiplier" in res.message
+def test_param_lane_fields_out_of_range_are_well_defined():
+    """Multiplier bit 31 is ignored and shifts above 62 act as 62 (quant.effective_params)."""
+    outputs = []
+    for mult, shift in (([(1 << 31) | 12345, (1 << 31) | (1 << 30), 7, 1 << 30], [10, 255, 63, 62]),
+                        ([12345, 1 << 30, 7, 1 << 30], [10, 62, 62, 62])):
+        mem = bytearray(4096)
+        mem[1024:1024 + 64] = param_bytes([0, 1 << 20, -5, 1 << 30], mult, shift)
+        words = [enc(Opcode.LOAD, target=LoadTarget.PARAM, dram_addr=1024, rows=1, row_len=1),
+                 enc(Opcode.ADD, count=8, ka=1000, kb=-3), enc(Opcode.END)]
+        prog = isa.pack_program(words)
+        mem[:len(prog)] = prog
+        ex = Executor(CFG, mem, (2048, 4096))
+        ex.act[:] = np.random.default_rng(5).integers(-128, 128, ex.act.shape)
+        res = ex.run(0, len(words))
+        assert res.done, res.message
+        outputs.append(ex.out[:8].copy())
+    np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
 # -- hazards -------------------------------------------------------------------------------------

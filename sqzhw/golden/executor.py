@@ -32,7 +32,7 @@ from amaranth.hdl import Shape
 from .. import isa
 from ..config import AccelConfig
 from ..isa import ErrorCode, LoadTarget, Opcode, StoreSource, Unit
-from ..quant import MAX_SHIFT, requantize, wrap_int32
+from ..quant import effective_params, requantize, wrap_int32
 
 __all__ = ["Executor", "ExecResult", "HazardError", "CycleModel", "Access", "footprint",
            "decode_fields", "estimate_cycles", "Timing"]
@@ -439,14 +439,8 @@ class Executor:
             return b.copy().view({1: np.uint8, 4: np.uint32}[width // 8]).reshape(-1).astype(np.int64)
 
         bias, mult, shift = get("bias"), get("multiplier"), get("shift")
-        bias = wrap_int32(bias)
-        if np.any(mult >= 1 << 31):
-            raise _Fault(ErrorCode.BAD_FIELD, f"PARAM entry {entry}: multiplier {int(mult.max())} is not "
-                                              f"below 2**31")
-        if np.any(shift > MAX_SHIFT):
-            raise _Fault(ErrorCode.BAD_FIELD, f"PARAM entry {entry}: shift {int(shift.max())} is above "
-                                              f"{MAX_SHIFT}")
-        return bias, mult, shift
+        mult, shift = effective_params(mult, shift)
+        return wrap_int32(bias), mult, shift
 
     def _load(self, mem: np.ndarray, f: dict) -> None:
         target = LoadTarget(f["target"])

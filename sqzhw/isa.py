@@ -67,7 +67,8 @@ __all__ = [
     "WaitFlags", "LoadFields", "StoreFields", "ConvFields", "MaxPoolFields", "GapFields", "AddFields",
     "ParamLane", "Payload", "Instruction", "UNIT_OF", "encode", "decode", "to_bytes", "from_bytes",
     "pack_program", "unpack_program", "check", "FieldError", "Violation", "disassemble", "fields_of",
-    "raw_field",
+    "raw_field", "FieldInfo", "OPCODE_FIELD", "WAIT_FIELDS", "PAYLOAD_FIELDS", "PARAM_LANE_FIELDS",
+    "extract", "Decoded", "decode_fields", "encode_slow",
 ]
 
 INSN_BITS = 128
@@ -316,33 +317,109 @@ def fields_of(opcode: Opcode) -> str | None:
     return _FIELDS_OF.get(opcode)
 
 
+# -- fast field tables -------------------------------------------------------------------------
+# Offsets, widths and signedness are read off the layouts above once, so there is no second copy
+# of the encoding; they make encoding and decoding fast enough for whole networks (Amaranth's
+# ``Layout.const`` takes about a millisecond per instruction). ``tests/test_isa.py`` checks that
+# :func:`encode` equals ``Instruction.const(...).as_bits()``.
+
+@dataclass(frozen=True)
+class FieldInfo:
+    name: str
+    offset: int       #: bit offset in the 128-bit word
+    width: int
+    signed: bool
+    enum: type | None  #: the enum class of an enum-typed field
+
+
+def _table(layout, base: int) -> dict[str, FieldInfo]:
+    table = {}
+    for name, fld in layout:
+        shape = Shape.cast(fld.shape)
+        is_enum = isinstance(fld.shape, type) and issubclass(fld.shape, enum.Enum)
+        table[name] = FieldInfo(name, base + fld.offset, shape.width, shape.signed,
+                                fld.shape if is_enum else None)
+    return table
+
+
+_INSN_LAYOUT = Instruction.as_shape()
+OPCODE_FIELD = FieldInfo("opcode", _INSN_LAYOUT["opcode"].offset, Shape.cast(Opcode).width, False, Opcode)
+WAIT_FIELDS = _table(WaitFlags.as_shape(), _INSN_LAYOUT["wait"].offset)
+PAYLOAD_FIELDS: dict[Opcode, dict[str, FieldInfo]] = {
+    op: _table(Payload.as_shape().members[member].as_shape(), _INSN_LAYOUT["payload"].offset)
+    for op, member in _FIELDS_OF.items()
+}
+PARAM_LANE_FIELDS = _table(ParamLane.as_shape(), 0)
+
+
+def extract(word: int, info: FieldInfo) -> int:
+    """The integer value of one field of ``word`` (sign-extended for signed fields; enum fields as
+    their raw value, valid member or not)."""
+    value = (word >> info.offset) & ((1 << info.width) - 1)
+    if info.signed and value >> (info.width - 1):
+        value -= 1 << info.width
+    return value
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An instruction as plain integers: opcode (``None`` when unknown), wait units, payload fields."""
+    opcode: "Opcode | None"
+    raw_opcode: int
+    wait: frozenset
+    fields: dict
+
+
+def decode_fields(word: int) -> Decoded:
+    """Decode an instruction word into plain integers (enum fields as raw values)."""
+    raw_opcode = extract(word, OPCODE_FIELD)
+    try:
+        opcode = Opcode(raw_opcode)
+    except ValueError:
+        opcode = None
+    wait = frozenset(Unit[name.upper()] for name, info in WAIT_FIELDS.items() if extract(word, info))
+    table = PAYLOAD_FIELDS.get(opcode, {})
+    return Decoded(opcode, raw_opcode, wait, {name: extract(word, info) for name, info in table.items()})
+
+
 def encode(opcode: Opcode, wait: tuple[Unit, ...] | set[Unit] = (), **fields) -> int:
     """Encode one instruction as a 128-bit integer.
 
     ``wait`` names the units that must be idle first; ``fields`` are the payload fields of the
     opcode (missing ones are 0). Values that do not fit their field raise :class:`FieldError`.
     """
-    member = fields_of(opcode)
-    if member is None and fields:
+    opcode = Opcode(opcode)
+    table = PAYLOAD_FIELDS.get(opcode)
+    if table is None and fields:
         raise FieldError(f"{opcode.name} takes no fields, got {sorted(fields)}")
-    layout = Payload.as_shape().members[member].as_shape() if member else None
-    if layout is not None:
-        for name, value in fields.items():
-            if name not in layout.members:
-                raise FieldError(f"{opcode.name} has no field {name!r}; fields: {list(layout.members)}")
-            shape = layout.members[name]
-            if isinstance(shape, type) and issubclass(shape, enum.Enum):
-                continue
-            s = Shape.cast(shape)
-            lo, hi = (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
-            if not lo <= int(value) <= hi:
-                raise FieldError(f"{opcode.name}.{name} = {value} does not fit {s.width} bits "
-                                 f"({'signed' if s.signed else 'unsigned'}, {lo}..{hi})")
+    word = opcode.value << OPCODE_FIELD.offset
+    for unit in set(wait):
+        if unit is not Unit.NONE:
+            word |= 1 << WAIT_FIELDS[unit.name.lower()].offset
+    for name, value in fields.items():
+        info = table.get(name)
+        if info is None:
+            raise FieldError(f"{opcode.name} has no field {name!r}; fields: {list(table)}")
+        if info.enum is not None:
+            value = info.enum(value).value
+        value = int(value)
+        lo, hi = ((-(1 << (info.width - 1)), (1 << (info.width - 1)) - 1) if info.signed
+                  else (0, (1 << info.width) - 1))
+        if not lo <= value <= hi:
+            raise FieldError(f"{opcode.name}.{name} = {value} does not fit {info.width} bits "
+                             f"({'signed' if info.signed else 'unsigned'}, {lo}..{hi})")
+        word |= (value & ((1 << info.width) - 1)) << info.offset
+    return word
+
+
+def encode_slow(opcode: Opcode, wait=(), **fields) -> int:
+    """:func:`encode` through Amaranth's ``Layout.const`` (the reference the fast path is tested
+    against)."""
     flags = {u.name.lower(): int(u in set(wait)) for u in (Unit.LOAD, Unit.COMPUTE, Unit.STORE)}
     value = {"opcode": opcode, "wait": flags}
+    member = fields_of(opcode)
     if member:
-        value["payload"] = {member: {k: (int(v) if not isinstance(v, enum.Enum) else v)
-                                     for k, v in fields.items()}}
+        value["payload"] = {member: dict(fields)}
     return Instruction.const(value).as_bits()
 
 
@@ -389,22 +466,26 @@ def raw_field(view: data.Const, name: str) -> int:
     return (view.as_bits() >> field.offset) & ((1 << Shape.cast(field.shape).width) - 1)
 
 
+class _Fields:
+    """Attribute access to a decoded field dict (keeps :func:`check` readable)."""
+
+    def __init__(self, fields: dict) -> None:
+        self.__dict__.update(fields)
+
+
 def check(word: int, config: AccelConfig) -> Violation | None:
     """Static legality of one instruction for ``config`` (everything but DRAM ranges, which depend
     on the memory the engine is given). The RTL decoder implements the same rules; this function is
     their specification and the golden model's check.
     """
-    raw_opcode = word & 0xF
-    try:
-        opcode = Opcode(raw_opcode)
-    except ValueError:
-        return Violation(ErrorCode.BAD_OPCODE, "opcode", f"unknown opcode {raw_opcode}")
-    insn = decode(word)
-    member = fields_of(opcode)
-    if member is None:
+    d = decode_fields(word)
+    opcode = d.opcode
+    if opcode is None:
+        return Violation(ErrorCode.BAD_OPCODE, "opcode", f"unknown opcode {d.raw_opcode}")
+    if fields_of(opcode) is None:
         return None
-    f = getattr(insn.payload, member)
-    L, K = config.rows, config.lane_blocks
+    f = _Fields(d.fields)
+    K = config.lane_blocks
 
     def bad(field: str, why: str, code: ErrorCode = ErrorCode.BAD_FIELD) -> Violation:
         return Violation(code, f"{opcode.name}.{field}", why)
@@ -425,14 +506,14 @@ def check(word: int, config: AccelConfig) -> Violation | None:
         n = f.rows * f.row_len
         if opcode is Opcode.LOAD:
             try:
-                target = LoadTarget(raw_field(f, "target"))
+                target = LoadTarget(f.target)
             except ValueError:
                 return bad("target", "unknown buffer")
             depth = {LoadTarget.ACT: config.act_buf_entries, LoadTarget.WGT: config.wgt_buf_tiles,
                      LoadTarget.PARAM: config.param_buf_entries}[target]
             return span("sram_addr", f.sram_addr, n, depth, target.name)
         try:
-            source = StoreSource(raw_field(f, "source"))
+            source = StoreSource(f.source)
         except ValueError:
             return bad("source", "unknown buffer")
         if source is StoreSource.OUT:

@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from amaranth.hdl import Shape
 
 from .. import isa
 from ..config import AccelConfig
@@ -39,42 +38,11 @@ __all__ = ["Executor", "ExecResult", "HazardError", "CycleModel", "Access", "foo
 
 
 # -- decoding ----------------------------------------------------------------------------------
-# Field tables are read off the isa layouts (offsets, widths, signedness), so there is no second
-# copy of the encoding; they only make decoding fast enough for whole networks.
+# The field tables live in sqzhw.isa (read off its layouts); decoded words are cached because whole
+# networks execute the same few thousand words.
 
-def _field_table(layout) -> list[tuple[str, int, int, bool]]:
-    table = []
-    for name, fld in layout:
-        shape = Shape.cast(fld.shape)
-        table.append((name, fld.offset, shape.width, shape.signed))
-    return table
-
-
-_INSN = isa.Instruction.as_shape()
-_PAYLOAD_OFFSET = _INSN["payload"].offset
-_WAIT_TABLE = [(name, _INSN["wait"].offset + off, width, signed)
-               for name, off, width, signed in _field_table(isa.WaitFlags.as_shape())]
-_MEMBER_TABLES = {op: _field_table(isa.Payload.as_shape().members[isa.fields_of(op)].as_shape())
-                  for op in Opcode if isa.fields_of(op)}
-_PARAM_FIELDS = {name: (off, width) for name, off, width, _ in _field_table(isa.ParamLane.as_shape())}
-_OPCODE_WIDTH = _INSN["opcode"].width
-
-
-def _extract(word: int, offset: int, width: int, signed: bool) -> int:
-    value = (word >> offset) & ((1 << width) - 1)
-    if signed and value >> (width - 1):
-        value -= 1 << width
-    return value
-
-
-@dataclass(frozen=True)
-class Decoded:
-    """A decoded instruction: opcode (``None`` when unknown), wait units and payload fields."""
-    opcode: Opcode | None
-    raw_opcode: int
-    wait: frozenset
-    fields: dict
-
+Decoded = isa.Decoded
+_PARAM_FIELDS = {name: (info.offset, info.width) for name, info in isa.PARAM_LANE_FIELDS.items()}
 
 _DECODE_CACHE: dict[int, Decoded] = {}
 
@@ -84,18 +52,7 @@ def decode_fields(word: int) -> Decoded:
     hit = _DECODE_CACHE.get(word)
     if hit is not None:
         return hit
-    raw_opcode = word & ((1 << _OPCODE_WIDTH) - 1)
-    try:
-        opcode = Opcode(raw_opcode)
-    except ValueError:
-        opcode = None
-    wait = frozenset(Unit[name.upper()] for name, off, width, signed in _WAIT_TABLE
-                     if _extract(word, off, width, signed))
-    fields = {}
-    if opcode in _MEMBER_TABLES:
-        fields = {name: _extract(word, _PAYLOAD_OFFSET + off, width, signed)
-                  for name, off, width, signed in _MEMBER_TABLES[opcode]}
-    result = Decoded(opcode, raw_opcode, wait, fields)
+    result = isa.decode_fields(word)
     if len(_DECODE_CACHE) > 1 << 18:
         _DECODE_CACHE.clear()
     _DECODE_CACHE[word] = result

@@ -1,0 +1,361 @@
+"""The engine's DMA: the LOAD and STORE units and the read-port arbiter shared by fetch and LOAD.
+
+:class:`ReadArbiter` merges two requesters onto the external ``rd_cmd`` stream and routes ``rd_data``
+back to whichever asked, in request order (a FIFO of 1-bit tags, :data:`MAX_READS` deep, bounds the
+reads in flight). Fetch has priority: its requests are bounded by its small queue, while a LOAD may
+stream thousands of words and would otherwise starve the prefetch of the instructions that could run
+beside it. A granted request keeps the grant until its handshake, so ``rd_cmd`` is stable while valid.
+
+:class:`LoadUnit` executes ``LOAD``: it walks the ``rows x row_len`` entries row by row, issuing one
+word-address read per cycle (many in flight), and writes each returning bus word straight into its
+slice of the target entry through a write port with bus-word granularity (so no entry-wide assembly
+register). It always accepts read data, so the shared read port never blocks on it.
+
+:class:`StoreUnit` executes ``STORE``: it reads source entries (OUT or ACC, synchronous memories),
+for ``ACC_REQUANT`` pushes lanes ``lane_block*L .. +L`` with the parameter lanes (read once at the
+start of the instruction: one entry serves the whole STORE) through a
+:class:`~rtl_gen.requant.Requantizer`, queues the results, and emits one bus word per cycle with its
+address. Reads are issued against credits of the output queue, so nothing is ever dropped and a
+stalled ``wr`` stream only stops the reads.
+
+Both units follow the controller's contract (``rtl_gen.control``): ``cmd`` is accepted only when
+idle, ``busy`` is high from the cycle after the handshake until the last buffer write (LOAD) or the
+last ``wr`` handshake (STORE).
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sqzhw import isa, quant
+from sqzhw.config import AccelConfig
+
+from .buffers import buffer_specs
+from .requant import Requantizer
+
+__all__ = ["MAX_READS", "ReadArbiter", "LoadUnit", "StoreUnit", "write_layout"]
+
+#: Reads in flight on the shared external read port at most.
+MAX_READS = 16
+
+
+def write_layout(config: AccelConfig) -> data.StructLayout:
+    """Payload of the engine's ``wr`` stream: word address and data."""
+    return data.StructLayout({"addr": 32, "data": config.ext_data_bits})
+
+
+def _shift(config: AccelConfig) -> int:
+    """log2 of the bus word in bytes: byte address -> word address."""
+    return (config.ext_bytes - 1).bit_length()
+
+
+class ReadArbiter(wiring.Component):
+    """Two read requesters (``fetch`` first) on one in-order read port.
+
+    Members
+    -------
+    fetch_cmd, load_cmd : ``In(stream.Signature(32))``
+    fetch_data, load_data : ``Out(stream.Signature(ext_data_bits))``
+    rd_cmd : ``Out(stream.Signature(32))``
+    rd_data : ``In(stream.Signature(ext_data_bits))``
+    stall : ``Out(1)``
+        A request waits for ``rd_cmd.ready`` or a read in flight has no data this cycle.
+    idle : ``Out(1)``
+        No read in flight.
+    """
+
+    def __init__(self, config: AccelConfig, max_reads: int = MAX_READS):
+        self.max_reads = max_reads
+        word = stream.Signature(config.ext_data_bits)
+        super().__init__({
+            "fetch_cmd": In(stream.Signature(32)), "load_cmd": In(stream.Signature(32)),
+            "fetch_data": Out(word), "load_data": Out(word),
+            "rd_cmd": Out(stream.Signature(32)), "rd_data": In(word),
+            "stall": Out(1), "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.tags = tags = fifo.SyncFIFO(width=1, depth=self.max_reads)
+
+        locked = Signal()           # a request was offered and not yet taken: keep its grant
+        grant_load = Signal()
+        choose_load = Mux(locked, grant_load, ~self.fetch_cmd.valid)
+        m.d.comb += [
+            self.rd_cmd.valid.eq(Mux(choose_load, self.load_cmd.valid, self.fetch_cmd.valid) & tags.w_rdy),
+            self.rd_cmd.payload.eq(Mux(choose_load, self.load_cmd.payload, self.fetch_cmd.payload)),
+            self.load_cmd.ready.eq(choose_load & self.rd_cmd.ready & tags.w_rdy),
+            self.fetch_cmd.ready.eq(~choose_load & self.rd_cmd.ready & tags.w_rdy),
+            tags.w_data.eq(choose_load),
+            tags.w_en.eq(self.rd_cmd.valid & self.rd_cmd.ready),
+        ]
+        m.d.sync += [locked.eq(self.rd_cmd.valid & ~self.rd_cmd.ready), grant_load.eq(choose_load)]
+
+        to_load = tags.r_data[0]
+        m.d.comb += [
+            self.fetch_data.payload.eq(self.rd_data.payload),
+            self.load_data.payload.eq(self.rd_data.payload),
+            self.fetch_data.valid.eq(self.rd_data.valid & tags.r_rdy & ~to_load),
+            self.load_data.valid.eq(self.rd_data.valid & tags.r_rdy & to_load),
+            self.rd_data.ready.eq(tags.r_rdy & Mux(to_load, self.load_data.ready, self.fetch_data.ready)),
+            tags.r_en.eq(self.rd_data.valid & self.rd_data.ready),
+            self.idle.eq(~tags.r_rdy),
+            self.stall.eq((self.rd_cmd.valid & ~self.rd_cmd.ready) | (tags.r_rdy & ~self.rd_data.valid)),
+        ]
+        return m
+
+
+class LoadUnit(wiring.Component):
+    """The LOAD unit: external memory -> ACT, WGT or PARAM, one bus word per cycle.
+
+    Members
+    -------
+    cmd : ``In(stream.Signature(isa.Instruction))``
+        A legality-checked LOAD.
+    busy : ``Out(1)``
+    rd_cmd : ``Out(stream.Signature(32))``, rd_data : ``In(stream.Signature(ext_data_bits))``
+        Its share of the read port (data always accepted).
+    act_w, wgt_w, param_w : ``In(WritePort.Signature)``
+        Buffer write ports (bus-word granularity).
+    """
+
+    def __init__(self, config: AccelConfig):
+        self.config = config
+        self.specs = buffer_specs(config)
+        members = {
+            "cmd": In(stream.Signature(isa.Instruction)), "busy": Out(1),
+            "rd_cmd": Out(stream.Signature(32)), "rd_data": In(stream.Signature(config.ext_data_bits)),
+        }
+        for name in ("act", "wgt", "param"):
+            members[self.specs[name].writer] = In(self.specs[name].write_signature())
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        E = c.ext_data_bits
+        words = {t: self.specs[n].width // E for t, n in
+                 ((isa.LoadTarget.ACT, "act"), (isa.LoadTarget.WGT, "wgt"), (isa.LoadTarget.PARAM, "param"))}
+        max_words = max(words.values())
+
+        f = self.cmd.payload.payload.load
+        target = Signal(isa.LoadTarget)
+        rows_left = Signal(10)                     # rows still to request after the current one
+        row_words = Signal(range(((1 << 14) - 1) * max_words + 1))
+        word_in_row = Signal.like(row_words)
+        row_base = Signal(32)                      # word address of the current row
+        stride = Signal(32)                        # in words
+        issuing = Signal()
+        outstanding = Signal(range(MAX_READS * 2 + 1))
+        entry = Signal(16)                         # buffer entry being written
+        k = Signal(range(max_words))               # word within it
+        wpe = Signal(range(max_words + 1))
+
+        m.d.comb += [self.cmd.ready.eq(~issuing & (outstanding == 0)),
+                     self.busy.eq(issuing | (outstanding != 0))]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            t = f.target
+            m.d.sync += [
+                target.eq(t), rows_left.eq(f.rows - 1), word_in_row.eq(0), issuing.eq(1),
+                row_base.eq(f.dram_addr >> _shift(c)), stride.eq(f.dram_stride >> _shift(c)),
+                row_words.eq(Mux(t == isa.LoadTarget.ACT, f.row_len * words[isa.LoadTarget.ACT],
+                                 Mux(t == isa.LoadTarget.WGT, f.row_len * words[isa.LoadTarget.WGT],
+                                     f.row_len * words[isa.LoadTarget.PARAM]))),
+                wpe.eq(Mux(t == isa.LoadTarget.ACT, words[isa.LoadTarget.ACT],
+                           Mux(t == isa.LoadTarget.WGT, words[isa.LoadTarget.WGT],
+                               words[isa.LoadTarget.PARAM]))),
+                entry.eq(f.sram_addr), k.eq(0),
+            ]
+
+        # Requests: row by row, word by word.
+        m.d.comb += [self.rd_cmd.valid.eq(issuing), self.rd_cmd.payload.eq(row_base + word_in_row)]
+        issued = self.rd_cmd.valid & self.rd_cmd.ready
+        with m.If(issued):
+            with m.If(word_in_row == row_words - 1):
+                m.d.sync += [word_in_row.eq(0), row_base.eq(row_base + stride), rows_left.eq(rows_left - 1)]
+                with m.If(rows_left == 0):
+                    m.d.sync += issuing.eq(0)
+            with m.Else():
+                m.d.sync += word_in_row.eq(word_in_row + 1)
+
+        # Data: each word into its slice of the entry; entries are consecutive across rows.
+        m.d.comb += self.rd_data.ready.eq(1)
+        received = self.rd_data.valid & self.rd_data.ready
+        m.d.sync += outstanding.eq(outstanding + issued - received)
+        with m.If(received):
+            with m.If(k == wpe - 1):
+                m.d.sync += [k.eq(0), entry.eq(entry + 1)]
+            with m.Else():
+                m.d.sync += k.eq(k + 1)
+        for t, name in ((isa.LoadTarget.ACT, "act"), (isa.LoadTarget.WGT, "wgt"),
+                        (isa.LoadTarget.PARAM, "param")):
+            port = getattr(self, self.specs[name].writer)
+            n = words[t]
+            m.d.comb += [
+                port.addr.eq(entry),
+                port.data.eq(Cat(*([self.rd_data.payload] * n))),
+            ]
+            we = received & (target == t)
+            if n == 1:
+                m.d.comb += port.en.eq(we.replicate(len(port.en)))
+            else:
+                m.d.comb += port.en.eq(Mux(we, 1 << k, 0))
+        return m
+
+
+class StoreUnit(wiring.Component):
+    """The STORE unit: OUT / ACC / ACC_REQUANT -> external memory, one bus word per cycle.
+
+    Members
+    -------
+    cmd : ``In(stream.Signature(isa.Instruction))``
+        A legality-checked STORE (the DRAM window was checked by the controller).
+    busy : ``Out(1)``
+    wr : ``Out(stream.Signature(write_layout(config)))``
+    out_rs, acc_rs, param_rs : ``In(ReadPort.Signature)``
+        Buffer read ports.
+    write_stall : ``Out(1)``
+        ``wr`` is valid and not ready.
+    Parameter lanes are used as :func:`sqzhw.quant.effective_params` defines: multiplier bits 30:0,
+    ``min(shift, 62)``, so any parameter bytes are well defined.
+    """
+
+    #: Output queue depth in entries: covers read + requantizer latency at one entry per cycle.
+    QUEUE = Requantizer.LATENCY + 4
+
+    def __init__(self, config: AccelConfig):
+        self.config = config
+        self.specs = buffer_specs(config)
+        super().__init__({
+            "cmd": In(stream.Signature(isa.Instruction)), "busy": Out(1),
+            "wr": Out(stream.Signature(write_layout(config))),
+            "out_rs": In(self.specs["out"].read_signature()),
+            "acc_rs": In(self.specs["acc"].read_signature()),
+            "param_rs": In(self.specs["param"].read_signature()),
+            "write_stall": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        E, L, K = c.ext_data_bits, c.rows, c.lane_blocks
+        act_words = c.act_entry_bytes * 8 // E
+        acc_words = c.acc_entry_bytes * 8 // E
+        S = isa.StoreSource
+
+        f = self.cmd.payload.payload.store
+        source = Signal(S)
+        sram = Signal(16)
+        rd_rows_left = Signal(10)
+        rd_col = Signal(14)
+        row_len = Signal(14)
+        reading = Signal()
+        row_base = Signal(32)
+        stride = Signal(32)
+        wr_rows_left = Signal(10)
+        wr_word = Signal(range(((1 << 14) - 1) * acc_words + 1))
+        row_words = Signal.like(wr_word)
+        writing = Signal()
+        param_addr = Signal(12)
+        lane_block = Signal(3)
+        zp_out = Signal(8)
+        relu = Signal()
+        params = Signal(data.ArrayLayout(isa.ParamLane, L))
+
+        m.submodules.requant = rq = Requantizer(c)
+        width = max(c.acc_entry_bytes, c.act_entry_bytes) * 8
+        m.submodules.queue = queue = fifo.SyncFIFO(width=width, depth=self.QUEUE)
+        credits = Signal(range(self.QUEUE + 1))    # entries read and not yet fully written out
+
+        with m.FSM(name="store"):
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [
+                        source.eq(f.source), sram.eq(f.sram_addr), rd_rows_left.eq(f.rows - 1),
+                        rd_col.eq(0), row_len.eq(f.row_len),
+                        row_base.eq(f.dram_addr >> _shift(c)), stride.eq(f.dram_stride >> _shift(c)),
+                        wr_rows_left.eq(f.rows - 1), wr_word.eq(0),
+                        row_words.eq(Mux(f.source == S.ACC, f.row_len * acc_words, f.row_len * act_words)),
+                        param_addr.eq(f.param_addr), lane_block.eq(f.lane_block),
+                        zp_out.eq(f.zp_out), relu.eq(f.relu),
+                    ]
+                    with m.If(f.source == S.ACC_REQUANT):
+                        m.next = "PARAM"
+                    with m.Else():
+                        m.d.sync += [reading.eq(1), writing.eq(1)]
+                        m.next = "RUN"
+            with m.State("PARAM"):
+                # One parameter entry serves the whole STORE: read it once, keep our L lanes.
+                m.d.comb += self.param_rs.addr.eq(param_addr)
+                m.next = "PARAM_DATA"
+            with m.State("PARAM_DATA"):
+                lanes = data.ArrayLayout(data.ArrayLayout(isa.ParamLane, L), K)(self.param_rs.data)
+                mine = lanes[lane_block] if K > 1 else lanes[0]
+                # quant.effective_params: multiplier bits 30:0, shift clamped to MAX_SHIFT.
+                for j in range(L):
+                    m.d.sync += [
+                        params[j].bias.eq(mine[j].bias),
+                        params[j].multiplier.eq(mine[j].multiplier[:31]),
+                        params[j].shift.eq(Mux(mine[j].shift > quant.MAX_SHIFT, quant.MAX_SHIFT, mine[j].shift)),
+                    ]
+                m.d.sync += [reading.eq(1), writing.eq(1)]
+                m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(~reading & ~writing):
+                    m.next = "IDLE"
+        m.d.comb += self.busy.eq(reading | writing | ~self.cmd.ready)
+        # busy above counts PARAM/PARAM_DATA too (cmd.ready is low outside IDLE).
+
+        # -- reads, against queue credits ------------------------------------------------------------
+        issue = reading & (credits < self.QUEUE)
+        m.d.comb += [self.out_rs.addr.eq(sram), self.acc_rs.addr.eq(sram)]
+        with m.If(issue):
+            m.d.sync += sram.eq(sram + 1)
+            with m.If(rd_col == row_len - 1):
+                m.d.sync += [rd_col.eq(0), rd_rows_left.eq(rd_rows_left - 1)]
+                with m.If(rd_rows_left == 0):
+                    m.d.sync += reading.eq(0)
+            with m.Else():
+                m.d.sync += rd_col.eq(rd_col + 1)
+        rvalid = Signal()
+        m.d.sync += rvalid.eq(issue)
+
+        requant = source == S.ACC_REQUANT
+        acc_lanes = data.ArrayLayout(data.ArrayLayout(32, L), K)(self.acc_rs.data)
+        m.d.comb += [
+            rq.i.valid.eq(rvalid & requant),
+            rq.i.payload.acc.eq(acc_lanes[lane_block] if K > 1 else acc_lanes[0]),
+            rq.i.payload.params.eq(params),
+            rq.i.payload.zp_out.eq(zp_out),
+            rq.i.payload.relu.eq(relu),
+            # The queue always has room for what was read (credits), so the requantizer never stalls.
+            rq.o.ready.eq(queue.w_rdy),
+            queue.w_en.eq(Mux(requant, rq.o.valid, rvalid)),
+            queue.w_data.eq(Mux(requant, rq.o.payload.as_value(),
+                                Mux(source == S.ACC, self.acc_rs.data, self.out_rs.data))),
+        ]
+
+        # -- writes: the queue head, one bus word at a time --------------------------------------------
+        k = Signal(range(max(act_words, acc_words)))
+        wpe = Mux(source == S.ACC, acc_words, act_words)
+        words = data.ArrayLayout(E, width // E)(queue.r_data)
+        m.d.comb += [
+            self.wr.valid.eq(queue.r_rdy & writing),
+            self.wr.payload.data.eq(words[k]),
+            self.wr.payload.addr.eq(row_base + wr_word),
+            self.write_stall.eq(self.wr.valid & ~self.wr.ready),
+        ]
+        sent = self.wr.valid & self.wr.ready
+        popped = sent & (k == wpe - 1)
+        m.d.comb += queue.r_en.eq(popped)
+        m.d.sync += credits.eq(credits + issue - popped)
+        with m.If(sent):
+            m.d.sync += k.eq(Mux(k == wpe - 1, 0, k + 1))
+            with m.If(wr_word == row_words - 1):
+                m.d.sync += [wr_word.eq(0), row_base.eq(row_base + stride), wr_rows_left.eq(wr_rows_left - 1)]
+                with m.If(wr_rows_left == 0):
+                    m.d.sync += writing.eq(0)
+            with m.Else():
+                m.d.sync += wr_word.eq(wr_word + 1)
+        return m

@@ -1,0 +1,171 @@
+"""The real engine (``rtl_gen`` exported to Verilog) in cocotb on Verilator and Icarus, compared byte
+for byte with the ISA golden model (:class:`sqzhw.golden.executor.Executor`) after the same program.
+
+* every instruction kind with random operands (sim/randprog.py), under memory latency and stalls;
+* fuzzed/illegal instruction streams: the engine stops (done or error) within a bounded number of
+  cycles, with the golden model's status, and never writes outside ``[wr_lo, wr_hi)``;
+* one compiled Fire module, and whole SqueezeNet 1.1 networks at a reduced input size (slow).
+
+Each run prints the engine's counters and its wall time (``pytest -s`` shows them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim import runner
+from sim.randprog import KINDS, fuzz_words, random_case
+from sqzhw import isa
+from sqzhw.config import load_config
+
+pytestmark = pytest.mark.rtl
+
+REPO = Path(__file__).resolve().parent.parent
+SIMULATORS = ["verilator", "icarus"]
+
+
+def _need(simulator: str) -> None:
+    problem = runner.simulator_available(simulator)
+    if problem:
+        pytest.skip(problem)
+    if not (REPO / "rtl_gen" / "export.py").exists() and not os.environ.get("SQZHW_ENGINE_V"):
+        pytest.skip("rtl_gen/export.py is absent: there is no engine Verilog to simulate")
+
+
+def _golden(config, words, memory, wr_window, check_hazards=True):
+    from sqzhw.golden.executor import Executor
+
+    image, insn_addr = runner.place_words(config, words, memory)
+    result = Executor(config, image, wr_window, check_hazards=check_hazards).run(insn_addr, len(words))
+    return image, result
+
+
+def assert_memory_equal(actual: bytes, expected: bytes, what: str, wr_window=None) -> None:
+    """Byte-exact, with a message naming the first differing address (and its window offset)."""
+    a = np.frombuffer(bytes(actual), dtype=np.uint8)
+    e = np.frombuffer(bytes(expected), dtype=np.uint8)
+    assert a.shape == e.shape, f"{what}: memory sizes differ ({a.size} vs {e.size})"
+    diff = np.flatnonzero(a != e)
+    if diff.size:
+        first = int(diff[0])
+        where = f" (window offset {first - wr_window[0]})" if wr_window else ""
+        print(f"{what}: {diff.size} bytes differ, first at byte {first}{where}: rtl {a[first]} golden {e[first]}")
+    np.testing.assert_array_equal(a, e, err_msg=what)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_instruction_kind_matches_golden(simulator, kind):
+    _need(simulator)
+    config = load_config("tiny")
+    for seed, (latency, stall) in enumerate([(1, 0), (6, 30)]):
+        case = random_case(config, kind, 1000 * KINDS.index(kind) + seed)
+        expected, golden = _golden(config, case.words, case.memory, case.wr_window)
+        assert golden.done, golden.message
+        t0 = time.perf_counter()
+        r = runner.run_words(config, case.words, case.memory, case.wr_window, simulator=simulator,
+                             latency=latency, stall_pct=stall, seed=seed + 1)
+        print(f"{kind} seed {seed}: {time.perf_counter() - t0:.1f} s wall, golden model "
+              f"{golden.cycles} cycles\n{case.listing()}")
+        assert r.done and r.error == isa.ErrorCode.NONE, \
+            f"{kind}: error {r.error} at instruction {r.error_pc}\n{case.listing()}"
+        assert r.writes_outside_window == 0 and r.mem_out_of_range == 0
+        assert r.counters[isa.Counter.INSNS] == len(case.words)
+        assert_memory_equal(r.memory, expected, f"{kind} seed {seed} on {simulator}", case.wr_window)
+
+
+@pytest.mark.parametrize("kind", ["conv", "add", "gap"])
+def test_instruction_kind_matches_golden_default_config(kind):
+    _need("verilator")
+    config = load_config("default")
+    case = random_case(config, kind, 77)
+    expected, golden = _golden(config, case.words, case.memory, case.wr_window)
+    r = runner.run_words(config, case.words, case.memory, case.wr_window, simulator="verilator",
+                         latency=5, stall_pct=25, seed=3)
+    assert r.done and r.error == isa.ErrorCode.NONE, f"error {r.error} at {r.error_pc}\n{case.listing()}"
+    assert_memory_equal(r.memory, expected, f"{kind} on default", case.wr_window)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_fuzzed_streams_stop_with_the_golden_status_and_stay_in_the_window(simulator):
+    _need(simulator)
+    config = load_config("tiny")
+    seeds = range(8) if simulator == "verilator" else range(4)
+    for seed in seeds:
+        case = fuzz_words(config, seed)
+        image, golden = _golden(config, case.words, case.memory, case.wr_window, check_hazards=False)
+        budget = 400_000   # fuzz_words caps every legal instruction's work at 20k cycles
+        r = runner.run_words(config, case.words, case.memory, case.wr_window, simulator=simulator,
+                             latency=3, stall_pct=20, seed=seed, timeout_cycles=budget)
+        lo, hi = case.wr_window
+        before, _ = runner.place_words(config, case.words, case.memory)
+        assert r.writes_outside_window == 0, f"seed {seed}: writes outside the window\n{case.listing()}"
+        assert_memory_equal(r.memory[:lo], before[:lo], f"fuzz seed {seed}: below the window")
+        assert_memory_equal(r.memory[hi:], before[hi:], f"fuzz seed {seed}: above the window")
+        assert (r.done, r.error, r.error_pc if r.error else None) == \
+            (golden.done, golden.error, golden.error_pc if golden.error else None), \
+            f"seed {seed}: rtl done={r.done} error={r.error} pc={r.error_pc}, golden {golden.message}\n" \
+            f"{case.listing()}"
+
+
+# -- compiled networks ------------------------------------------------------------------------------
+
+def _compiled(kind: str, config_name: str, input_size: int, width_mult: float, num_classes: int, seed: int):
+    pytest.importorskip("sqzhw.compiler.codegen", reason="the code generator is not there yet")
+    runtime = pytest.importorskip("sqzhw.runtime", reason="sqzhw.runtime is not there yet")
+    from sqzhw.compiler.codegen import compile_graph
+    from sqzhw.compiler.testing import random_qgraph
+    from sqzhw.program import Preprocess
+
+    config = load_config(config_name)
+    qgraph = random_qgraph(kind, input_size, width_mult, num_classes, seed)
+    program = compile_graph(qgraph, config, Preprocess(height=input_size, width=input_size))
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (3, input_size, input_size)).astype(np.float32)
+    return config, program, bytes(runtime.input_bytes(program, x))
+
+
+def _run_network(config, program, raw, simulator, **kw):
+    from sqzhw.golden.executor import Executor
+
+    memory = runner.program_memory(program, raw)
+    expected = bytearray(memory)
+    t0 = time.perf_counter()
+    golden = Executor(config, expected, program.writable).run(program.insn_base, len(program.instructions))
+    golden_s = time.perf_counter() - t0
+    assert golden.done, golden.message
+    r = runner.run_program(program, raw, simulator=simulator, **kw)
+    print(f"{program.model_name or 'network'} on {config.name}/{simulator}: {len(program.instructions)} "
+          f"instructions, rtl {r.cycles} cycles in {r.wall_seconds:.1f} s, golden model estimate "
+          f"{golden.cycles} cycles ({golden_s:.1f} s)")
+    for c, v in r.counters.items():
+        print(f"  {c.name.lower():16s} {v}")
+    assert r.done and r.error == isa.ErrorCode.NONE, \
+        f"error {r.error} at instruction {r.error_pc}: {isa.disassemble(program.instructions[r.error_pc])}"
+    assert r.writes_outside_window == 0
+    assert_memory_equal(r.memory, expected, f"{config.name} on {simulator}", program.writable)
+    return r
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_fire_module_matches_golden(simulator):
+    _need(simulator)
+    config, program, raw = _compiled("fire", "tiny", 12, 0.25, 10, seed=5)
+    _run_network(config, program, raw, simulator, latency=4, stall_pct=15, seed=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config_name,simulator,input_size,width_mult", [
+    ("tiny", "verilator", 35, 0.25),
+    ("tiny", "icarus", 19, 0.125),
+    ("default", "verilator", 51, 0.5),
+])
+def test_squeezenet11_matches_golden(config_name, simulator, input_size, width_mult):
+    _need(simulator)
+    config, program, raw = _compiled("squeezenet1.1", config_name, input_size, width_mult, 20, seed=11)
+    _run_network(config, program, raw, simulator, latency=4, stall_pct=10, seed=7)

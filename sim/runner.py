@@ -376,6 +376,11 @@ def _run(config: AccelConfig, memory: bytes | bytearray, *, insn_addr: int, insn
                     f"+MEM_DUMP={run_dir / 'mem_dump.hex'}", f"+MEM_DUMP_WORDS={n_words}",
                     f"+MEM_LATENCY={latency}", f"+MEM_STALL_PCT={stall_pct}", f"+MEM_SEED={seed}",
                     f"+TIMEOUT_CYCLES={timeout_cycles}"]
+        # Debugging: $SQZHW_SIM_WAVES=1 dumps every signal to waves.fst in the run folder (Icarus
+        # only; pass keep=True to keep the folder).
+        waves = bool(os.environ.get("SQZHW_SIM_WAVES")) and simulator == "icarus"
+        if waves:
+            plusargs.append(f"+WAVES={run_dir / 'waves.fst'}")
         runner = get_runner(simulator)
         log_path = run_dir / "sim.log"
         t0 = time.perf_counter()
@@ -383,7 +388,7 @@ def _run(config: AccelConfig, memory: bytes | bytearray, *, insn_addr: int, insn
             runner.test(test_module="sim.testbench", hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
                         build_dir=info.path, test_dir=run_dir, plusargs=plusargs,
                         extra_env={"SQZHW_SIM_JOB": str(run_dir / "job.json"), "COCOTB_ANSI_OUTPUT": "0"},
-                        results_xml=str(run_dir / "results.xml"), log_file=log_path)
+                        results_xml=str(run_dir / "results.xml"), log_file=log_path, waves=waves)
         except (RuntimeError, SystemExit) as exc:
             log = log_path.read_text(errors="replace") if log_path.exists() else ""
             raise SimError(f"{simulator} simulation of config {config.name} failed ({exc!r}); "
@@ -512,20 +517,19 @@ def rtl_backend_run(program, image, simulator: str | None = None) -> tuple:
     from sqzhw import runtime
 
     simulator = simulator or os.environ.get("SQZHW_SIMULATOR", "verilator")
-    if isinstance(image, np.ndarray) and hasattr(runtime, "input_bytes"):
-        raw = runtime.input_bytes(program, image)
-    elif hasattr(runtime, "prepare_input"):
-        raw = runtime.prepare_input(program, image)
-    else:
-        raw = runtime.input_bytes(program, runtime.prepare_image(program, image))
+    raw = runtime.prepare_input(program, image)
     result = run_program(program, bytes(raw), simulator=simulator)
     if not result.done:
+        where = (isa.disassemble(program.instructions[result.error_pc])
+                 if result.error_pc < len(program.instructions) else "past the program")
         raise SimError(f"the engine stopped with error {getattr(result.error, 'name', result.error)} at "
-                       f"instruction {result.error_pc}: {isa.disassemble(program.instructions[result.error_pc])}"
-                       if result.error_pc < len(program.instructions) else
-                       f"the engine stopped with error {result.error} at instruction {result.error_pc}")
-    logits = runtime.read_output(program, result.memory)
+                       f"instruction {result.error_pc}: {where}")
+    sums, logits = runtime.read_output(program, result.memory)
+    # The golden model on the same input: the RTL's output must equal it bit for bit.
+    golden_sums, _ = runtime.read_output(program, runtime.GoldenBackend().run(program, raw)[0])
     counters = {c.name.lower(): v for c, v in result.counters.items()}
-    counters["sim_cycles"] = result.cycles
+    macs = sum(layer.macs for layer in program.layers)
+    counters["utilization"] = macs / (program.config.macs_per_cycle * max(1, counters["cycles"]))
+    counters["bit_exact_with_golden"] = bool(np.array_equal(sums, golden_sums))
     counters["sim_wall_seconds"] = round(result.wall_seconds, 3)
     return logits, counters

@@ -166,6 +166,14 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def _checkout_on_path(folder: str) -> None:
+    """``sim`` and ``boards`` are not installed (generic names): import them from the checkout."""
+    if not (REPO / folder / "__init__.py").exists():
+        raise UserError(f"this needs the sqzhw source checkout: {REPO / folder} is missing")
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+
 def _run_backend(program, image: Path, backend: str, port: str | None):
     """Logits (float, pre-softmax) and a dict of counters/figures for one image."""
     from . import runtime
@@ -174,6 +182,7 @@ def _run_backend(program, image: Path, backend: str, port: str | None):
         result = runtime.run_golden(program, image)
         return result.logits, {"est_cycles": result.cycles_estimate}
     if backend == "rtl":
+        _checkout_on_path("sim")
         from sim.runner import rtl_backend_run
         logits, counters = rtl_backend_run(program, image)
         return logits, counters
@@ -195,26 +204,35 @@ def cmd_run(args) -> int:
     program = Program.load(args.program)
     labels = program.notes.get("labels")
     results = []
+    mismatches = 0
     for image in _images(args.images):
         logits, figures = _run_backend(program, image, args.backend, args.port)
+        mismatches += figures.get("bit_exact_with_golden") is False
         probs = _softmax(logits) if program.output.softmax else logits
         order = [int(k) for k in np.argsort(-probs)[:args.top]]
         if args.json:
             results.append({"image": str(image), "top5": [int(k) for k in np.argsort(-probs)[:5]],
                             "top": order, "logits": [float(v) for v in logits],
                             "labels": [labels[k] for k in order] if labels else None,
-                            **{k: (int(v) if isinstance(v, (int, np.integer)) else v)
+                            **{k: (int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v)
                                for k, v in figures.items()}})
         else:
             extra = ""
             if "cycles" in figures:
-                extra = f"  ({figures['cycles']} cycles, array utilization {figures.get('utilization', 0):.1%})"
+                extra = f"  ({figures['cycles']:,} cycles, array utilization {figures.get('utilization', 0):.1%}"
+                if "bit_exact_with_golden" in figures:
+                    extra += (", bit-exact with the golden model" if figures["bit_exact_with_golden"]
+                              else ", DIFFERS from the golden model")
+                extra += ")"
             elif "est_cycles" in figures:
                 extra = f"  (estimated {figures['est_cycles']} cycles)"
             _print_top(str(image), probs, labels, args.top, extra)
     if args.json:
         for r in results:
             print(json.dumps(r))
+    if mismatches:
+        print(f"sqzhw run: {mismatches} image(s) differ from the golden model", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -39,7 +39,8 @@ def main(out: Path) -> None:
         t0 = time.perf_counter()
         graph = frontend.import_onnx(model, input_size=(spec.height, spec.width))
         t1 = time.perf_counter()
-        qgraph = quantize.quantize(graph, quantize.calibration_inputs(None, spec, count=8, seed=1))
+        qgraph = quantize.quantize(graph, quantize.calibration_inputs(None, spec, count=8, seed=1),
+                                   input_range=quantize.input_range(spec))
         t2 = time.perf_counter()
         program = compile_graph(qgraph, config, spec)
         t3 = time.perf_counter()

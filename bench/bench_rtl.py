@@ -58,7 +58,7 @@ def squeezenet_program(config: AccelConfig, size: int = 227):
                           std=base.std, pixel_scale=base.pixel_scale)
         graph = frontend.import_onnx(MODEL, input_size=(size, size))
         calib = quantize.calibration_inputs(IMAGES if IMAGES.exists() else None, spec, count=8, seed=1234)
-        qgraph = quantize.quantize(graph, calib)
+        qgraph = quantize.quantize(graph, calib, input_range=quantize.input_range(spec))
         program = compile_graph(qgraph, config, spec)
         image = sorted(IMAGES.glob("*.png"))[0] if IMAGES.exists() else None
         what = f"{MODEL.name} (real weights), input {size}x{size}"

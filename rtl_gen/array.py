@@ -1,0 +1,149 @@
+"""The weight-stationary systolic array of int8 x int8 MACs.
+
+``rows x cols`` processing elements; PE ``(r, c)`` holds two weights (banks 0 and 1) for input lane
+``r`` and output lane ``c``. Activations enter from the left, row ``r`` delayed by ``r`` cycles (the
+skew), and move one PE to the right per cycle together with a bank-select bit; partial sums move one
+PE down per cycle; the bottom row's sums are delayed ``cols - 1 - c`` cycles (the de-skew) so that
+all ``cols`` sums of one activation vector leave together::
+
+    o[c] = sum over r of a[r] * W[bank][r][c]
+
+PE pipeline (what yosys maps onto one ECP5 ``MULT18X18D`` with input and output registers)::
+
+    a_reg  <= a from the left          w_reg <= bank ? w1 : w0      (input registers)
+    prod   <= a_reg * w_reg                                          (output register)
+    psum   <= psum from above + prod
+
+Timing contract (cycles are clock edges; "at cycle t" = presented during cycle t):
+
+* an activation vector at cycle ``t`` gives its sums on ``o`` at cycle ``t + LATENCY`` with
+  ``LATENCY = rows + cols + 1``; the array never stalls (``a`` and ``o`` are always ready), so
+  bubbles (``a.valid = 0``) simply travel through;
+* PE ``(r, c)`` reads its weight bank at cycle ``t + r + c`` for the vector of cycle ``t``;
+* a tile presented on ``w`` at cycle ``y`` replaces every PE's bank ``w.bank`` at the end of cycle
+  ``y``. So the tile may be loaded at cycle ``y`` if ``y >= t_last + rows + cols - 2`` (``t_last``:
+  the last vector that uses that bank) and ``y <= t_first - 1`` (``t_first``: the first vector that
+  uses the new tile). With double buffering, a tile switch costs no bubble when the tile in between
+  streams at least :attr:`SystolicArray.min_tile_cycles` ``= rows + cols - 2`` vectors.
+
+Partial sums are ``psum_bits`` wide (enough for ``rows`` products of int8 x int8, proven from the
+operand ranges below), sign-extended to int32 at the output.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SystolicArray", "tile_layout"]
+
+#: Extreme int8 x int8 products.
+_PROD_MIN, _PROD_MAX = 127 * -128, -128 * -128
+
+
+def tile_layout(rows: int, cols: int) -> data.ArrayLayout:
+    """A weight tile: ``tile[r][c]`` (bits ``8*(r*cols + c)``) weighs input lane ``r`` into output
+    lane ``c``; the bit layout of one WGT buffer entry."""
+    return data.ArrayLayout(data.ArrayLayout(signed(8), cols), rows)
+
+
+class SystolicArray(wiring.Component):
+    """``rows x cols`` weight-stationary int8 systolic array with double-buffered weights.
+
+    Parameters
+    ----------
+    rows : int
+        Input lanes (activation vector width).
+    cols : int
+        Output lanes (sums per vector).
+
+    Members
+    -------
+    a : ``In(stream.Signature(StructLayout({"data": ArrayLayout(signed(8), rows), "bank": 1}),
+        always_ready=True))``
+        Activation vectors; ``bank`` selects the weight bank the vector is multiplied with.
+    w : ``In(stream.Signature(StructLayout({"tile": tile_layout(rows, cols), "bank": 1}),
+        always_ready=True))``
+        Weight tile loads into bank ``bank`` of every PE (see the module docstring for when).
+    o : ``Out(stream.Signature(ArrayLayout(signed(32), cols), always_ready=True))``
+        The sums of each valid input vector, :attr:`latency` cycles later, in input order.
+    """
+
+    def __init__(self, rows: int, cols: int):
+        for name, value in (("rows", rows), ("cols", cols)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"SystolicArray: {name} must be a positive integer, got {value!r}")
+        self.rows, self.cols = rows, cols
+        #: Cycles from an input vector to its sums on ``o``.
+        self.latency = rows + cols + 1
+        #: Vectors a tile must stream for the next tile switch to cost no bubble.
+        self.min_tile_cycles = rows + cols - 2
+        #: Width of the partial sums inside the array.
+        self.psum_shape = Shape.cast(range(_PROD_MIN * rows, _PROD_MAX * rows + 1))
+        super().__init__({
+            "a": In(stream.Signature(data.StructLayout({
+                "data": data.ArrayLayout(signed(8), rows), "bank": 1}), always_ready=True)),
+            "w": In(stream.Signature(data.StructLayout({
+                "tile": tile_layout(rows, cols), "bank": 1}), always_ready=True)),
+            "o": Out(stream.Signature(data.ArrayLayout(signed(32), cols), always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols = self.rows, self.cols
+
+        # Skew: row r enters r cycles late, with its bank bit.
+        a_in, b_in = [], []
+        for r in range(rows):
+            a_prev, b_prev = self.a.payload.data[r], self.a.payload.bank
+            for k in range(r):
+                a_d = Signal(signed(8), name=f"skew_a{r}_{k}")
+                b_d = Signal(name=f"skew_b{r}_{k}")
+                m.d.sync += [a_d.eq(a_prev), b_d.eq(b_prev)]
+                a_prev, b_prev = a_d, b_d
+            a_in.append(a_prev)
+            b_in.append(b_prev)
+
+        psum_above = [None] * cols
+        for r in range(rows):
+            a_left, b_left = a_in[r], b_in[r]
+            for c in range(cols):
+                w0 = Signal(signed(8), name=f"w0_{r}_{c}")
+                w1 = Signal(signed(8), name=f"w1_{r}_{c}")
+                with m.If(self.w.valid):
+                    with m.If(self.w.payload.bank):
+                        m.d.sync += w1.eq(self.w.payload.tile[r][c])
+                    with m.Else():
+                        m.d.sync += w0.eq(self.w.payload.tile[r][c])
+                a_reg = Signal(signed(8), name=f"a_{r}_{c}")
+                b_reg = Signal(name=f"b_{r}_{c}")
+                w_reg = Signal(signed(8), name=f"wsel_{r}_{c}")
+                prod = Signal(signed(16), name=f"prod_{r}_{c}")
+                psum = Signal(self.psum_shape, name=f"psum_{r}_{c}")
+                m.d.sync += [
+                    a_reg.eq(a_left),
+                    b_reg.eq(b_left),
+                    w_reg.eq(Mux(b_left, w1, w0)),
+                    prod.eq(a_reg * w_reg),
+                    psum.eq(prod if r == 0 else psum_above[c] + prod),
+                ]
+                psum_above[c] = psum
+                a_left, b_left = a_reg, b_reg
+
+        # De-skew: column c waits cols-1-c cycles so a vector's sums leave together.
+        for c in range(cols):
+            value = psum_above[c]
+            for k in range(cols - 1 - c):
+                d = Signal(self.psum_shape, name=f"deskew{c}_{k}")
+                m.d.sync += d.eq(value)
+                value = d
+            m.d.comb += self.o.payload[c].eq(value)
+
+        valid = self.a.valid
+        for k in range(self.latency):
+            d = Signal(name=f"valid_d{k}")
+            m.d.sync += d.eq(valid)
+            valid = d
+        m.d.comb += self.o.valid.eq(valid)
+        return m

@@ -1,0 +1,153 @@
+"""The requantizer: int32 accumulators plus bias to int8 activations, one vector per cycle.
+
+RTL twin of :func:`sqzhw.quant.requantize`, lane by lane::
+
+    y[j] = requantize(wrap_int32(acc[j] + params[j].bias), params[j].multiplier, params[j].shift,
+                      zp_out, relu)
+
+Used by the STORE unit (``ACC_REQUANT``, ``rows`` lanes) and by the compute unit's ADD.
+
+Pipeline (``LATENCY`` register stages, all moving together; the whole pipe stalls while the output
+is valid and not ready, so ``i.ready`` is ``~o.valid | o.ready``):
+
+1. ``s = acc + bias`` (int32 wrap);
+2. four 17x17-bit partial products of ``s`` and ``multiplier`` (16-bit halves), each one ECP5
+   ``MULT18X18D`` / iCE40 ``SB_MAC16`` with registered inputs (stage 1) and outputs (stage 2);
+3. ``mid = lh + hl``; 4. ``p = ll + (mid << 16) + (hh << 32)``: the exact 64-bit product;
+5. ``2*p >> (shift & 56)``; 6. ``>> (shift & 7)`` (arithmetic), saturated to 12 bits;
+7. ``y = clamp(((w + 1) >> 1) + zp_out, zp_out if relu else -128, 127)``.
+
+``((2p >> n) + 1) >> 1`` equals ``(p + ((1 << n) >> 1)) >> n`` for every ``n >= 0`` (floor of a floor),
+so rounding is half toward +infinity exactly as :func:`sqzhw.quant.round_shift`, with no 64-bit
+rounding adder in front of the barrel shifter. Saturating ``w`` to ``[-2048, 2047]`` changes no
+result: ``w >= 2047`` gives ``y = 127`` and ``w <= -2048`` gives ``y = lo`` for every ``zp_out``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sqzhw import isa
+from sqzhw.config import AccelConfig
+
+__all__ = ["Requantizer", "requant_input_layout"]
+
+
+def requant_input_layout(lanes: int) -> data.StructLayout:
+    """Payload of :attr:`Requantizer.i` for ``lanes`` lanes."""
+    return data.StructLayout({
+        "acc": data.ArrayLayout(signed(32), lanes),
+        "params": data.ArrayLayout(isa.ParamLane, lanes),
+        "zp_out": signed(8),
+        "relu": 1,
+    })
+
+
+class Requantizer(wiring.Component):
+    """Fully pipelined ``lanes``-wide requantizer with stream input and output.
+
+    Parameters
+    ----------
+    config_or_lanes : AccelConfig or int
+        An :class:`~sqzhw.config.AccelConfig` (``rows`` lanes) or the lane count.
+
+    Members
+    -------
+    i : ``In(stream.Signature(requant_input_layout(lanes)))``
+        Accumulators (bias not yet added), per-lane parameters, output zero point and ReLU flag.
+    o : ``Out(stream.Signature(ArrayLayout(signed(8), lanes)))``
+        Requantized lanes, in input order, :attr:`LATENCY` cycles after the input handshake when
+        the output is never stalled.
+    """
+
+    #: Register stages from an input handshake to the output (without back-pressure).
+    LATENCY = 7
+
+    def __init__(self, config_or_lanes: AccelConfig | int):
+        lanes = config_or_lanes.rows if isinstance(config_or_lanes, AccelConfig) else config_or_lanes
+        if not isinstance(lanes, int) or lanes <= 0:
+            raise ValueError(f"Requantizer: lanes must be a positive integer, got {lanes!r}")
+        self.lanes = lanes
+        super().__init__({
+            "i": In(stream.Signature(requant_input_layout(lanes))),
+            "o": Out(stream.Signature(data.ArrayLayout(signed(8), lanes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n_stages = self.LATENCY
+        valid = [Signal(name=f"valid{k}") for k in range(n_stages)]
+        advance = Signal()
+        m.d.comb += [
+            advance.eq(~valid[-1] | self.o.ready),
+            self.i.ready.eq(advance),
+            self.o.valid.eq(valid[-1]),
+        ]
+        with m.If(advance):
+            m.d.sync += valid[0].eq(self.i.valid)
+            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, n_stages)]
+
+        # Per-instruction values travel beside the lanes (the STORE/ADD may change them per vector).
+        def carry(value, shape, name):
+            regs = [Signal(shape, name=f"{name}{k}") for k in range(n_stages)]
+            with m.If(advance):
+                m.d.sync += regs[0].eq(value)
+                m.d.sync += [regs[k].eq(regs[k - 1]) for k in range(1, n_stages)]
+            return regs
+
+        zp = carry(self.i.payload.zp_out, signed(8), "zp")
+        relu = carry(self.i.payload.relu, 1, "relu")
+
+        for j in range(self.lanes):
+            lane = self.i.payload.params[j]
+            shift = carry(lane.shift[:6], unsigned(6), f"shift_{j}_")
+            # 1: bias add (int32 wrap) and the multiplier, registered (the DSP input registers).
+            s = Signal(signed(32), name=f"s_{j}")
+            mult = Signal(unsigned(32), name=f"mult_{j}")
+            # 2: partial products (the DSP output registers).
+            ll = Signal(unsigned(32), name=f"ll_{j}")
+            lh = Signal(unsigned(32), name=f"lh_{j}")
+            hl = Signal(signed(33), name=f"hl_{j}")
+            hh = Signal(signed(33), name=f"hh_{j}")
+            # 3, 4: summing the partial products.
+            mid = Signal(signed(34), name=f"mid_{j}")
+            ll3 = Signal(unsigned(32), name=f"ll3_{j}")
+            hh3 = Signal(signed(33), name=f"hh3_{j}")
+            prod = Signal(signed(66), name=f"prod_{j}")
+            # 5: coarse shift (multiples of 8); 6: fine shift and saturation; 7: the int8 result.
+            coarse = Signal(signed(67), name=f"coarse_{j}")
+            w = Signal(signed(12), name=f"w_{j}")
+            y = Signal(signed(8), name=f"y_{j}")
+
+            s_lo, s_hi = s[:16], s[16:].as_signed()
+            m_lo, m_hi = mult[:16], mult[16:]
+            fine = Signal(signed(67), name=f"fine_{j}")
+            m.d.comb += fine.eq(coarse >> shift[4][:3])
+            # Saturate to 12 bits: beyond that every result clamps the same way (module docstring).
+            hi, neg = fine[11:], fine[-1]
+            overflow = Mux(neg, ~hi.all(), hi.any())
+            rounded = Signal(signed(12), name=f"rounded_{j}")
+            m.d.comb += rounded.eq((w + 1) >> 1)
+            total = Signal(signed(12), name=f"total_{j}")
+            m.d.comb += total.eq(rounded + zp[5])
+            lo = Mux(relu[5], zp[5], -128)
+            with m.If(advance):
+                m.d.sync += [
+                    s.eq(self.i.payload.acc[j] + lane.bias),
+                    mult.eq(lane.multiplier),
+                    ll.eq(s_lo * m_lo),
+                    lh.eq(s_lo * m_hi),
+                    hl.eq(s_hi * m_lo),
+                    hh.eq(s_hi * m_hi),
+                    mid.eq(lh + hl),
+                    ll3.eq(ll),
+                    hh3.eq(hh),
+                    prod.eq(ll3 + (mid << 16) + (hh3 << 32)),
+                    coarse.eq((prod << 1) >> Cat(Const(0, 3), shift[3][3:])),
+                    w.eq(Mux(overflow, Mux(neg, -2048, 2047), fine[:12].as_signed())),
+                    y.eq(Mux(total > 127, 127, Mux(total < lo, lo, total))),
+                ]
+            m.d.comb += self.o.payload[j].eq(y)
+        return m

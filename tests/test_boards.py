@@ -1,0 +1,237 @@
+"""Board tops: PLL settings, the memory arbiter, the simulated system top through the host link,
+elaboration of every board, the Vivado-less Arty stop, and one real ECP5 bitstream (``bitstream``)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import struct
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from boards import BOARDS, get_board
+from boards.build import BuildError, build
+from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, SystemTop, ecp5_pll, ice40_pll,
+                           system_verilog, xilinx_mmcm)
+from rtl_gen.sdram import SDRAMTiming
+from rtl_gen.sdram_model import Violation
+from sqzhw import protocol
+from sqzhw.config import load_config
+
+
+def test_pll_settings():
+    f, p = ecp5_pll(25.0, 50.0)
+    assert f == pytest.approx(50.0)
+    assert f == pytest.approx(25.0 / p["CLKI_DIV"] * p["CLKFB_DIV"])
+    assert 400 <= f * p["CLKOP_DIV"] <= 800
+    f, p = ice40_pll(12.0, 25.0)
+    assert f == pytest.approx(12.0 * (p["DIVF"] + 1) / (p["DIVR"] + 1) / 2 ** p["DIVQ"])
+    assert abs(f - 25.0) < 0.25
+    f, p = xilinx_mmcm(100.0, 100.0)
+    assert f == pytest.approx(100.0)
+    with pytest.raises(BoardError, match="ECP5 PLL"):
+        ecp5_pll(25.0, 2000.0)
+
+
+class _ArbiterBench(wiring.Component):
+    def __init__(self):
+        self.arb = MemArbiter(2, 16, max_reads=4)
+        self.mem = BlockRAMMemory(16, 256)
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.arb, m.submodules.mem = self.arb, self.mem
+        for port in ("rd_cmd", "rd_data", "wr"):
+            wiring.connect(m, getattr(self.arb.mem, port), getattr(self.mem, port))
+        return m
+
+
+def test_arbiter_two_masters_random():
+    """Two masters on disjoint halves: each reads back its own writes, in order, under stalls."""
+    dut = _ArbiterBench()
+    done = [False, False]
+
+    def master(i):
+        rng = random.Random(i)
+
+        async def bench(ctx):
+            port = dut.arb.masters[i]
+            ref, expect = {}, []
+            base = i * 128
+            # issue and collect in one process: requests, then drain whatever is due
+            for _ in range(150):
+                addr = base + rng.randrange(128)
+                ctx.set(port.rd_data.ready, rng.random() < 0.7)
+                if rng.random() < 0.5:
+                    value = rng.randrange(1 << 16)
+                    ctx.set(port.wr.valid, 1)
+                    ctx.set(port.wr.payload, {"addr": addr, "data": value})
+                    for _ in range(200):
+                        ctx.set(port.rd_data.ready, rng.random() < 0.7)
+                        _, _, ready, dv, dr, dp = await ctx.tick().sample(
+                            port.wr.ready, port.rd_data.valid, port.rd_data.ready, port.rd_data.payload)
+                        if dv and dr:
+                            assert dp == expect.pop(0)
+                        if ready:
+                            break
+                    else:
+                        raise AssertionError(f"master {i}: write not accepted in 200 cycles")
+                    ctx.set(port.wr.valid, 0)
+                    ref[addr] = value
+                else:
+                    ctx.set(port.rd_cmd.valid, 1)
+                    ctx.set(port.rd_cmd.payload, addr)
+                    for _ in range(200):
+                        ctx.set(port.rd_data.ready, rng.random() < 0.7)
+                        _, _, ready, dv, dr, dp = await ctx.tick().sample(
+                            port.rd_cmd.ready, port.rd_data.valid, port.rd_data.ready, port.rd_data.payload)
+                        if dv and dr:
+                            assert dp == expect.pop(0)
+                        if ready:
+                            break
+                    else:
+                        raise AssertionError(f"master {i}: read not accepted in 200 cycles")
+                    ctx.set(port.rd_cmd.valid, 0)
+                    expect.append(ref.get(addr, 0))
+            ctx.set(port.rd_data.ready, 1)
+            for _ in range(100):
+                if not expect:
+                    break
+                _, _, dv, dp = await ctx.tick().sample(port.rd_data.valid, port.rd_data.payload)
+                if dv:
+                    assert dp == expect.pop(0), f"master {i}: wrong read data"
+            assert not expect, f"master {i}: {len(expect)} reads never returned"
+            done[i] = True
+        return bench
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(master(0))
+    sim.add_testbench(master(1))
+    sim.run_until(1e-8 * 20_000)
+    assert done == [True, True]
+
+
+FAST_SDRAM = SDRAMTiming(t_init=2000.0)
+
+
+@pytest.mark.slow
+def test_system_top_hostlink_roundtrip(memory="sdram-model"):
+    """INFO, WRITE_MEM and READ_MEM through the host link's byte streams, the arbiter and the memory
+    (the SDRAM controller on the cycle model, which must see no timing violation)."""
+    cfg = load_config("small")
+    top = SystemTop(cfg, memory, link="stream", engine="standin", sdram_timing=FAST_SDRAM,
+                    mem_words=1 << 14)
+    payload = bytes(random.Random(3).randrange(256) for _ in range(12))
+    requests = [
+        protocol.encode_request(protocol.Command.INFO, 1),
+        protocol.encode_request(protocol.Command.WRITE_MEM, 2, struct.pack("<I", 0x100) + payload),
+        protocol.encode_request(protocol.Command.READ_MEM, 3, struct.pack("<IH", 0x100, len(payload))),
+    ]
+    replies = []
+
+    async def host(ctx):
+        decoder = protocol.FrameDecoder(responses=True)
+        ctx.set(top.host_tx.ready, 1)
+        for req in requests:
+            for byte in req:
+                ctx.set(top.host_rx.valid, 1)
+                ctx.set(top.host_rx.payload, byte)
+                for _ in range(20_000):
+                    _, _, ready, tv, tp = await ctx.tick().sample(top.host_rx.ready, top.host_tx.valid,
+                                                                 top.host_tx.payload)
+                    if tv:
+                        replies.extend(decoder.feed(bytes([tp])))
+                    if ready:
+                        break
+                else:
+                    raise AssertionError("host link never took a request byte")
+            ctx.set(top.host_rx.valid, 0)
+            want = len(replies) + 1
+            for _ in range(20_000):
+                if len(replies) == want:
+                    break
+                _, _, tv, tp = await ctx.tick().sample(top.host_tx.valid, top.host_tx.payload)
+                if tv:
+                    replies.extend(decoder.feed(bytes([tp])))
+            else:
+                raise AssertionError(f"no reply to request {req[1]:#x} in 20000 cycles")
+        if memory == "sdram-model":
+            assert ctx.get(top.mem_violation) == Violation.NONE, ctx.get(top.mem_violation)
+
+    sim = Simulator(top)
+    sim.add_clock(1 / top.clk_hz)
+    sim.add_testbench(host)
+    sim.run_until(200_000 / top.clk_hz)
+    assert len(replies) == 3, replies
+    info, wr, rd = replies
+    assert info.status == protocol.Status.OK and protocol.decode_info(info.payload)["tag"] == cfg.tag
+    assert protocol.decode_info(info.payload)["mem_bytes"] == top.mem_bytes
+    assert wr.status == protocol.Status.OK
+    assert rd.status == protocol.Status.OK and rd.payload == payload
+
+
+def test_system_verilog_for_simulators():
+    """The full-system top converts to Verilog (SDRAM model included) with flat, named ports."""
+    v = system_verilog(load_config("small"), engine="standin", mem_words=1 << 14)
+    assert "module sqzhw_system(" in v
+    for port in ("host_rx__valid", "host_rx__payload", "host_tx__ready", "mem_violation", "busy", "clk", "rst"):
+        assert f" {port};" in v, port
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_board_elaborates(board, tmp_path):
+    """Every board top goes through its amaranth-boards platform (pins, PLL, LEDs) with a quick
+    stand-in engine; the build tree names the engine clock constraint."""
+    spec = get_board(board)
+    cfg = load_config(spec.config)
+    top = BoardTop(spec, cfg, engine="standin")
+    plan = spec.platform().prepare(top, name="top")
+    files = "\n".join(str(v) for v in plan.files.values() if isinstance(v, str))
+    assert abs(top.pll_mhz - cfg.clock_mhz) <= 0.02 * cfg.clock_mhz
+    assert "EHXPLLL" in files or "SB_PLL40_PAD" in files or "MMCME2_BASE" in files or top.pll_params == {}
+    if spec.memory == "sdram":
+        assert "sdram" in files
+
+
+@pytest.mark.slow
+def test_ulx3s_elaborates_with_real_engine():
+    spec = get_board("ulx3s")
+    top = BoardTop(spec, load_config("ulx3s"), engine="real")
+    spec.platform().prepare(top, name="top")
+    assert top.system.engine_name == "Engine"
+
+
+def test_bad_board_and_config():
+    with pytest.raises(ValueError, match="unknown board 'nope'"):
+        get_board("nope")
+    with pytest.raises(BoardError, match="ext_data_bits = 32, the SDRAM is 16 bits"):
+        SystemTop(load_config("tiny"), "sdram", engine="standin")
+
+
+@pytest.mark.skipif(shutil.which("vivado") is not None, reason="Vivado is installed: the build would run")
+def test_arty_without_vivado_names_tool_and_tree(tmp_path):
+    with pytest.raises(BuildError, match="Vivado") as info:
+        build("arty", out=tmp_path, engine="standin")
+    tree = tmp_path / "arty-arty"
+    assert str(tree) in str(info.value)
+    assert (tree / "build_top.sh").exists()
+
+
+@pytest.mark.bitstream
+def test_ecp5_bitstream_small(tmp_path):
+    """The CI bitstream: ULX3S with the 2x2 ``small`` engine, SDRAM controller and host link."""
+    report = build("ulx3s", "small", tmp_path, engine="real")
+    out = tmp_path / "ulx3s-small"
+    assert (out / "top.bit").stat().st_size > 100_000
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["tag"] == load_config("small").tag and saved["engine"] == "Engine"
+    assert saved["utilization"]["TRELLIS_COMB"]["used"] > 1000
+    assert saved["utilization"]["DP16KD"]["used"] > 0
+    assert report["fmax_sync_mhz"] is not None and report["fmax_sync_mhz"] >= 25.0, report["fmax"]
+    assert "Fmax" in (out / "report.txt").read_text()

@@ -9,12 +9,12 @@ back-pressure.
 
 from __future__ import annotations
 
+import gc
 import random
+import warnings
 from collections import deque
 from dataclasses import dataclass
 
-from amaranth.hdl import Shape
-from amaranth.lib import enum
 
 from sqzhw import isa
 from sqzhw.config import AccelConfig
@@ -138,16 +138,15 @@ async def stream_get(ctx, stream, rng: random.Random | None = None, backpressure
 
 def field_bits(opcode: isa.Opcode) -> dict[str, tuple[int, int]]:
     """``name -> (bit offset in the instruction word, width)`` of an opcode's payload fields."""
-    member = isa.fields_of(opcode)
-    base = isa.Instruction.as_shape()["payload"].offset
-    layout = isa.Payload.as_shape().members[member].as_shape()
-    out = {}
-    for name, field in layout:
-        shape = field.shape
-        width = shape.as_shape().width if isinstance(shape, type) and issubclass(shape, enum.Enum) \
-            else Shape.cast(shape).width
-        out[name] = (base + field.offset, width)
-    return out
+    return {name: (info.offset, info.width) for name, info in isa.PAYLOAD_FIELDS[opcode].items()}
+
+
+def collect_quietly() -> None:
+    """Collect components built only to inspect (or half-built by a rejected argument) without an
+    UnusedElaboratable warning landing in some later test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gc.collect()
 
 
 def random_word(rng: random.Random, config: AccelConfig, mem_bytes: int = 1 << 20) -> int:

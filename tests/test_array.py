@@ -5,15 +5,14 @@ timing contract (both "load as early as allowed" and "load just before first use
 the activation stream, exact latency.
 """
 
-import gc
 import random
-import warnings
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
 from rtl_gen.array import SystolicArray
+from rtl_gen.testing import collect_quietly
 
 
 def _plan(rows, cols, tiles, seg_lengths, *, bubble: float, late: bool, rng: random.Random):
@@ -118,7 +117,7 @@ def test_psum_width_is_enough():
     arr = SystolicArray(16, 32)
     shape, latency = arr.psum_shape, arr.latency
     del arr
-    _collect_quietly()
+    collect_quietly()
     assert shape.signed
     assert -(1 << (shape.width - 1)) <= 16 * 127 * -128
     assert (1 << (shape.width - 1)) - 1 >= 16 * 128 * 128
@@ -129,12 +128,6 @@ def test_bad_shape():
     with pytest.raises(ValueError, match="cols") as exc:
         SystolicArray(4, 0)
     del exc
-    _collect_quietly()
+    collect_quietly()
 
 
-def _collect_quietly() -> None:
-    """Collect components built only to inspect (or half-built by a rejected argument) without an
-    UnusedElaboratable warning landing in some later test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gc.collect()

@@ -8,9 +8,7 @@ after each instruction every ACC and OUT entry is compared (so stray writes are 
 
 from __future__ import annotations
 
-import gc
 import random
-import warnings
 
 import numpy as np
 import pytest
@@ -24,6 +22,7 @@ from sqzhw import isa
 from sqzhw.config import AccelConfig
 from sqzhw.isa import Opcode
 from sqzhw.quant import requantize, wrap_int32
+from rtl_gen.testing import collect_quietly
 
 
 def make_config(rows: int, cols: int, **depths) -> AccelConfig:
@@ -421,15 +420,7 @@ def test_rejects_non_config():
     with pytest.raises(TypeError, match="AccelConfig") as exc:
         ComputeUnit(4)
     del exc
-    _collect_quietly()
-
-
-def _collect_quietly() -> None:
-    """Collect components built only to inspect (or half-built by a rejected argument) without an
-    UnusedElaboratable warning landing in some later test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gc.collect()
+    collect_quietly()
 
 
 def test_conv_8x16_two_lane_blocks():

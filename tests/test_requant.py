@@ -5,9 +5,7 @@ Generated vectors cover every rounding corner (exact ties of both signs, shift 0
 with random idle cycles on the input and random back-pressure on the output.
 """
 
-import gc
 import random
-import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from amaranth.sim import Simulator
 from rtl_gen.requant import Requantizer
 from sqzhw.config import AccelConfig
 from sqzhw.quant import MAX_SHIFT, requantize, wrap_int32
+from rtl_gen.testing import collect_quietly
 
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
 M_MAX = (1 << 31) - 1
@@ -183,19 +182,11 @@ def test_lanes_from_config_and_bad_lanes():
     rq = Requantizer(AccelConfig("t", 4, 8, 64, 8, 64, 64, 4, ext_data_bits=32))
     assert rq.lanes == 4
     del rq
-    _collect_quietly()
+    collect_quietly()
     with pytest.raises(ValueError, match="lanes") as exc:
         Requantizer(0)
     del exc
-    _collect_quietly()
-
-
-def _collect_quietly() -> None:
-    """Collect components built only to inspect (or half-built by a rejected argument) without an
-    UnusedElaboratable warning landing in some later test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gc.collect()
+    collect_quietly()
 
 
 def test_full_throughput_and_latency():

@@ -27,7 +27,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sqzhw import isa, quant
+from sqzhw import isa
 from sqzhw.config import AccelConfig
 
 from .buffers import buffer_specs
@@ -292,13 +292,8 @@ class StoreUnit(wiring.Component):
             with m.State("PARAM_DATA"):
                 lanes = data.ArrayLayout(data.ArrayLayout(isa.ParamLane, L), K)(self.param_rs.data)
                 mine = lanes[lane_block] if K > 1 else lanes[0]
-                # quant.effective_params: multiplier bits 30:0, shift clamped to MAX_SHIFT.
-                for j in range(L):
-                    m.d.sync += [
-                        params[j].bias.eq(mine[j].bias),
-                        params[j].multiplier.eq(mine[j].multiplier[:31]),
-                        params[j].shift.eq(Mux(mine[j].shift > quant.MAX_SHIFT, quant.MAX_SHIFT, mine[j].shift)),
-                    ]
+                # The Requantizer applies quant.effective_params to these raw lanes.
+                m.d.sync += [params[j].eq(mine[j]) for j in range(L)]
                 m.d.sync += [reading.eq(1), writing.eq(1)]
                 m.next = "RUN"
             with m.State("RUN"):

@@ -2,8 +2,8 @@
 
 RTL twin of :func:`sqzhw.quant.requantize`, lane by lane::
 
-    y[j] = requantize(wrap_int32(acc[j] + params[j].bias), params[j].multiplier, params[j].shift,
-                      zp_out, relu)
+    M, n = effective_params(params[j].multiplier, params[j].shift)
+    y[j] = requantize(wrap_int32(acc[j] + params[j].bias), M, n, zp_out, relu)
 
 Used by the STORE unit (``ACC_REQUANT``, ``rows`` lanes) and by the compute unit's ADD.
 
@@ -29,7 +29,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sqzhw import isa
+from sqzhw import isa, quant
 from sqzhw.config import AccelConfig
 
 __all__ = ["Requantizer", "requant_input_layout"]
@@ -102,7 +102,9 @@ class Requantizer(wiring.Component):
 
         for j in range(self.lanes):
             lane = self.i.payload.params[j]
-            shift = carry(lane.shift[:6], unsigned(6), f"shift_{j}_")
+            # quant.effective_params: shift clamped to MAX_SHIFT, multiplier bits 30:0 (below).
+            shift = carry(Mux(lane.shift > quant.MAX_SHIFT, quant.MAX_SHIFT, lane.shift)[:6], unsigned(6),
+                          f"shift_{j}_")
             # 1: bias add (int32 wrap) and the multiplier, registered (the DSP input registers).
             s = Signal(signed(32), name=f"s_{j}")
             mult = Signal(unsigned(32), name=f"mult_{j}")
@@ -136,7 +138,7 @@ class Requantizer(wiring.Component):
             with m.If(advance):
                 m.d.sync += [
                     s.eq(self.i.payload.acc[j] + lane.bias),
-                    mult.eq(lane.multiplier),
+                    mult.eq(lane.multiplier[:31]),
                     ll.eq(s_lo * m_lo),
                     lh.eq(s_lo * m_hi),
                     hl.eq(s_hi * m_lo),

@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 
 from rtl_gen.requant import Requantizer
 from sqzhw.config import AccelConfig
-from sqzhw.quant import MAX_SHIFT, requantize, wrap_int32
+from sqzhw.quant import MAX_SHIFT, effective_params, requantize, wrap_int32
 from rtl_gen.testing import collect_quietly
 
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
@@ -23,8 +23,11 @@ M_MAX = (1 << 31) - 1
 def _lane_case(rng: random.Random) -> tuple[int, int, int, int]:
     """One ``(acc, bias, multiplier, shift)``, biased towards the corners of the rule."""
     kind = rng.randrange(10)
-    shift = rng.choice([0, 1, 2, 31, 32, 61, MAX_SHIFT, rng.randrange(MAX_SHIFT + 1)])
-    mult = rng.choice([0, 1, M_MAX, 1 << 30, rng.randrange(1 << 31), rng.randrange(1 << 16)])
+    # Raw PARAM fields beyond the compiler's range (shift > 62, multiplier bit 31) are in too:
+    # the requantizer applies quant.effective_params to them.
+    shift = rng.choice([0, 1, 2, 31, 32, 61, MAX_SHIFT, rng.randrange(MAX_SHIFT + 1), 63, 255])
+    mult = rng.choice([0, 1, M_MAX, 1 << 30, rng.randrange(1 << 31), rng.randrange(1 << 16),
+                       (1 << 31) | rng.randrange(1 << 31), (1 << 32) - 1])
     acc = rng.choice([I32_MIN, I32_MAX, 0, -1, 1, rng.randrange(I32_MIN, I32_MAX + 1),
                       rng.randrange(-5000, 5000)])
     bias = rng.choice([0, rng.randrange(I32_MIN, I32_MAX + 1), rng.randrange(-1000, 1000)])
@@ -69,7 +72,8 @@ def _vectors(lanes: int, n: int, seed: int):
 
 def _expected(v) -> np.ndarray:
     acc = wrap_int32(np.array(v["acc"], np.int64) + np.array(v["bias"], np.int64))
-    return requantize(acc, np.array(v["mult"]), np.array(v["shift"]), v["zp_out"], bool(v["relu"]))
+    mult, shift = effective_params(np.array(v["mult"]), np.array(v["shift"]))
+    return requantize(acc, mult, shift, v["zp_out"], bool(v["relu"]))
 
 
 def _payload(v) -> dict:

@@ -36,7 +36,7 @@ bench:  ## benchmarks: compile/golden/onnxruntime times, RTL cycles and utilizat
 rtl:  ## write the engine's Verilog and a parameter report for CONFIG to build/rtl/CONFIG
 	$(PYTHON) -m rtl_gen.export --config $(CONFIG) --out $(BUILD)/rtl/$(CONFIG)
 
-synth:  ## yosys synth_ecp5 of CONFIG, with a resource report
+synth:  ## yosys synth_ecp5 of CONFIG (e.g. CONFIG=ulx3s), with a resource report
 	$(PYTHON) -m rtl_gen.synth --config $(CONFIG) --out $(BUILD)/synth/$(CONFIG)
 
 bitstream:  ## build BOARD's bitstream for CONFIG (default: the board's own config)

@@ -478,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     except expected as exc:
         print(f"sqzhw {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `sqzhw info ... | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """The engine's front end: instruction fetch, legality check, in-order dispatch and the error status.
 
-:class:`Checker` is the RTL twin of :func:`sqzhw.isa.check`: the same rules in the same order (the
-first violation found decides the :class:`~sqzhw.isa.ErrorCode`), followed by the DRAM range rules
-that :func:`~sqzhw.isa.check` leaves to the engine (a LOAD's reads below ``mem_bytes``, a STORE's
-writes inside ``[wr_lo, wr_hi)``). Its tests compare it with :func:`~sqzhw.isa.check` on fuzzed words.
+:class:`Checker` is the pipelined RTL twin of :func:`sqzhw.isa.check`: the same rules in the same
+order (the first violation found decides the :class:`~sqzhw.isa.ErrorCode`), followed by the DRAM
+range rules that :func:`~sqzhw.isa.check` leaves to the engine (a LOAD's reads below ``mem_bytes``,
+a STORE's writes inside ``[wr_lo, wr_hi)``). Its tests compare it with :func:`~sqzhw.isa.check` on
+fuzzed words.
 
 :class:`Fetch` reads 128-bit instructions from external memory (``128 / ext_data_bits`` bus words
 each, lowest word first) into a small prefetch queue. It reserves a queue slot before it requests an
@@ -14,14 +15,14 @@ model. Neither is reported until the dispatcher actually reaches that
 instruction, so prefetching never raises an error a program would not hit.
 
 :class:`Controller` runs the program: ``start`` latches the run parameters and clears the status; each
-instruction is popped from the queue, checked (one cycle, registered), and dispatched when its unit
-and the units named in its ``wait`` flags are idle. A unit contract: ``busy`` is high from the cycle
-after its ``cmd`` handshake until every effect of the instruction is complete (buffer writes done,
-external writes handshaken). ``END`` waits for all units and then sets ``done``. On an error the
-controller dispatches nothing more, lets the units finish the (legal) instructions they hold and the
-fetch drain its outstanding reads, and only then sets ``error``/``error_pc`` and drops ``busy``: the
-memory then holds exactly the effects of the instructions before the failing one, as in the golden
-model.
+instruction is popped from the queue, checked (``Checker.LATENCY`` cycles, pipelined; the
+instruction waits in ``cur``), and dispatched when its unit and the units named in its ``wait``
+flags are idle. A unit contract: ``busy`` is high from the cycle after its ``cmd`` handshake until
+every effect of the instruction is complete (buffer writes done, external writes handshaken).
+``END`` waits for all units and then sets ``done``. On an error the controller dispatches nothing
+more, lets the units finish the (legal) instructions they hold and the fetch drain its outstanding
+reads, and only then sets ``error``/``error_pc`` and drops ``busy``: the memory then holds exactly
+the effects of the instructions before the failing one, as in the golden model.
 
 Worst case (no hang): once memory answers every request, a unit finishes an instruction in at most
 ``rows * row_len * words_per_entry`` bus transfers (LOAD/STORE) or the compute unit's bounded loop
@@ -62,7 +63,23 @@ def _misaligned(value, ext_bytes: int):
 
 
 class Checker(wiring.Component):
-    """Combinational legality check of one instruction: :func:`sqzhw.isa.check` plus DRAM ranges.
+    """Pipelined legality check of one instruction: :func:`sqzhw.isa.check` plus DRAM ranges.
+
+    The inputs must be held stable; :attr:`code` is valid :attr:`LATENCY` clock edges after they
+    last changed and stays valid while they do not change. The work is split so that no register
+    stage holds more than one multiplier or one wide add-and-compare (this used to be the engine's
+    critical path on ECP5):
+
+    1. the products ``rows*row_len`` / ``in_h*in_w`` / ``blocks*pixels`` and
+       ``(rows-1)*dram_stride`` / ``out_h*out_w``, each on one shared multiplier, and the bytes of
+       one LOAD/STORE row;
+    2. ``blocks * plane`` products (CONV/MAXPOOL) and the DRAM end address of LOAD/STORE;
+    3. every ``start + count > depth`` and DRAM-range comparison, as one registered flag each;
+    4. the priority of the rules (the first violation wins), into :attr:`code`.
+
+    The ``blocks * plane`` products only need the low ``depth.bit_length()`` bits of ``plane``: with
+    ``blocks >= 1`` (a zero is ``BAD_FIELD`` earlier in the priority) a ``plane`` of ``2**w`` or more
+    already exceeds the buffer. That keeps each such multiplier within one 18x18 DSP.
 
     Parameters
     ----------
@@ -77,6 +94,9 @@ class Checker(wiring.Component):
     code : ``Out(isa.ErrorCode)``
         ``NONE`` when the instruction may execute, else the first violation's code.
     """
+
+    #: Clock edges from stable inputs to a valid :attr:`code`.
+    LATENCY = 4
 
     insn: In(isa.Instruction)
     mem_bytes: In(32)
@@ -103,43 +123,92 @@ class Checker(wiring.Component):
         is_ls = (opcode == Op.LOAD.value) | (opcode == Op.STORE.value)
         is_conv = opcode == Op.CONV.value
         is_mp = opcode == Op.MAXPOOL.value
+        is_gap = opcode == Op.GAP.value
 
         # LOAD and STORE share the positions of rows/row_len/dram_addr/dram_stride/sram_addr.
         assert all(isa.LoadFields.as_shape()[n].offset == isa.StoreFields.as_shape()[n].offset
                    for n in ("sram_addr", "dram_addr", "rows", "row_len", "dram_stride"))
-        # Shared multipliers, their inputs muxed by opcode (the opcodes never need them at once).
         sp_h = Mux(is_conv, cv.in_h, mp.in_h)
         sp_w = Mux(is_conv, cv.in_w, mp.in_w)
         sp_oh = Mux(is_conv, cv.out_h, mp.out_h)
         sp_ow = Mux(is_conv, cv.out_w, mp.out_w)
         sp_blocks = Mux(is_conv, cv.cin_blocks, mp.blocks)
-        p1 = Signal(32)   # LOAD/STORE rows*row_len, CONV/MAXPOOL in_h*in_w, GAP blocks*pixels
-        p2 = Signal(33)   # LOAD/STORE (rows-1)*dram_stride, CONV/MAXPOOL out_h*out_w
-        m.d.comb += [
-            p1.eq(Mux(is_ls, ld.rows, Mux(opcode == Op.GAP.value, gp.blocks, sp_h))
-                  * Mux(is_ls, ld.row_len, Mux(opcode == Op.GAP.value, gp.pixels, sp_w))),
-            p2.eq(Mux(is_ls, ld.rows - 1, sp_oh) * Mux(is_ls, ld.dram_stride, sp_ow)),
-        ]
-        p3 = Signal(41)   # blocks * plane (CONV/MAXPOOL)
-        p4 = Signal(41)   # blocks * out_h * out_w (MAXPOOL)
-        m.d.comb += [p3.eq(sp_blocks * p1[:20]), p4.eq(sp_blocks * p2[:20])]
+        target = ld.target.as_value()
+        source = st.source.as_value()
 
+        # Stage 1: shared multipliers, their inputs muxed by opcode (no opcode needs both at once).
+        p1 = Signal(26)   # LOAD/STORE rows*row_len, CONV/MAXPOOL in_h*in_w, GAP blocks*pixels
+        p2 = Signal(32)   # LOAD/STORE (rows-1)*dram_stride, CONV/MAXPOOL out_h*out_w
+        row_bytes = Signal(32)
+        taps = Signal(13)  # CONV weight tiles: cin_blocks * k * k
+        # (rows-1) * dram_stride: the low 18 stride bits on one 18x18 DSP, the top 4 by shift-and-add
+        # in LUTs (a second DSP for a 10x4 product would be a waste on the DSP-bound ulx3s build).
+        p2_a = Mux(is_ls, (ld.rows - 1)[:10], sp_oh)
+        p2_lo = p2_a * Mux(is_ls, ld.dram_stride[:18], sp_ow)
+        p2_hi = Signal(14)
+        stride_hi = ld.dram_stride[18:]
+        m.d.comb += p2_hi.eq(sum(Mux(is_ls & stride_hi[i], p2_a << i, 0) for i in range(len(stride_hi))))
+        m.d.sync += [
+            p1.eq(Mux(is_ls, ld.rows, Mux(is_gap, gp.blocks, sp_h))
+                  * Mux(is_ls, ld.row_len, Mux(is_gap, gp.pixels, sp_w))),
+            p2.eq(p2_lo + (p2_hi << 18)),
+            row_bytes.eq(Mux(opcode == Op.LOAD.value, _row_bytes_load(c, target, ld.row_len),
+                             _row_bytes_store(c, source, ld.row_len))),
+            # * 9 as a shift and an add: no multiplier for a constant.
+            taps.eq(Mux(cv.kernel3, (cv.cin_blocks << 3) + cv.cin_blocks, cv.cin_blocks)),
+        ]
+
+        # Stage 2: blocks * plane on the low bits that matter (see the class docstring).
+        w_act = c.act_buf_entries.bit_length()
+        w_out = c.out_buf_entries.bit_length()
+        p3 = Signal(9 + w_act)   # blocks * in_h*in_w (CONV/MAXPOOL), valid when p3_big is 0
+        p4 = Signal(9 + w_out)   # blocks * out_h*out_w (MAXPOOL), valid when p4_big is 0
+        p3_big, p4_big = Signal(), Signal()
+        end = Signal(34)         # one past the last DRAM byte touched (LOAD/STORE)
+        m.d.sync += [
+            p3.eq(sp_blocks * p1[:w_act]), p3_big.eq(p1[w_act:] != 0),
+            p4.eq(sp_blocks * p2[:w_out]), p4_big.eq(p2[w_out:] != 0),
+            end.eq(ld.dram_addr + p2 + row_bytes),
+        ]
+
+        # Stage 3: one registered flag per range comparison.
         def over(start, count, depth):
             return start + count > depth
 
-        code = self.code
+        load_depth = Mux(target == isa.LoadTarget.ACT.value, c.act_buf_entries,
+                         Mux(target == isa.LoadTarget.WGT.value, c.wgt_buf_tiles, c.param_buf_entries))
+        in_addr = Mux(is_conv, cv.in_addr, mp.in_addr)
+        # GAP: acc_addr + ceil(blocks / K) > depth  <=>  blocks > (depth - acc_addr) * K
+        room = Signal(range(-(1 << 16), c.acc_buf_entries + 1))
+        m.d.comb += room.eq(c.acc_buf_entries - gp.acc_addr)
+        f_load_buf, f_out_buf, f_acc_buf = Signal(), Signal(), Signal()
+        f_mem, f_window = Signal(), Signal()
+        f_in, f_wgt, f_acc, f_pool_out = Signal(), Signal(), Signal(), Signal()
+        f_gap_in, f_gap_acc, f_add = Signal(), Signal(), Signal()
+        m.d.sync += [
+            f_load_buf.eq(over(ld.sram_addr, p1, load_depth)),
+            f_out_buf.eq(over(st.sram_addr, p1, c.out_buf_entries)),
+            f_acc_buf.eq(over(st.sram_addr, p1, c.acc_buf_entries)),
+            f_mem.eq(end > self.mem_bytes),
+            f_window.eq((st.dram_addr < self.wr_lo) | (end > self.wr_hi)),
+            f_in.eq(p3_big | over(in_addr, p3, c.act_buf_entries)),
+            f_wgt.eq(over(cv.wgt_addr, taps, c.wgt_buf_tiles)),
+            f_acc.eq(over(cv.acc_addr, p2, c.acc_buf_entries)),
+            f_pool_out.eq(p4_big | over(mp.out_addr, p4, c.out_buf_entries)),
+            f_gap_in.eq(over(gp.in_addr, p1, c.act_buf_entries)),
+            f_gap_acc.eq((room < 0) | (gp.blocks > room * K)),
+            f_add.eq(over(ad.a_addr, ad.count, c.act_buf_entries)
+                     | over(ad.b_addr, ad.count, c.act_buf_entries)
+                     | over(ad.out_addr, ad.count, c.out_buf_entries)),
+        ]
+
+        # Stage 4: the rules in isa.check's order; the first violation decides the code.
+        code = Signal(isa.ErrorCode)
+        m.d.sync += self.code.eq(code)
         with m.If(opcode > max(o.value for o in Op)):
             m.d.comb += code.eq(E_.BAD_OPCODE)
 
         with m.Elif(is_ls):
-            target = ld.target.as_value()
-            source = st.source.as_value()
-            load_depth = Mux(target == isa.LoadTarget.ACT.value, c.act_buf_entries,
-                             Mux(target == isa.LoadTarget.WGT.value, c.wgt_buf_tiles, c.param_buf_entries))
-            end = Signal(64)      # one past the last DRAM byte touched
-            m.d.comb += end.eq(ld.dram_addr + p2
-                               + Mux(opcode == Op.LOAD.value, _row_bytes_load(c, target, ld.row_len),
-                                     _row_bytes_store(c, source, ld.row_len)))
             with m.If((ld.rows == 0) | (ld.row_len == 0)):
                 m.d.comb += code.eq(E_.BAD_FIELD)
             with m.Elif(_misaligned(ld.dram_addr, E) | _misaligned(ld.dram_stride, E)):
@@ -147,23 +216,23 @@ class Checker(wiring.Component):
             with m.Elif(opcode == Op.LOAD.value):
                 with m.If(target > max(t.value for t in isa.LoadTarget)):
                     m.d.comb += code.eq(E_.BAD_FIELD)
-                with m.Elif(over(ld.sram_addr, p1, load_depth)):
+                with m.Elif(f_load_buf):
                     m.d.comb += code.eq(E_.BUF_RANGE)
-                with m.Elif(end > self.mem_bytes):
+                with m.Elif(f_mem):
                     m.d.comb += code.eq(E_.DRAM_RANGE)
             with m.Else():  # STORE
                 requant = source == isa.StoreSource.ACC_REQUANT.value
                 with m.If(source > max(s.value for s in isa.StoreSource)):
                     m.d.comb += code.eq(E_.BAD_FIELD)
-                with m.Elif((source == isa.StoreSource.OUT.value) & over(st.sram_addr, p1, c.out_buf_entries)):
+                with m.Elif((source == isa.StoreSource.OUT.value) & f_out_buf):
                     m.d.comb += code.eq(E_.BUF_RANGE)
                 with m.Elif(requant & (st.lane_block >= K)):
                     m.d.comb += code.eq(E_.BAD_FIELD)
                 with m.Elif(requant & (st.param_addr >= c.param_buf_entries)):
                     m.d.comb += code.eq(E_.BUF_RANGE)
-                with m.Elif((source != isa.StoreSource.OUT.value) & over(st.sram_addr, p1, c.acc_buf_entries)):
+                with m.Elif((source != isa.StoreSource.OUT.value) & f_acc_buf):
                     m.d.comb += code.eq(E_.BUF_RANGE)
-                with m.Elif((st.dram_addr < self.wr_lo) | (end > self.wr_hi) | (end > self.mem_bytes)):
+                with m.Elif(f_window | f_mem):
                     m.d.comb += code.eq(E_.DRAM_RANGE)
 
         with m.Elif(is_conv | is_mp):
@@ -171,33 +240,27 @@ class Checker(wiring.Component):
             s = Mux(is_conv, Mux(cv.stride2, 2, 1), mp.stride)
             pad_top = Mux(is_conv, cv.pad_top, mp.pad_top)
             pad_left = Mux(is_conv, cv.pad_left, mp.pad_left)
-            in_addr = Mux(is_conv, cv.in_addr, mp.in_addr)
             with m.If((sp_h == 0) | (sp_w == 0) | (sp_oh == 0) | (sp_ow == 0) | (sp_blocks == 0)):
                 m.d.comb += code.eq(E_.BAD_FIELD)
             with m.Elif(is_mp & ((k == 0) | (s == 0))):
                 m.d.comb += code.eq(E_.BAD_FIELD)
             with m.Elif((pad_top >= k) | (pad_left >= k)):
                 m.d.comb += code.eq(E_.BAD_FIELD)
-            with m.Elif(over(in_addr, p3, c.act_buf_entries)):
+            with m.Elif(f_in):
                 m.d.comb += code.eq(E_.BUF_RANGE)
             with m.Elif(is_conv):
-                taps = Mux(cv.kernel3, cv.cin_blocks * 9, cv.cin_blocks)
-                with m.If(over(cv.wgt_addr, taps, c.wgt_buf_tiles)
-                          | over(cv.acc_addr, p2, c.acc_buf_entries)):
+                with m.If(f_wgt | f_acc):
                     m.d.comb += code.eq(E_.BUF_RANGE)
             with m.Else():
-                with m.If(over(mp.out_addr, p4, c.out_buf_entries)):
+                with m.If(f_pool_out):
                     m.d.comb += code.eq(E_.BUF_RANGE)
 
-        with m.Elif(opcode == Op.GAP.value):
-            # acc_addr + ceil(blocks / K) > depth  <=>  blocks > (depth - acc_addr) * K
-            room = Signal(range(-(1 << 16), c.acc_buf_entries + 1))
-            m.d.comb += room.eq(c.acc_buf_entries - gp.acc_addr)
+        with m.Elif(is_gap):
             with m.If((gp.pixels == 0) | (gp.blocks == 0)):
                 m.d.comb += code.eq(E_.BAD_FIELD)
-            with m.Elif(over(gp.in_addr, p1, c.act_buf_entries)):
+            with m.Elif(f_gap_in):
                 m.d.comb += code.eq(E_.BUF_RANGE)
-            with m.Elif((room < 0) | (gp.blocks > room * K)):
+            with m.Elif(f_gap_acc):
                 m.d.comb += code.eq(E_.BUF_RANGE)
 
         with m.Elif(opcode == Op.ADD.value):
@@ -205,9 +268,7 @@ class Checker(wiring.Component):
                 m.d.comb += code.eq(E_.BAD_FIELD)
             with m.Elif(ad.param_addr >= c.param_buf_entries):
                 m.d.comb += code.eq(E_.BUF_RANGE)
-            with m.Elif(over(ad.a_addr, ad.count, c.act_buf_entries)
-                        | over(ad.b_addr, ad.count, c.act_buf_entries)
-                        | over(ad.out_addr, ad.count, c.out_buf_entries)):
+            with m.Elif(f_add):
                 m.d.comb += code.eq(E_.BUF_RANGE)
         return m
 
@@ -228,7 +289,8 @@ class Fetch(wiring.Component):
     stop : ``In(1)``
         Issue no more reads (the run ended); outstanding reads still drain.
     insn_addr, insn_count, mem_bytes : ``In(32)``
-        Run parameters (held stable by the controller during a run).
+        Run parameters, read from the cycle after ``start`` on (the controller latches them in the
+        ``start`` edge) and held stable during a run.
     rd_cmd : ``Out(stream.Signature(32))``
         Word-address read requests.
     rd_data : ``In(stream.Signature(ext_data_bits))``
@@ -278,27 +340,43 @@ class Fetch(wiring.Component):
         fault = Signal(isa.ErrorCode)
         bad_base = Signal()                      # insn_addr not word aligned: fetch is DRAM_RANGE
 
-        # Word address of the next request; byte end of the instruction for the range check.
-        byte_addr = Signal(64)
-        m.d.comb += byte_addr.eq(self.insn_addr + (pc << 4))
-        m.d.comb += self.rd_cmd.payload.eq((byte_addr >> shift) + word)
+        # The request address and the range flags of instruction `pc` are registers, so that
+        # `rd_cmd.valid`/`payload` come straight from flip-flops: they feed the shared read port's
+        # arbiter and the memory controller combinationally (formerly the board's critical path).
+        # The flags are recomputed every cycle and `stale` holds the issue for the one cycle after
+        # `pc` (or the run) changes; `prime` is the cycle after `start`, when the run parameters
+        # latched by the controller in that same edge become visible.
+        byte_addr = Signal(37)                   # byte address of instruction `pc`
+        word_addr = Signal(32)                   # bus-word address of the next request
+        past_count, past_mem = Signal(), Signal()
+        stale, prime = Signal(), Signal()
+        m.d.comb += self.rd_cmd.payload.eq(word_addr)
+        m.d.sync += [past_count.eq(pc >= self.insn_count),
+                     past_mem.eq(bad_base | (byte_addr + isa.INSN_BYTES > self.mem_bytes))]
 
-        can_issue = running & ~self.stop & (fault == isa.ErrorCode.NONE)
+        can_issue = running & ~self.stop & (fault == isa.ErrorCode.NONE) & ~stale
         new_insn = word == 0
         with m.If(can_issue):
-            with m.If(new_insn & (pc >= self.insn_count)):
+            with m.If(new_insn & past_count):
                 m.d.sync += fault.eq(isa.ErrorCode.FETCH_RANGE)
-            with m.Elif(new_insn & (bad_base | (byte_addr + isa.INSN_BYTES > self.mem_bytes))):
+            with m.Elif(new_insn & past_mem):
                 m.d.sync += fault.eq(isa.ErrorCode.DRAM_RANGE)
             with m.Else():
                 m.d.comb += self.rd_cmd.valid.eq(~new_insn | (reserved < self.depth))
 
         issued = self.rd_cmd.valid & self.rd_cmd.ready
+        next_pc = issued & (word == W - 1)
+        m.d.sync += stale.eq(prime | next_pc)
         with m.If(issued):
+            m.d.sync += word_addr.eq(word_addr + 1)
             with m.If(word == W - 1):
-                m.d.sync += [word.eq(0), pc.eq(pc + 1)]
+                m.d.sync += [word.eq(0), pc.eq(pc + 1), byte_addr.eq(byte_addr + isa.INSN_BYTES)]
             with m.Else():
                 m.d.sync += word.eq(word + 1)
+        m.d.sync += prime.eq(0)
+        with m.If(prime):
+            m.d.sync += [byte_addr.eq(self.insn_addr), word_addr.eq(self.insn_addr >> shift),
+                         bad_base.eq(_misaligned(self.insn_addr, 1 << shift))]
 
         # Responses: assemble W words, lowest first.
         m.d.comb += self.rd_data.ready.eq(1)
@@ -330,7 +408,7 @@ class Fetch(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [pc.eq(0), word.eq(0), reserved.eq(0), rx_word.eq(0), running.eq(1),
-                         fault.eq(isa.ErrorCode.NONE), bad_base.eq(_misaligned(self.insn_addr, 1 << shift))]
+                         fault.eq(isa.ErrorCode.NONE), prime.eq(1), stale.eq(1)]
         return m
 
 
@@ -396,7 +474,8 @@ class Controller(wiring.Component):
         pc = Signal(32)                    # index of the instruction in `cur`
         cur = Signal(isa.Instruction)
         m.d.comb += checker.insn.eq(cur)
-        code = Signal(isa.ErrorCode)
+        code = checker.code                # registered; valid LATENCY cycles after `cur` is set
+        check_wait = Signal(range(Checker.LATENCY))
         pending_error = Signal(isa.ErrorCode)
         pending_pc = Signal(32)
         pending_valid = Signal()
@@ -443,15 +522,17 @@ class Controller(wiring.Component):
                 with m.If(fault_seen):
                     m.next = "DRAIN"
                 with m.Elif(fetch.insn.valid):
-                    m.d.sync += cur.eq(fetch.insn.payload)
+                    m.d.sync += [cur.eq(fetch.insn.payload), check_wait.eq(0)]
                     m.next = "CHECK"
                 with m.Elif(fetch.idle & (fetch.fault != isa.ErrorCode.NONE)):
                     m.d.sync += [pending_error.eq(fetch.fault), pending_pc.eq(pc), pending_valid.eq(1)]
                     m.next = "DRAIN"
             with m.State("CHECK"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += code.eq(checker.code)
-                m.next = "DISPATCH"
+                # The instruction waits in `cur` while the pipelined checker works on it.
+                m.d.sync += check_wait.eq(check_wait + 1)
+                with m.If(check_wait == Checker.LATENCY - 1):
+                    m.next = "DISPATCH"
                 with m.If(fault_seen):
                     m.next = "DRAIN"
             with m.State("DISPATCH"):

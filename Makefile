@@ -2,7 +2,6 @@
 PYTHON   ?= python3
 CONFIG   ?= default
 BOARD    ?= ulx3s
-MODEL    ?= ../shared/models/squeezenet1.1.onnx
 JOBS     ?= 2
 BUILD    ?= build
 # YoWASP tools from PyPI, so no system toolchain is needed.
@@ -16,7 +15,7 @@ export ICEPACK ?= yowasp-icepack
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG=$(CONFIG) BOARD=$(BOARD) MODEL=$(MODEL) JOBS=$(JOBS)"
+	@echo "  variables: CONFIG=$(CONFIG) BOARD=$(BOARD) JOBS=$(JOBS)"
 
 setup:  ## install sqzhw and its tools (pip; apt-get for iverilog where missing)
 	bash scripts/setup.sh
@@ -24,7 +23,7 @@ setup:  ## install sqzhw and its tools (pip; apt-get for iverilog where missing)
 demo:  ## compile SqueezeNet (shared model, or a generated one) and classify the sample images
 	$(PYTHON) -m sqzhw.cli demo --config $(CONFIG)
 
-test:  ## every test tier, as CI runs it (pytest-xdist on $(JOBS) cores)
+test:  ## every test tier, as CI runs it (pytest-xdist on JOBS cores)
 	$(PYTHON) -m pytest -n $(JOBS) --dist loadgroup
 
 test-fast:  ## the fast tier only (no whole networks, RTL simulation or bitstreams)

@@ -1,9 +1,15 @@
 // Simulation top: the sqzhw engine and the external-memory model (sim/hdl/ext_mem.sv).
 //
-// cocotb drives the clock, holds reset, sets the control inputs once, pulses `start` and then
-// only waits for `finished` (done, an error, or the built-in cycle timeout +TIMEOUT_CYCLES=<n>,
-// 0 = none). The memory is loaded by $readmemh at time 0 and dumped by pulsing `dump`; see
-// ext_mem.sv for its plusargs.
+// cocotb holds reset, sets the control inputs once, pulses `start` and then only waits for
+// `finished` (done, an error, or the built-in cycle timeout +TIMEOUT_CYCLES=<n>, 0 = none). The
+// memory is loaded by $readmemh at time 0 and dumped by pulsing `dump`; see ext_mem.sv for its
+// plusargs. The control inputs are registered once inside (see below), so each acts one cycle
+// after cocotb writes it.
+//
+// The clock: built with SQZHW_SV_CLOCK defined (Verilator with --timing), the top makes its own
+// free-running clock of CLOCK_NS and `clk` is an output cocotb only watches; a clock toggled by
+// cocotb costs a VPI callback every edge, which would dominate the run. Without it (Icarus),
+// `clk` is an input driven by cocotb.
 
 `timescale 1ns/1ps
 
@@ -11,9 +17,14 @@ module sim_top #(
     parameter int DATA_BITS = 32,
     parameter int MEM_WORDS = 1 << 20,
     parameter int DEFAULT_LATENCY = 4,
-    parameter int N_COUNTERS = 9
+    parameter int N_COUNTERS = 9,
+    parameter int CLOCK_NS = 10                   // period of the SV clock (SQZHW_SV_CLOCK)
 ) (
+`ifdef SQZHW_SV_CLOCK
+    output logic                    clk,
+`else
     input  logic                    clk,
+`endif
     input  logic                    rst,
     input  logic                    start,
     input  logic                    dump,
@@ -38,6 +49,30 @@ module sim_top #(
 );
     localparam int EXT_BYTES = DATA_BITS / 8;
 
+    // cocotb's inputs go through one register: written by VPI, a top input makes Verilator
+    // re-evaluate all logic combinational from it (the ready/valid cone of the memory model and
+    // the engine) at every evaluation; a register confines it to one flop. Reset is on at time 0.
+    logic        rst_r = 1'b1, start_r = 1'b0, dump_r = 1'b0;
+    logic [31:0] insn_addr_r = '0, insn_count_r = '0, mem_bytes_r = '0, wr_lo_r = '0, wr_hi_r = '0;
+    always @(posedge clk) begin
+        rst_r        <= rst;
+        start_r      <= start;
+        dump_r       <= dump;
+        insn_addr_r  <= insn_addr;
+        insn_count_r <= insn_count;
+        mem_bytes_r  <= mem_bytes;
+        wr_lo_r      <= wr_lo;
+        wr_hi_r      <= wr_hi;
+    end
+
+`ifdef SQZHW_SV_CLOCK
+    // Low at time 0, first rising edge at CLOCK_NS/2.
+    initial begin
+        clk = 1'b0;
+        forever #(CLOCK_NS / 2) clk = ~clk;
+    end
+`endif
+
     logic                 rd_cmd_valid, rd_cmd_ready;
     logic [31:0]          rd_cmd_addr;
     logic                 rd_data_valid, rd_data_ready;
@@ -47,13 +82,13 @@ module sim_top #(
 
     sqzhw_engine engine (
         .clk(clk),
-        .rst(rst),
-        .start(start),
-        .insn_addr(insn_addr),
-        .insn_count(insn_count),
-        .mem_bytes(mem_bytes),
-        .wr_lo(wr_lo),
-        .wr_hi(wr_hi),
+        .rst(rst_r),
+        .start(start_r),
+        .insn_addr(insn_addr_r),
+        .insn_count(insn_count_r),
+        .mem_bytes(mem_bytes_r),
+        .wr_lo(wr_lo_r),
+        .wr_hi(wr_hi_r),
         .busy(busy),
         .done(done),
         .error(error),
@@ -76,7 +111,7 @@ module sim_top #(
         .DEFAULT_LATENCY(DEFAULT_LATENCY)
     ) memory (
         .clk(clk),
-        .rst(rst),
+        .rst(rst_r),
         .rd_cmd_valid(rd_cmd_valid),
         .rd_cmd_ready(rd_cmd_ready),
         .rd_cmd_addr(rd_cmd_addr),
@@ -87,7 +122,7 @@ module sim_top #(
         .wr_ready(wr_ready),
         .wr_addr(wr_payload[31:0]),
         .wr_data(wr_payload[32+DATA_BITS-1:32]),
-        .dump(dump),
+        .dump(dump_r),
         .n_reads(n_reads),
         .n_writes(n_writes),
         .n_oob(n_oob)
@@ -120,18 +155,18 @@ module sim_top #(
     wire [63:0] wr_byte = {32'b0, wr_payload[31:0]} * EXT_BYTES;
 
     always @(posedge clk) begin
-        if (rst) begin
+        if (rst_r) begin
             running      <= 0;
             cycles       <= 0;
             n_wr_outside <= 0;
         end else begin
-            if (start) begin
+            if (start_r) begin
                 running <= 1;
                 cycles  <= 0;
             end else if (running && !finished) begin
                 cycles <= cycles + 1;
             end
-            if (wr_valid && wr_ready && (wr_byte < {32'b0, wr_lo} || wr_byte >= {32'b0, wr_hi}))
+            if (wr_valid && wr_ready && (wr_byte < {32'b0, wr_lo_r} || wr_byte >= {32'b0, wr_hi_r}))
                 n_wr_outside <= n_wr_outside + 1;
         end
     end

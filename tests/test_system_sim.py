@@ -14,9 +14,9 @@ import pytest
 from amaranth.sim import Simulator
 
 from sqzhw import isa
+from sqzhw.compiler.testing import copy_program
 from sqzhw.config import load_config
 from sqzhw.driver import Accelerator, FaultInjector
-from sqzhw.isa import Opcode, Unit
 
 pytestmark = pytest.mark.rtl
 boards_common = pytest.importorskip("boards.common", reason="boards.common (SystemTop) has not landed")
@@ -123,18 +123,6 @@ class SystemSimTransport:
 
     def close(self) -> None:
         pass
-
-
-def copy_program(src: int, dst: int, h: int, w: int) -> list[int]:
-    return [
-        isa.encode(Opcode.LOAD, target=isa.LoadTarget.ACT, sram_addr=0, dram_addr=src, rows=1,
-                   row_len=h * w, dram_stride=0),
-        isa.encode(Opcode.MAXPOOL, wait={Unit.LOAD}, in_addr=0, in_h=h, in_w=w, blocks=1, out_h=h,
-                   out_w=w, kernel=1, stride=1, out_addr=0),
-        isa.encode(Opcode.STORE, wait={Unit.COMPUTE}, source=isa.StoreSource.OUT, sram_addr=0,
-                   dram_addr=dst, rows=1, row_len=h * w, dram_stride=0),
-        isa.encode(Opcode.END, wait={Unit.LOAD, Unit.COMPUTE, Unit.STORE}),
-    ]
 
 
 def system(link: str = "stream", divisor: int | None = None, **kw):

@@ -23,7 +23,6 @@ Steps (see ``docs/architecture.md``):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -35,7 +34,7 @@ from ..isa import LoadTarget, Opcode, StoreSource, Unit
 from ..program import (Im2col, InputSpec, LayerInfo, OutputSpec, Preprocess, Program, Region, Segment,
                        TensorPlacement)
 from .graph import QAdd, QConcat, QConv, QGlobalAvgPool, QGraph, QMaxPool, QParams
-from .tiling import (MAX_DIM, MAX_ROW_LEN, MAX_ROWS, MAX_STRIDE, TilingError, plan_add, plan_conv,
+from .tiling import (MAX_ROW_LEN, MAX_ROWS, MAX_STRIDE, TilingError, plan_add, plan_conv,
                      plan_gap, plan_pool)
 
 __all__ = ["compile_graph", "CodegenError", "ALIGN", "lowered_name", "should_lower"]
@@ -43,6 +42,22 @@ __all__ = ["compile_graph", "CodegenError", "ALIGN", "lowered_name", "should_low
 #: Alignment of every region and tensor in external memory (bytes).
 ALIGN = 64
 
+
+
+def _input_window(oy0: int, ox0: int, oh: int, ow: int, s: int, k: int, pt: int, pl: int, H: int, W: int,
+                  full_width: bool) -> tuple[int, int, int, int, int, int]:
+    """The input rows/columns an ``oh x ow`` output tile at ``(oy0, ox0)`` reads (stride ``s``,
+    kernel ``k``, top/left padding ``pt``/``pl``, input ``H x W``): ``(r0, first row, rows, first
+    column, columns, left padding inside the tile)``; ``r0 < 0`` means top padding ``-r0``. A full-width
+    tile loads whole rows and keeps the layer's left padding."""
+    r0 = oy0 * s - pt
+    ra, rb = max(0, r0), min(H, (oy0 + oh - 1) * s - pt + k)
+    if full_width:
+        ca, cend, c_pad = 0, W, pl
+    else:
+        q0 = ox0 * s - pl
+        ca, cend, c_pad = max(0, q0), min(W, (ox0 + ow - 1) * s - pl + k), max(0, -q0)
+    return r0, ra, rb - ra, ca, cend - ca, c_pad
 
 class CodegenError(ValueError):
     """A graph the code generator cannot compile for a configuration (names the layer and why)."""
@@ -536,14 +551,7 @@ class _Compiler:
             oy0, ox0 = tiles_xy[t]
             oh, ow = min(plan.bh, OH - oy0), min(plan.bw, OW - ox0)
             cb = min(plan.cb, CB - c0)
-            r0 = oy0 * s - pt
-            ra, rb = max(0, r0), min(H, (oy0 + oh - 1) * s - pt + k)
-            if plan.bw == OW:
-                ca, cbnd, c_pad = 0, W, pl
-            else:
-                q0 = ox0 * s - pl
-                ca, cbnd, c_pad = max(0, q0), min(W, (ox0 + ow - 1) * s - pl + k), max(0, -q0)
-            ih, iw = rb - ra, cbnd - ca
+            r0, ra, ih, ca, iw, c_pad = _input_window(oy0, ox0, oh, ow, s, k, pt, pl, H, W, plan.bw == OW)
             a_base, miss = self.act.get((li, t, c0))
             if miss:
                 st.loads += self.load_band(li, src, a_base, c0, cb, ra, ih, ca, iw)
@@ -606,14 +614,8 @@ class _Compiler:
                 for ox0 in range(0, OW, plan.bw):
                     st = _Step()
                     oh, ow = min(plan.bh, OH - oy0), min(plan.bw, OW - ox0)
-                    r0 = oy0 * s - pt
-                    ra, rb = max(0, r0), min(H, (oy0 + oh - 1) * s - pt + k)
-                    if plan.bw == OW:
-                        ca, cbnd, c_pad = 0, W, pl
-                    else:
-                        q0 = ox0 * s - pl
-                        ca, cbnd, c_pad = max(0, q0), min(W, (ox0 + ow - 1) * s - pl + k), max(0, -q0)
-                    ih, iw = rb - ra, cbnd - ca
+                    r0, ra, ih, ca, iw, c_pad = _input_window(oy0, ox0, oh, ow, s, k, pt, pl, H, W,
+                                                              plan.bw == OW)
                     a_base, _ = self.act.get((li, b0, oy0, ox0))
                     st.loads += self.load_band(li, src, a_base, b0, nb, ra, ih, ca, iw)
                     o_base, _ = self.out.get((li, b0, oy0, ox0))
@@ -714,7 +716,6 @@ class _Compiler:
         for li, node in enumerate(g.nodes):
             if self.progress:
                 self.progress(li, n, node.name)
-            start = len(all_steps)
             macs, wbytes = 0, 0
             if isinstance(node, QConv):
                 steps, macs, wbytes = self.conv_steps(li, node)

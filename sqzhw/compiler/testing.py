@@ -12,10 +12,12 @@ import math
 
 import numpy as np
 
+from .. import isa
+from ..isa import Opcode, Unit
 from ..quant import add_multipliers, quantize_multiplier
 from .graph import QAdd, QConcat, QConv, QGlobalAvgPool, QGraph, QMaxPool, QParams
 
-__all__ = ["random_qgraph", "KINDS", "pool_pads", "QGraphBuilder"]
+__all__ = ["random_qgraph", "KINDS", "pool_pads", "QGraphBuilder", "copy_program"]
 
 KINDS = ("fire", "squeezenet1.0", "squeezenet1.1", "simple_bypass", "complex_bypass")
 
@@ -157,3 +159,17 @@ def random_qgraph(kind: str = "squeezenet1.1", input_size: int | tuple[int, int]
             x = b.maxpool(f"pool{idx}", x)
     x = b.conv("conv10", x, num_classes, 1)
     return b.gap(x)
+
+
+def copy_program(src: int, dst: int, h: int, w: int) -> list[int]:
+    """A 4-instruction program for link and driver tests: LOAD ``h*w`` activation entries from
+    ``src``, MAXPOOL 1x1 (a copy to OUT), STORE them to ``dst``, END."""
+    return [
+        isa.encode(Opcode.LOAD, target=isa.LoadTarget.ACT, sram_addr=0, dram_addr=src, rows=1,
+                   row_len=h * w, dram_stride=0),
+        isa.encode(Opcode.MAXPOOL, wait={Unit.LOAD}, in_addr=0, in_h=h, in_w=w, blocks=1, out_h=h,
+                   out_w=w, kernel=1, stride=1, out_addr=0),
+        isa.encode(Opcode.STORE, wait={Unit.COMPUTE}, source=isa.StoreSource.OUT, sram_addr=0,
+                   dram_addr=dst, rows=1, row_len=h * w, dram_stride=0),
+        isa.encode(Opcode.END, wait={Unit.LOAD, Unit.COMPUTE, Unit.STORE}),
+    ]

@@ -183,9 +183,11 @@ def _run_backend(program, image: Path, backend: str, port: str | None):
         return result.logits, {"est_cycles": result.cycles_estimate}
     if backend == "rtl":
         _checkout_on_path("sim")
-        from sim.runner import rtl_backend_run
-        logits, counters = rtl_backend_run(program, image)
-        return logits, counters
+        from sim.runner import SimError, rtl_backend_run
+        try:
+            return rtl_backend_run(program, image)
+        except SimError as exc:  # a build failure, an engine error status or a timeout
+            raise UserError(f"RTL simulation of {image}: {exc}") from None
     if backend == "board":
         if not port:
             raise UserError("--backend board needs --port (e.g. /dev/ttyUSB0)")
@@ -471,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .compiler.codegen import CodegenError
         expected += (CodegenError,)
+    except ImportError:
+        pass
+    try:
+        from .driver import DriverError  # link, timeout, config-tag and engine errors of a board
+        expected += (DriverError,)
     except ImportError:
         pass
     try:

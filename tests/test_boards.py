@@ -63,40 +63,33 @@ def test_arbiter_two_masters_random():
             port = dut.arb.masters[i]
             ref, expect = {}, []
             base = i * 128
+
+            async def offer(request, what: str) -> None:
+                """Hold ``request`` valid until it is taken, draining read data meanwhile."""
+                ctx.set(request.valid, 1)
+                for _ in range(200):
+                    ctx.set(port.rd_data.ready, rng.random() < 0.7)
+                    _, _, ready, dv, dr, dp = await ctx.tick().sample(
+                        request.ready, port.rd_data.valid, port.rd_data.ready, port.rd_data.payload)
+                    if dv and dr:
+                        assert dp == expect.pop(0)
+                    if ready:
+                        break
+                else:
+                    raise AssertionError(f"master {i}: {what} not accepted in 200 cycles")
+                ctx.set(request.valid, 0)
+
             # issue and collect in one process: requests, then drain whatever is due
             for _ in range(150):
                 addr = base + rng.randrange(128)
-                ctx.set(port.rd_data.ready, rng.random() < 0.7)
                 if rng.random() < 0.5:
                     value = rng.randrange(1 << 16)
-                    ctx.set(port.wr.valid, 1)
                     ctx.set(port.wr.payload, {"addr": addr, "data": value})
-                    for _ in range(200):
-                        ctx.set(port.rd_data.ready, rng.random() < 0.7)
-                        _, _, ready, dv, dr, dp = await ctx.tick().sample(
-                            port.wr.ready, port.rd_data.valid, port.rd_data.ready, port.rd_data.payload)
-                        if dv and dr:
-                            assert dp == expect.pop(0)
-                        if ready:
-                            break
-                    else:
-                        raise AssertionError(f"master {i}: write not accepted in 200 cycles")
-                    ctx.set(port.wr.valid, 0)
+                    await offer(port.wr, "write")
                     ref[addr] = value
                 else:
-                    ctx.set(port.rd_cmd.valid, 1)
                     ctx.set(port.rd_cmd.payload, addr)
-                    for _ in range(200):
-                        ctx.set(port.rd_data.ready, rng.random() < 0.7)
-                        _, _, ready, dv, dr, dp = await ctx.tick().sample(
-                            port.rd_cmd.ready, port.rd_data.valid, port.rd_data.ready, port.rd_data.payload)
-                        if dv and dr:
-                            assert dp == expect.pop(0)
-                        if ready:
-                            break
-                    else:
-                        raise AssertionError(f"master {i}: read not accepted in 200 cycles")
-                    ctx.set(port.rd_cmd.valid, 0)
+                    await offer(port.rd_cmd, "read")
                     expect.append(ref.get(addr, 0))
             ctx.set(port.rd_data.ready, 1)
             for _ in range(100):

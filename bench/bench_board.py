@@ -1,28 +1,60 @@
 """Board figures: the ULX3S build's Fmax and resources, and the SqueezeNet 1.1 frame rate at that Fmax.
 
-The frame time is the golden executor's cycle model of a SqueezeNet 1.1 (227x227, the real
-topology with seeded random weights: cycles depend on shapes only) compiled for the board config,
-with external-memory transfers charged at the SDRAM controller's measured-and-modelled rate
-(:func:`rtl_gen.sdram.throughput_model`: one word per cycle in a row, a precharge+activate per
-row change, the refresh share) instead of one word per cycle. The UART times of the input, the
-output and (once per model) the program are added separately at the link's baud rate with the
-protocol's framing overhead.
+The frame time is *measured*: SqueezeNet 1.1 (227x227, the real topology with seeded random
+weights: cycles depend on shapes only) is compiled for the board config and one inference runs
+through the host driver against the board's system top in Verilator
+(:func:`sqzhw.driver.sim_transport.run_in_verilator`: engine + host link + SDRAM controller + the
+cycle-level model of the ULX3S's 16-bit IS42S16160 SDRAM at the config clock). The frame's cycles
+are the engine's ``CYCLES`` counter of that inference, read back by the driver: every instruction,
+every LOAD and STORE through the SDRAM controller and its refreshes. The int32 result is checked
+bit-exactly against the golden executor; a mismatch fails the bench.
+
+The program (instructions and weights, ~1.4 MB) is put into the SDRAM model through the
+simulation's preload backdoor rather than over the simulated link, where it would cost 5 M cycles
+and two minutes of simulation before the frame starts; the driver reads pieces of it back to check
+(``--no-preload`` loads it over the link instead). The input crosses the link as usual. On a
+shared 2-core machine the whole measurement takes ~4 minutes: ~1.5 for the cached-per-source
+Verilator build of the 8x8 system, ~0.5 for the input, ~2.5 for the frame (~50 k cycles/s).
+
+Beside it, as a cross-check, the golden executor's *cycle model* with external-memory transfers
+charged at the SDRAM controller's modelled rate (:func:`rtl_gen.sdram.throughput_model`) and the
+ratio RTL / model. Without Verilator the model figures stand alone, labelled as such.
+
+The UART times of the input, the output and (once per model) the program are computed separately
+at the link's baud rate with the protocol's framing overhead (the simulation uses the byte-stream
+link, whose time is not what is measured).
 
 The Fmax and resources come from the last ``make bitstream BOARD=ulx3s`` report
 (``build/boards/ulx3s-ulx3s/report.json``); without it the configured clock is used and the
-section says how to produce the report.
+section says how to produce the report. The frame time "at Fmax" is the simulated cycle count
+divided by Fmax (SDRAM timings in cycles grow slightly with the clock; the model line shows how
+much).
+
+Run: ``python bench/bench_board.py [OUT_DIR]`` (``--no-rtl`` for the model alone; ``--config`` and
+``--input-size`` for a reduced run). Outputs ``bench_board.json`` and ``bench_board_units.png``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 REPORT = REPO / "build" / "boards" / "ulx3s-ulx3s" / "report.json"
+if str(REPO) not in sys.path:   # rtl_gen, sim and boards come from the checkout
+    sys.path.insert(0, str(REPO))
+
+#: The units whose busy cycles the engine counts, with the model's unit of the same name.
+UNIT_COUNTERS = ("LOAD_BUSY", "COMPUTE_BUSY", "STORE_BUSY")
 
 
 def _sdram_cycle_model(config, clock_mhz: float):
@@ -70,73 +102,462 @@ def uart_seconds(n_bytes: int, baud: int, max_payload: int | None = None, reques
     return (n_bytes + frames * (overhead + args)) * 10 / baud
 
 
-def main(out_dir) -> dict:
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+# -- pure helpers ------------------------------------------------------------------------------------
+
+def mem_words_for(memory_bytes: int, ext_bytes: int, min_words: int = 1) -> int:
+    """The smallest power of two of ``ext_bytes``-byte words that holds ``memory_bytes`` bytes
+    (and at least ``min_words``, itself a power of two: the SDRAM model's one row per bank)."""
+    if memory_bytes < 0 or ext_bytes < 1:
+        raise ValueError(f"mem_words_for: memory_bytes = {memory_bytes}, ext_bytes = {ext_bytes}")
+    if min_words < 1 or min_words & (min_words - 1):
+        raise ValueError(f"mem_words_for: min_words = {min_words} is not a power of two")
+    words = max(1, -(-memory_bytes // ext_bytes))
+    return max(min_words, 1 << (words - 1).bit_length())
+
+
+def frame_figures(cycles: int, mhz: float, uart_in_s: float, uart_out_s: float) -> dict:
+    """Frame time and rates of ``cycles`` engine cycles at ``mhz``: engine alone, and with the
+    input and output crossing the UART (the program is loaded once per model, not per frame)."""
+    if cycles <= 0 or mhz <= 0:
+        raise ValueError(f"frame_figures: cycles = {cycles}, mhz = {mhz}: both must be positive")
+    seconds = cycles / (mhz * 1e6)
+    return {"mhz": mhz, "cycles": int(cycles), "frame_ms": seconds * 1e3, "fps_engine": 1 / seconds,
+            "fps_with_uart": 1 / (seconds + uart_in_s + uart_out_s)}
+
+
+def model_figures(program, mhz: float) -> dict:
+    """The cycle model's prediction for ``program`` with the SDRAM charged at ``mhz``, and with an
+    ideal one-word-per-cycle memory; per-unit busy cycles under the counters' names."""
+    from sqzhw.golden.executor import estimate_cycles
+    from sqzhw.isa import Unit
+
+    model, tp = _sdram_cycle_model(program.config, mhz)
+    timing = estimate_cycles(program.instructions, program.config, model)
+    ideal = estimate_cycles(program.instructions, program.config)
+    busy = {f"{u.name}_BUSY": int(timing.unit_busy[u]) for u in (Unit.LOAD, Unit.COMPUTE, Unit.STORE)}
+    return {"mhz": mhz, "cycles": int(timing.total), "cycles_ideal_memory": int(ideal.total),
+            "unit_busy": busy, "sdram_seq_read_cycles_per_word": tp["seq_read"],
+            "sdram_random_read_cycles_per_word": tp["random_read"]}
+
+
+def compare_sums(got: np.ndarray, want: np.ndarray) -> str | None:
+    """``None`` when ``got`` equals ``want`` bit for bit, else what differs (for a loud failure)."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return f"shape {got.shape} != golden {want.shape}"
+    if got.dtype.kind not in "iu" or want.dtype.kind not in "iu":
+        return f"dtype {got.dtype} / golden {want.dtype}: both must be integers"
+    bad = np.flatnonzero(got.astype(np.int64) != want.astype(np.int64))
+    if bad.size == 0:
+        return None
+    i = int(bad[0])
+    return (f"{bad.size} of {want.size} int32 sums differ; first at index {i}: RTL {int(got.flat[i])}, "
+            f"golden {int(want.flat[i])}")
+
+
+# -- inside the simulator process --------------------------------------------------------------------
+
+class _ProgressFile:
+    """Progress lines from the simulator process, appended to a file the bench tails (the
+    simulator's own stdout goes to its log)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.t0 = time.perf_counter()
+
+    def __call__(self, line: str) -> None:
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(f"  [{time.perf_counter() - self.t0:6.1f} s] {line}\n")
+
+
+def rtl_inference(transport, program, x: np.ndarray, progress_path: str | None = None,
+                  preloaded: bool = False) -> dict:
+    """Load ``program`` and run one inference of ``x`` through the driver (runs in the simulator).
+
+    With ``preloaded`` the program's static image is already in the SDRAM model (the backdoor of
+    :func:`~sqzhw.driver.sim_transport.run_in_verilator`): instead of writing it, the driver reads
+    the first and last bytes of each piece back over the link and refuses to go on if they differ.
+
+    Returns the int32 sums, the engine's counters of the inference (by name), and the simulated
+    cycles and wall seconds of the load and of the inference.
+    """
+    from sqzhw.driver import Accelerator, ConfigMismatchError, DriverError
+
+    class SimAccelerator(Accelerator):
+        """Lets the simulation run until the engine is idle before each status poll: the same
+        calls and results, without tens of thousands of polls of a running network (the engine's
+        counters do not depend on them beyond a few cycles of SDRAM refresh phase)."""
+
+        def status(self):
+            if hasattr(self.transport, "wait_engine"):
+                self.transport.wait_engine()
+            return super().status()
+
+    t_start = time.perf_counter()
+    say = _ProgressFile(progress_path)
+    marks = {"next": 0.0}
+
+    def on_bytes(done: int, total: int, what: str) -> None:
+        if done >= total or done / total >= marks["next"]:
+            marks["next"] = done / total + 0.1
+            say(f"{what}: {done:,} / {total:,} bytes (cycle {transport.cycles:,})")
+
+    # run_timeout is wall-clock time: a full network takes minutes of simulation. The simulated-time
+    # budget of run_in_verilator bounds every wait instead.
+    acc = SimAccelerator(transport, program.config, run_timeout=24 * 3600.0, progress=on_bytes)
+    info = acc.info()
+    say(f"device {info.tag}, {info.mem_bytes:,} bytes of memory; loading the program ...")
+    t0, c0 = time.perf_counter(), transport.cycles
+    if preloaded:
+        if program.config.tag != info.tag:
+            raise ConfigMismatchError(f"program was compiled for {program.config.tag}, the device is {info.tag}")
+        for addr, blob in program.static_image():
+            for off in sorted({0, max(0, len(blob) - 512)}):
+                want = blob[off:off + 512]
+                if acc.read(addr + off, len(want), what="preload check") != want:
+                    raise DriverError(f"preload backdoor: memory at 0x{addr + off:x} does not hold the "
+                                      f"program's bytes")
+        acc.program = program     # what load() would have written is there
+    else:
+        acc.load(program)
+    load = {"cycles": transport.cycles - c0, "wall_s": time.perf_counter() - t0, "preloaded": preloaded,
+            "bytes": sum(len(blob) for _, blob in program.static_image())}
+    say(f"{'preloaded (checked)' if preloaded else 'loaded'} {load['bytes']:,} bytes in {load['cycles']:,} "
+        f"cycles ({load['wall_s']:.1f} s); inference ...")
+    marks["next"] = 0.0
+    t0, c0 = time.perf_counter(), transport.cycles
+    r = acc.infer_full(x)
+    infer = {"cycles": transport.cycles - c0, "wall_s": time.perf_counter() - t0}
+    counters = {c.name: int(v) for c, v in r.counters.items()}
+    say(f"inference done: engine {counters.get('CYCLES', 0):,} cycles, {infer['cycles']:,} simulated "
+        f"cycles with the input/output transfers ({infer['wall_s']:.1f} s)")
+    return {"sums": np.asarray(r.sums), "counters": counters, "load": load, "infer": infer,
+            "link": vars(acc.stats).copy(), "stats": transport.stats(),
+            "wall_s": time.perf_counter() - t_start}
+
+
+# -- the measurement ---------------------------------------------------------------------------------
+
+class _Tail(threading.Thread):
+    """Prints the lines appended to ``path`` while the simulation runs."""
+
+    def __init__(self, path: Path, progress: Callable[[str], None]) -> None:
+        super().__init__(daemon=True)
+        self.path, self.progress = path, progress
+        self.stop = threading.Event()
+        self.offset = 0
+
+    def flush(self) -> None:
+        if self.path.exists():
+            with open(self.path) as f:
+                f.seek(self.offset)
+                text = f.read()
+            done = text.rfind("\n") + 1
+            self.offset += len(text[:done].encode())
+            for line in text[:done].splitlines():
+                self.progress(line)
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            self.flush()
+
+
+def compile_network(config, model: str = "squeezenet1.1", input_size: int = 227, seed: int = 0,
+                    **graph_kwargs):
+    """The program the measurement runs: ``model`` with seeded random weights for ``config``."""
     from sqzhw.compiler.codegen import compile_graph
     from sqzhw.compiler.testing import random_qgraph
-    from sqzhw.config import load_config
-    from sqzhw.golden.executor import estimate_cycles
     from sqzhw.preprocess import Preprocess
 
+    qgraph = random_qgraph(model, input_size=input_size, seed=seed, **graph_kwargs)
+    return compile_graph(qgraph, config, Preprocess(height=input_size, width=input_size))
+
+
+def measure_rtl_frame(config, *, model: str = "squeezenet1.1", input_size: int = 227, seed: int = 0,
+                      graph_kwargs: dict | None = None, preload: bool = True, work_dir: Path | None = None,
+                      progress: Callable[[str], None] | None = None) -> dict:
+    """One inference of ``model`` on the simulated board system, its engine cycles, and the golden
+    and cycle-model figures to judge it by.
+
+    Parameters
+    ----------
+    config : AccelConfig or str
+        The board config (16-bit external memory: the SDRAM model is the ULX3S's part).
+    model, input_size, seed, graph_kwargs :
+        The network (:func:`sqzhw.compiler.testing.random_qgraph`); the input is seeded too.
+    preload : bool
+        Put the program (instructions and weights) into the SDRAM model through the simulation's
+        backdoor instead of over the simulated link (at 4 cycles per byte, ~1.4 MB would take
+        5 M cycles and 2 minutes of simulation). The per-frame input still crosses the link, and
+        the frame's cycles are the engine's: every LOAD and STORE goes through the controller.
+    work_dir : Path, optional
+        Where the progress file of the simulator process goes (default: a temporary folder).
+    progress : callable
+        One line per step: compile, golden, Verilator build, load, inference.
+
+    Returns
+    -------
+    dict
+        ``sums`` and ``golden_sums`` (int arrays), ``mismatch`` (``None`` when bit-exact),
+        ``bit_exact``, ``cycles`` (the engine's CYCLES counter of the inference), ``counters``,
+        ``model`` (:func:`model_figures` at the config clock), ``ratio_rtl_model``, the load and
+        inference phases, ``mem_words``, ``build_s``, ``sim_wall_s`` (driver code in the simulator),
+        ``run_wall_s`` (the simulator run with its start-up), ``sim_cycles``,
+        ``sim_cycles_per_s``.
+
+    Raises
+    ------
+    sqzhw.driver.sim_transport.SystemSimError
+        Verilator is missing, or the build or the simulation failed.
+    """
+    import tempfile
+
+    from rtl_gen.sdram import IS42S16160
+    from sqzhw import runtime
+    from sqzhw.config import load_config
+    from sqzhw.driver.sim_transport import build_system, run_in_verilator
+
+    config = load_config(config) if isinstance(config, str) else config
+    progress = progress or _say
+    t0 = time.perf_counter()
+    progress(f"compiling {model} ({input_size}x{input_size}, seeded random weights) for {config.name} ...")
+    program = compile_network(config, model, input_size, seed, **(graph_kwargs or {}))
+    progress(f"  {len(program.instructions)} instructions, {program.memory_size:,} bytes of memory "
+             f"({time.perf_counter() - t0:.1f} s)")
+    spec = program.input
+    x = np.random.default_rng(seed).standard_normal((spec.channels, spec.height, spec.width)).astype(np.float32)
+    t0 = time.perf_counter()
+    golden = runtime.run_golden(program, x)
+    progress(f"golden executor: {time.perf_counter() - t0:.1f} s")
+    predicted = model_figures(program, config.clock_mhz)
+
+    min_words = 1 << (IS42S16160.col_bits + IS42S16160.bank_bits)
+    mem_words = mem_words_for(program.memory_size, config.ext_bytes, min_words)
+    progress(f"Verilator build of the {config.name} system (SDRAM model, {mem_words:,} words of "
+             f"{config.ext_data_bits} bits) ...")
+    t0 = time.perf_counter()
+    build = build_system(config, link="stream", memory="sdram-model", mem_words=mem_words,
+                         progress=lambda s: progress("  " + s))
+    build_s = time.perf_counter() - t0
+    progress(f"  build ready in {build_s:.1f} s" + (" (cached)" if build.seconds == 0 else ""))
+
+    # Simulated-time budget: the load at the stream link's 4 cycles per byte and ten times the
+    # model's frame, generously; a hung design ends with DeviceTimeout instead of running forever.
+    link_bytes = sum(len(b) for _, b in program.static_image()) + program.region("input").size \
+        + program.region("output").size
+    budget_cycles = 20 * link_bytes + 10 * predicted["cycles"] + 1_000_000
+    tmp = tempfile.TemporaryDirectory(prefix="bench_board-") if work_dir is None else None
+    folder = Path(tmp.name) if tmp else Path(work_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    progress_path = folder / "rtl_progress.log"
+    progress_path.write_text("")
+    tail = _Tail(progress_path, progress)
+    tail.start()
+    t0 = time.perf_counter()
+    try:
+        out = run_in_verilator(config, rtl_inference, program, x, str(progress_path), preload,
+                               link="stream", memory="sdram-model", mem_words=mem_words,
+                               preload=program.static_image() if preload else None,
+                               sim_seconds=budget_cycles / build.clk_hz, progress=lambda s: progress("  " + s))
+    finally:
+        tail.stop.set()
+        tail.join()
+        tail.flush()
+        if tmp:
+            tmp.cleanup()
+    run_wall = time.perf_counter() - t0     # with the simulator's start (and a rebuild if the RTL changed)
+    sim_wall = out["wall_s"]
+
+    cycles = out["counters"]["CYCLES"]
+    mismatch = compare_sums(out["sums"], golden.sums)
+    sim_cycles = out["stats"]["cycles"]
+    return {"config": config.name, "model": model, "input_size": input_size, "seed": seed,
+            "instructions": len(program.instructions), "memory_bytes": program.memory_size,
+            "mem_words": mem_words, "sums": out["sums"], "golden_sums": np.asarray(golden.sums),
+            "bit_exact": mismatch is None, "mismatch": mismatch, "cycles": int(cycles),
+            "counters": out["counters"], "model_prediction": predicted,
+            "ratio_rtl_model": cycles / predicted["cycles"], "load": out["load"], "infer": out["infer"],
+            "link_retries": out["link"]["retries"], "clock_mhz": build.clk_hz / 1e6,
+            "build_s": build_s, "run_wall_s": run_wall, "sim_wall_s": sim_wall, "sim_cycles": int(sim_cycles),
+            "sim_cycles_per_s": sim_cycles / sim_wall if sim_wall > 0 else 0.0,
+            "infer_cycles_per_s": out["infer"]["cycles"] / out["infer"]["wall_s"] if out["infer"]["wall_s"] else 0.0}
+
+
+def rtl_json(rtl: dict) -> dict:
+    """``rtl`` without its arrays (for ``bench_board.json``)."""
+    return {k: v for k, v in rtl.items() if k not in ("sums", "golden_sums")}
+
+
+def plot_units(rtl: dict, path: Path) -> Path | None:
+    """Bar chart of the engine's busy/stall counters of the frame beside the model's unit busy
+    cycles; ``None`` if matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    c = rtl["counters"]
+    names = ["CYCLES", *UNIT_COUNTERS, "ARRAY_ACTIVE", "DISPATCH_STALL", "MEM_READ_STALL", "MEM_WRITE_STALL"]
+    pred = rtl["model_prediction"]
+    model = {"CYCLES": pred["cycles"], **pred["unit_busy"]}
+    xs = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.bar(xs - 0.2, [c.get(n, 0) / 1e6 for n in names], 0.4, label="RTL counters (Verilator, SDRAM model)")
+    ax.bar(xs + 0.2, [model.get(n, 0) / 1e6 for n in names], 0.4, label="cycle model")
+    ax.set_xticks(xs, [n.lower().replace("_", "\n") for n in names], fontsize=8)
+    ax.set_ylabel("million cycles")
+    ax.set_title(f"{rtl['model']} {rtl['input_size']}x{rtl['input_size']} on {rtl['config']}: one frame, "
+                 f"RTL/model = {rtl['ratio_rtl_model']:.3f}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# -- the bench ---------------------------------------------------------------------------------------
+
+def main(out_dir, *, rtl: bool = True, config_name: str = "ulx3s", input_size: int = 227,
+         graph_kwargs: dict | None = None, preload: bool = True,
+         progress: Callable[[str], None] | None = None) -> dict:
+    """The board section of ``make bench``: writes ``bench_board.json`` (and the plot) to ``out_dir``
+    and returns its contents, plus ``measurement`` (:func:`measure_rtl_frame`'s result with its
+    arrays, or ``None``). Raises RuntimeError after writing them if the RTL is not bit-exact.
+
+    ``config_name``, ``input_size`` and ``graph_kwargs`` shrink the run (tests); the bench proper
+    is SqueezeNet 1.1 at 227x227 on ``ulx3s``. ``preload``: see :func:`measure_rtl_frame`.
+    """
+    from sqzhw import protocol
+    from sqzhw.config import load_config
+
+    progress = progress or _say
+    say = progress
+
     out_dir = Path(out_dir)
-    config = load_config("ulx3s")
-    if REPORT.exists():
-        report = json.loads(REPORT.read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = load_config(config_name)
+    report = json.loads(REPORT.read_text()) if REPORT.exists() else None
+    if report is not None and report.get("tag") != config.tag:
+        say(f"the ULX3S build report {REPORT} is for config tag {report.get('tag')}, not {config.tag} "
+            f"(the {config.name!r} config changed since): ignored; rerun `make bitstream BOARD=ulx3s`")
+        report = None
+    if report is not None:
         fmax = report.get("fmax_sync_mhz") or config.clock_mhz
-        print(f"ULX3S build report {REPORT} (config {report['config']['name']}, tag {report['tag']}, "
+        say(f"ULX3S build report {REPORT} (config {report['config']['name']}, tag {report['tag']}, "
               f"engine {report['engine']}, built in {report['build_seconds']:.0f} s)")
         for clk, f in report.get("fmax", {}).items():
-            print(f"  Fmax {clk}: {f['achieved']:.2f} MHz (target {f['constraint']:.2f})")
+            say(f"  Fmax {clk}: {f['achieved']:.2f} MHz (target {f['constraint']:.2f})")
         for cell, u in sorted(report.get("utilization", {}).items()):
             if u["used"]:
-                print(f"  {cell:14s} {u['used']:7d} / {u['available']:7d} ({100 * u['used'] / u['available']:.1f} %)")
-        baud = report.get("baud", 115200)
+                say(f"  {cell:14s} {u['used']:7d} / {u['available']:7d} ({100 * u['used'] / u['available']:.1f} %)")
+        baud = report.get("baud", protocol.DEFAULT_BAUD)
     else:
-        report = None
         fmax = config.clock_mhz
-        baud = 115200
-        print(f"no ULX3S build report at {REPORT}: run `make bitstream BOARD=ulx3s` (10+ minutes with the "
+        baud = protocol.DEFAULT_BAUD
+        say(f"no ULX3S build report at {REPORT}: run `make bitstream BOARD=ulx3s` (10+ minutes with the "
               f"YoWASP tools) to get Fmax and resources; using the config's {fmax:g} MHz below")
     clock = min(fmax, config.clock_mhz)   # the PLL runs the config's clock; above Fmax it would fail
 
+    # The RTL measurement (or why there is none).
+    measured, why_not = None, None
+    if rtl:
+        from sim.runner import simulator_available
+        why_not = simulator_available("verilator")
+    else:
+        why_not = "disabled (--no-rtl)"
     t0 = time.perf_counter()
-    print("compiling SqueezeNet 1.1 (227x227, seeded random weights) for the ulx3s config...", flush=True)
-    qgraph = random_qgraph("squeezenet1.1", input_size=227, seed=0)
-    program = compile_graph(qgraph, config, Preprocess(height=227, width=227))
-    print(f"  {len(program.instructions)} instructions in {time.perf_counter() - t0:.1f} s", flush=True)
+    if why_not is None:
+        measured = measure_rtl_frame(config, input_size=input_size, graph_kwargs=graph_kwargs,
+                                     preload=preload, work_dir=out_dir, progress=progress)
+    else:
+        say(f"NO RTL MEASUREMENT: {why_not}. The frame figures below are the CYCLE MODEL's estimate, "
+              f"not simulated cycles.")
+    rtl_seconds = time.perf_counter() - t0
 
-    results = {}
-    for label, mhz in (("config clock", clock), ("Fmax", fmax)):
-        model, tp = _sdram_cycle_model(config, mhz)
-        timing = estimate_cycles(program.instructions, config, model)
-        ideal = estimate_cycles(program.instructions, config)
-        seconds = timing.total / (mhz * 1e6)
-        results[label] = {"mhz": mhz, "cycles": int(timing.total), "cycles_ideal_memory": int(ideal.total),
-                          "frame_ms": seconds * 1e3, "fps_engine": 1 / seconds,
-                          "sdram_seq_read_cycles_per_word": tp["seq_read"],
-                          "sdram_random_read_cycles_per_word": tp["random_read"]}
+    t0 = time.perf_counter()
+    program = compile_network(config, input_size=input_size, **(graph_kwargs or {}))
     in_bytes = program.region("input").size
     out_bytes = program.region("output").size
     prog_bytes = len(program.image)
     t_in = uart_seconds(in_bytes, baud)
     t_out = uart_seconds(out_bytes, baud, request=False)
     t_prog = uart_seconds(prog_bytes, baud)
-    for label, r in results.items():
-        frame = r["frame_ms"] / 1e3 + t_in + t_out
-        r.update({"fps_with_uart": 1 / frame})
-        print(f"SqueezeNet 1.1 at {r['mhz']:.1f} MHz ({label}): {r['cycles']:,} cycles "
+
+    model_rates = {}
+    for label, mhz in (("config clock", clock), ("Fmax", fmax)):
+        pred = model_figures(program, mhz)
+        model_rates[label] = {**pred, **frame_figures(pred["cycles"], mhz, t_in, t_out)}
+    rtl_rates = {}
+    if measured is not None:
+        for label, mhz in (("config clock", clock), ("Fmax", fmax)):
+            rtl_rates[label] = frame_figures(measured["cycles"], mhz, t_in, t_out)
+
+    name = f"SqueezeNet 1.1 ({input_size}x{input_size}{', reduced' if graph_kwargs else ''}) on {config.name}"
+    if measured is not None:
+        m = measured
+        say(f"RTL frame ({name}, Verilator, SDRAM model at {m['clock_mhz']:g} MHz, bit-exact with the "
+              f"golden model: {'yes' if m['bit_exact'] else 'NO'}):")
+        for label, r in rtl_rates.items():
+            say(f"  at {r['mhz']:.1f} MHz ({label}): {r['cycles']:,} cycles = {r['frame_ms']:.1f} ms, "
+                  f"{r['fps_engine']:.2f} frames/s engine only, {r['fps_with_uart']:.3f} frames/s with the UART")
+        c = m["counters"]
+        say(f"  counters: load busy {c['LOAD_BUSY']:,}, compute busy {c['COMPUTE_BUSY']:,}, store busy "
+              f"{c['STORE_BUSY']:,}, array active {c['ARRAY_ACTIVE']:,} "
+              f"({100 * c['ARRAY_ACTIVE'] / max(1, c['CYCLES']):.1f} %), memory read stall "
+              f"{c['MEM_READ_STALL']:,}, write stall {c['MEM_WRITE_STALL']:,}, dispatch stall "
+              f"{c['DISPATCH_STALL']:,}, {c['INSNS']:,} instructions")
+        say(f"  cycle model (cross-check) at {m['model_prediction']['mhz']:g} MHz: "
+              f"{m['model_prediction']['cycles']:,} cycles; RTL / model = {m['ratio_rtl_model']:.4f}")
+        say(f"  simulation: {m['sim_cycles']:,} cycles in {m['sim_wall_s']:.1f} s wall = "
+              f"{m['sim_cycles_per_s']:,.0f} cycles/s (simulator run {m['run_wall_s']:.1f} s; inference alone {m['infer_cycles_per_s']:,.0f} "
+              f"cycles/s); load {m['load']['cycles']:,} cycles in {m['load']['wall_s']:.1f} s, inference "
+              f"{m['infer']['cycles']:,} cycles in {m['infer']['wall_s']:.1f} s; program "
+              f"{'preloaded through the backdoor' if m['load']['preloaded'] else 'loaded over the link'}; "
+              f"Verilator build "
+              f"{m['build_s']:.1f} s; {m['mem_words']:,} words of SDRAM model; whole measurement "
+              f"{rtl_seconds:.1f} s")
+    for label, r in model_rates.items():
+        tag = "cycle model (secondary)" if measured is not None else "CYCLE MODEL ONLY"
+        say(f"{tag}, {name} at {r['mhz']:.1f} MHz ({label}): {r['cycles']:,} cycles "
               f"({r['cycles_ideal_memory']:,} with 1 word/cycle memory) = {r['frame_ms']:.1f} ms, "
               f"{r['fps_engine']:.2f} frames/s engine only, {r['fps_with_uart']:.3f} frames/s with the UART")
-    print(f"UART at {baud} baud: input {in_bytes:,} B = {t_in:.2f} s, output {out_bytes:,} B = "
+    say(f"UART at {baud} baud: input {in_bytes:,} B = {t_in:.2f} s, output {out_bytes:,} B = "
           f"{t_out:.3f} s per frame; program {prog_bytes:,} B = {t_prog:.1f} s once per model")
+
+    plot = plot_units(measured, out_dir / "bench_board_units.png") if measured is not None else None
     summary = {"report": str(REPORT) if report else None, "fmax_mhz": fmax, "baud": baud,
+               "config": config.name, "input_size": input_size,
                "input_bytes": in_bytes, "output_bytes": out_bytes, "program_bytes": prog_bytes,
-               "uart_input_s": t_in, "uart_output_s": t_out, "uart_program_s": t_prog, "rates": results,
+               "uart_input_s": t_in, "uart_output_s": t_out, "uart_program_s": t_prog,
+               "frame_source": "rtl" if measured is not None else "cycle-model",
+               "rtl": rtl_json(measured) if measured is not None else {"available": False, "reason": why_not},
+               "rtl_rates": rtl_rates, "model_rates": model_rates,
+               # The primary figures: the RTL's when measured, else the model's.
+               "rates": rtl_rates if measured is not None else model_rates,
+               "plot": str(plot) if plot else None,
                "utilization": report.get("utilization") if report else None}
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench_board.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    if measured is not None and not measured["bit_exact"]:
+        say(f"\n!!! RTL RESULT DIFFERS FROM THE GOLDEN MODEL: {measured['mismatch']} !!!\n")
+        raise RuntimeError(f"bench_board: the RTL inference is not bit-exact with the golden executor "
+                           f"({measured['mismatch']})")
+    return {**summary, "measurement": measured}
 
 
 if __name__ == "__main__":
-    import sys
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "build" / "bench")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default=str(REPO / "build" / "bench"), help="output folder")
+    parser.add_argument("--no-rtl", action="store_true", help="cycle model only (no Verilator run)")
+    parser.add_argument("--config", default="ulx3s", help="board config (16-bit SDRAM)")
+    parser.add_argument("--input-size", type=int, default=227, help="network input size")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="load the program over the simulated link instead of the SDRAM model's backdoor")
+    args = parser.parse_args()
+    main(Path(args.out), rtl=not args.no_rtl, config_name=args.config, input_size=args.input_size,
+         preload=not args.no_preload)

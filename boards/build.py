@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from sqzhw.config import AccelConfig, ConfigError, load_config
@@ -115,7 +114,7 @@ def _summary_text(report: dict) -> str:
 
 
 def build(board: str, config: str | AccelConfig | None = None, out: str | Path = "build/boards", *,
-          engine: str = "auto", verbose: bool = False, seed: int = 1) -> dict:
+          engine: str = "auto", verbose: bool = False, seed: int = 1, baud: int | None = None) -> dict:
     """Build ``board``'s bitstream for ``config`` (default: the board's own), write the report,
     return it as a dict. :class:`BuildError` if a tool is missing or fails."""
     spec: BoardSpec = get_board(board)
@@ -128,13 +127,17 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
     t0 = time.monotonic()
     print(f"boards.build: {board} with config {cfg.name} ({cfg.tag}) -> {out_dir}", flush=True)
     try:
-        top = BoardTop(spec, cfg, engine=engine)
+        top = BoardTop(spec, cfg, engine=engine, **({"baud": baud} if baud else {}))
     except (BoardError, ValueError) as exc:
         raise BoardError(f"board {board} with config {cfg.name!r}: {exc}") from None
     platform = spec.platform()
     overrides = {"verbose": True}
     if spec.family in ("ecp5", "ice40"):
         overrides["nextpnr_opts"] = f"--report {NAME}.report.json --timing-allow-fail --seed {seed}"
+        if spec.family == "ecp5":
+            # router2 converges on the 8x8 engine (DSP columns nearly full) where router1 was
+            # still at tens of thousands of overused wires after half an hour.
+            overrides["nextpnr_opts"] += " --router router2"
     if spec.synth_opts:
         overrides["synth_opts"] = spec.synth_opts
     print("  elaborating and writing the build tree...", flush=True)
@@ -222,13 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="auto", choices=["auto", "real", "standin"],
                         help="'standin' builds the board around a minimal engine stand-in")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--baud", type=int, help="UART rate (default: sqzhw.protocol.DEFAULT_BAUD)")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream all toolchain output")
     args = parser.parse_args(argv)
     try:
         if args.program:
             program(args.board, args.config, args.out, engine=args.engine, verbose=args.verbose, seed=args.seed)
         else:
-            build(args.board, args.config, args.out, engine=args.engine, verbose=args.verbose, seed=args.seed)
+            build(args.board, args.config, args.out, engine=args.engine, verbose=args.verbose, seed=args.seed,
+                  baud=args.baud)
     except (BuildError, BoardError, ConfigError, ValueError) as exc:
         print(f"boards.build: error: {exc}", file=sys.stderr)
         return 2

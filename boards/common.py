@@ -18,7 +18,6 @@ the UART and the LEDs. Board modules (``boards/ulx3s.py`` ...) only describe the
 from __future__ import annotations
 
 import inspect
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -31,10 +30,10 @@ from amaranth.lib.wiring import In, Out
 
 from rtl_gen.sdram import IS42S16160, SDRAMController, SDRAMGeometry, SDRAMSignature, SDRAMTiming
 from rtl_gen.sdram_model import SDRAMModel, Violation
-from sqzhw import isa
+from sqzhw import isa, protocol
 from sqzhw.config import AccelConfig
 
-__all__ = ["MemArbiter", "BlockRAMMemory", "EngineStandIn", "SystemTop", "BoardSpec", "BoardTop", "system_verilog",
+__all__ = ["MemArbiter", "MemCommandSlice", "BlockRAMMemory", "EngineStandIn", "SystemTop", "BoardSpec", "BoardTop", "system_verilog",
            "BoardError", "ecp5_pll", "ice40_pll", "xilinx_mmcm", "make_engine", "make_hostlink"]
 
 
@@ -117,6 +116,55 @@ class MemArbiter(wiring.Component):
         for i in range(1, len(active)):
             out = Mux(index == i, active[i], out)
         return out
+
+
+class MemCommandSlice(wiring.Component):
+    """A register slice on a memory port's commands: reads and writes in one ordered queue.
+
+    Between the arbiter and the memory controller the ``rd_cmd``/``wr`` handshakes would otherwise
+    be one combinational path from the engine's units through the arbiter into the controller's
+    state machine (the longest path of the board builds). Reads and writes share one
+    :class:`~rtl_gen.skid.SkidBuffer`, so the memory sees them in the order the arbiter accepted
+    them: a read after a write still sees it, as the memory port contract requires. One command
+    per cycle enters (a write first when both are offered), so a full-speed stream keeps one word
+    per cycle. ``rd_data`` passes straight through (the controller already buffers it).
+
+    Members
+    -------
+    up : In(memory port)      the arbiter's ``mem`` side connects here
+    down : Out(memory port)   towards the memory controller
+    """
+
+    def __init__(self, data_bits: int):
+        self.data_bits = data_bits
+        sig = wiring.Signature(_mem_signature(data_bits))
+        self._cmd = data.StructLayout({"write": 1, "addr": 32, "data": data_bits})
+        super().__init__({"up": In(sig), "down": Out(sig)})
+
+    def elaborate(self, platform):
+        from rtl_gen.skid import SkidBuffer
+
+        m = Module()
+        m.submodules.skid = skid = SkidBuffer(self._cmd)
+        up, down = self.up, self.down
+        write = up.wr.valid
+        m.d.comb += [
+            skid.i.valid.eq(up.wr.valid | up.rd_cmd.valid),
+            skid.i.payload.write.eq(write),
+            skid.i.payload.addr.eq(Mux(write, up.wr.payload.addr, up.rd_cmd.payload)),
+            skid.i.payload.data.eq(up.wr.payload.data),
+            up.wr.ready.eq(skid.i.ready),
+            up.rd_cmd.ready.eq(skid.i.ready & ~write),
+            down.wr.valid.eq(skid.o.valid & skid.o.payload.write),
+            down.wr.payload.addr.eq(skid.o.payload.addr),
+            down.wr.payload.data.eq(skid.o.payload.data),
+            down.rd_cmd.valid.eq(skid.o.valid & ~skid.o.payload.write),
+            down.rd_cmd.payload.eq(skid.o.payload.addr),
+            skid.o.ready.eq(Mux(skid.o.payload.write, down.wr.ready, down.rd_cmd.ready)),
+        ]
+        m.d.comb += [up.rd_data.valid.eq(down.rd_data.valid), up.rd_data.payload.eq(down.rd_data.payload),
+                     down.rd_data.ready.eq(up.rd_data.ready)]
+        return m
 
 
 class BlockRAMMemory(wiring.Component):
@@ -239,7 +287,7 @@ class SystemTop(wiring.Component):
     clk_hz : float
         Frequency of ``sync`` (default ``config.clock_mhz``): SDRAM timing and the UART divisor.
     uart_divisor : int or None
-        Clock cycles per UART bit (default: 115200 baud at ``clk_hz``). ``None`` with
+        Clock cycles per UART bit (default: :data:`sqzhw.protocol.DEFAULT_BAUD` at ``clk_hz``). ``None`` with
         ``link="stream"``: no UART at all.
     link : ``"uart"`` or ``"stream"``
         ``"uart"``: ``uart_rx``/``uart_tx`` pins; ``"stream"``: ``host_rx``/``host_tx`` byte streams
@@ -278,7 +326,7 @@ class SystemTop(wiring.Component):
                              f"the SDRAM is {sdram_geometry.data_bits} bits wide")
         self.config, self.memory, self.link = config, memory, link
         self.clk_hz = clk_hz or config.clock_mhz * 1e6
-        self.uart_divisor = uart_divisor or round(self.clk_hz / 115200)
+        self.uart_divisor = uart_divisor or round(self.clk_hz / protocol.DEFAULT_BAUD)
         self.sdram_geometry, self.sdram_timing = sdram_geometry, sdram_timing
         self.sdram_read_delay = sdram_read_delay
         if memory == "sdram":
@@ -360,8 +408,11 @@ class SystemTop(wiring.Component):
                                                               self.clk_hz / 1e6, words=self.mem_words)
                 wiring.connect(m, mem.sdram, model.sdram)
                 m.d.comb += self.mem_violation.eq(model.violation)
+        # A register slice between the arbiter and the memory cuts the engine-to-controller path.
+        m.submodules.mem_slice = mem_slice = MemCommandSlice(cfg.ext_data_bits)
+        wiring.connect(m, arb.mem, mem_slice.up)
         for port in mem_ports:
-            wiring.connect(m, getattr(arb.mem, port), getattr(mem, port))
+            wiring.connect(m, getattr(mem_slice.down, port), getattr(mem, port))
         return m
 
 
@@ -484,9 +535,16 @@ class BoardTop(wiring.Component):
     config : AccelConfig
     engine : see :func:`make_engine`
     baud : int
+        UART rate (default :data:`sqzhw.protocol.DEFAULT_BAUD`); the engine clock must divide it
+        to within 2 % (a UART receiver samples mid-bit and tolerates about that much).
     """
 
-    def __init__(self, spec: BoardSpec, config: AccelConfig, *, engine: str = "auto", baud: int = 115200):
+    def __init__(self, spec: BoardSpec, config: AccelConfig, *, engine: str = "auto",
+                 baud: int = protocol.DEFAULT_BAUD):
+        divisor = round(config.clock_mhz * 1e6 / baud) if baud > 0 else 0
+        if divisor < 4 or abs(config.clock_mhz * 1e6 / divisor - baud) > 0.02 * baud:
+            raise BoardError(f"board {spec.name}: {baud} baud cannot be made from the {config.clock_mhz:g} MHz "
+                             f"engine clock of config {config.name!r} (at least 4 cycles per bit, within 2 %)")
         self.spec, self.config, self.baud = spec, config, baud
         self.pll_mhz: float | None = None
         self.pll_params: dict = {}
@@ -494,7 +552,7 @@ class BoardTop(wiring.Component):
         self.system = SystemTop(
             config, memory=spec.memory, link="uart",
             mem_words=bram_words if spec.memory == "bram" else None,
-            uart_divisor=round(config.clock_mhz * 1e6 / baud), engine=engine)
+            uart_divisor=divisor, engine=engine)
         super().__init__({})
 
     def _clock(self, m: Module, platform) -> None:

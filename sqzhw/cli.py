@@ -174,7 +174,7 @@ def _checkout_on_path(folder: str) -> None:
         sys.path.insert(0, str(REPO))
 
 
-def _run_backend(program, image: Path, backend: str, port: str | None):
+def _run_backend(program, image: Path, backend: str, port: str | None, baud: int | None = None):
     """Logits (float, pre-softmax) and a dict of counters/figures for one image."""
     from . import runtime
 
@@ -193,7 +193,7 @@ def _run_backend(program, image: Path, backend: str, port: str | None):
             raise UserError("--backend board needs --port (e.g. /dev/ttyUSB0)")
         from .driver import Accelerator
         from .driver.transports import SerialTransport
-        acc = Accelerator(SerialTransport(port))
+        acc = Accelerator(SerialTransport(port, **({"baud": baud} if baud else {})))
         acc.load(program)
         logits = acc.infer(runtime.prepare_image(program, image))
         return logits, {k.name.lower(): v for k, v in acc.counters().items()}
@@ -208,7 +208,7 @@ def cmd_run(args) -> int:
     results = []
     mismatches = 0
     for image in _images(args.images):
-        logits, figures = _run_backend(program, image, args.backend, args.port)
+        logits, figures = _run_backend(program, image, args.backend, args.port, args.baud)
         mismatches += figures.get("bit_exact_with_golden") is False
         probs = _softmax(logits) if program.output.softmax else logits
         order = [int(k) for k in np.argsort(-probs)[:args.top]]
@@ -424,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["golden", "rtl", "board"], default="golden",
                    help="golden model (default), the RTL in Verilator, or a board")
     p.add_argument("--port", help="serial port of the board (--backend board)")
+    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (default: the boards' "
+                                            "1000000; see the build report)")
     p.add_argument("--top", type=int, default=5, help="classes to print (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image (top5, logits, ...)")
     p.set_defaults(func=cmd_run)

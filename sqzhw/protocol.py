@@ -60,7 +60,7 @@ from amaranth.lib import data, enum
 from . import isa
 
 __all__ = [
-    "PROTOCOL_VERSION", "REQUEST_SYNC", "RESPONSE_SYNC", "MAX_PAYLOAD", "IDLE_TIMEOUT_BYTES",
+    "PROTOCOL_VERSION", "DEFAULT_BAUD", "REQUEST_SYNC", "RESPONSE_SYNC", "MAX_PAYLOAD", "IDLE_TIMEOUT_BYTES",
     "CRC_POLY", "CRC_INIT", "Command", "Status", "RequestHeader", "ResponseHeader", "InfoHeader",
     "ReadArgs", "StartArgs", "StatusReply", "Frame", "ProtocolError", "crc16", "crc16_update",
     "crc16_matrix", "encode_frame", "encode_request", "encode_response", "FrameDecoder",
@@ -69,6 +69,10 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+#: The boards' UART rate. Every supported board's USB serial bridge is an FTDI chip, which makes
+#: 1 Mbaud exactly (3 MHz / 3), and the engine clocks in ``configs/`` divide it within 1 %
+#: (50 MHz / 50, 25 MHz / 25). Nearly 9x 115200 baud: the input image is the longest transfer.
+DEFAULT_BAUD = 1_000_000
 REQUEST_SYNC = 0xA5
 RESPONSE_SYNC = 0x5A
 #: Largest payload of any frame (``WRITE_MEM``: 4 address bytes + up to 1020 data bytes).

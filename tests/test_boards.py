@@ -15,9 +15,10 @@ from amaranth.sim import Simulator
 
 from boards import BOARDS, get_board
 from boards.build import BuildError, build
-from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, SystemTop, ecp5_pll, ice40_pll,
+from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SystemTop, ecp5_pll, ice40_pll,
                            system_verilog, xilinx_mmcm)
 from rtl_gen.sdram import SDRAMTiming
+from rtl_gen.testing import collect_quietly
 from rtl_gen.sdram_model import Violation
 from sqzhw import protocol
 from sqzhw.config import load_config
@@ -38,22 +39,31 @@ def test_pll_settings():
 
 
 class _ArbiterBench(wiring.Component):
-    def __init__(self):
+    """The arbiter on a block RAM, directly or (``sliced``) through a :class:`MemCommandSlice`."""
+
+    def __init__(self, sliced: bool = False):
         self.arb = MemArbiter(2, 16, max_reads=4)
         self.mem = BlockRAMMemory(16, 256)
+        self.slice = MemCommandSlice(16) if sliced else None
         super().__init__({})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.arb, m.submodules.mem = self.arb, self.mem
+        upstream = self.arb.mem
+        if self.slice is not None:
+            m.submodules.slice = self.slice
+            wiring.connect(m, self.arb.mem, self.slice.up)
+            upstream = self.slice.down
         for port in ("rd_cmd", "rd_data", "wr"):
-            wiring.connect(m, getattr(self.arb.mem, port), getattr(self.mem, port))
+            wiring.connect(m, getattr(upstream, port), getattr(self.mem, port))
         return m
 
 
-def test_arbiter_two_masters_random():
+@pytest.mark.parametrize("sliced", [False, True], ids=["direct", "command-slice"])
+def test_arbiter_two_masters_random(sliced):
     """Two masters on disjoint halves: each reads back its own writes, in order, under stalls."""
-    dut = _ArbiterBench()
+    dut = _ArbiterBench(sliced)
     done = [False, False]
 
     def master(i):
@@ -108,6 +118,51 @@ def test_arbiter_two_masters_random():
     sim.add_testbench(master(1))
     sim.run_until(1e-8 * 20_000)
     assert done == [True, True]
+
+
+def test_command_slice_keeps_read_after_write_order():
+    """A write and a read of the same address offered in the same cycle: the write goes first and
+    the read returns the new value; neither handshake depends combinationally on the memory."""
+    sl = MemCommandSlice(16)
+    mem = BlockRAMMemory(16, 64)
+    top = Module()
+    top.submodules.sl, top.submodules.mem = sl, mem
+    for port in ("rd_cmd", "rd_data", "wr"):
+        wiring.connect(top, getattr(sl.down, port), getattr(mem, port))
+    got = []
+
+    async def bench(ctx):
+        up = sl.up
+        ctx.set(up.rd_data.ready, 1)
+        for value in (0x1234, 0xBEEF, 0x0042):
+            ctx.set(up.wr.payload, {"addr": 5, "data": value})
+            ctx.set(up.rd_cmd.payload, 5)
+            ctx.set(up.wr.valid, 1)
+            ctx.set(up.rd_cmd.valid, 1)
+            wrote = read = False
+            for _ in range(20):
+                _, _, wr_ok, rd_ok, dv, dp = await ctx.tick().sample(
+                    up.wr.ready, up.rd_cmd.ready, up.rd_data.valid, up.rd_data.payload)
+                assert not (rd_ok and not wrote), "the read was taken before the write it follows"
+                wrote |= bool(wr_ok)
+                read |= bool(rd_ok)
+                if dv:
+                    got.append(dp)
+                ctx.set(up.wr.valid, 0 if wrote else 1)
+                if read:
+                    ctx.set(up.rd_cmd.valid, 0)
+                    break
+            assert wrote and read, "slice did not take both commands in 20 cycles"
+        for _ in range(10):
+            _, _, dv, dp = await ctx.tick().sample(up.rd_data.valid, up.rd_data.payload)
+            if dv:
+                got.append(dp)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [0x1234, 0xBEEF, 0x0042]
 
 
 FAST_SDRAM = SDRAMTiming(t_init=2000.0)
@@ -205,6 +260,17 @@ def test_bad_board_and_config():
         get_board("nope")
     with pytest.raises(BoardError, match="ext_data_bits = 32, the SDRAM is 16 bits"):
         SystemTop(load_config("tiny"), "sdram", engine="standin")
+
+
+def test_uart_rate_from_the_engine_clock():
+    """The boards' default rate divides the 50 and 25 MHz engine clocks exactly; a rate the clock
+    cannot make (within 2 %) is refused with the board's name."""
+    top = BoardTop(get_board("ulx3s"), load_config("ulx3s"), engine="standin")
+    assert top.baud == protocol.DEFAULT_BAUD and top.system.uart_divisor == 50
+    assert BoardTop(get_board("ulx3s"), load_config("small"), engine="standin").system.uart_divisor == 25
+    with pytest.raises(BoardError, match="board ulx3s: 4000000 baud cannot be made from the 50 MHz"):
+        BoardTop(get_board("ulx3s"), load_config("ulx3s"), engine="standin", baud=4_000_000)
+    collect_quietly()
 
 
 @pytest.mark.skipif(shutil.which("vivado") is not None, reason="Vivado is installed: the build would run")

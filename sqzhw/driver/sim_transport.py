@@ -35,18 +35,27 @@ design fails instead of hanging. The Verilator build is cached under ``build/sim
 options and a hash of every source (``SQZHW_SIM_CACHE`` moves it), and concurrent builds (pytest-xdist)
 take turns on a lock file.
 
+Long runs (a whole SqueezeNet, ``bench/bench_board.py``): ``run_in_verilator(..., preload=pieces)``
+puts ``(address, bytes)`` pieces into the SDRAM model's storage at time 0 (``$readmemh`` through
+a hook added to the exported model) instead of over the link, and
+:meth:`VerilatorTransport.wait_engine` lets the simulation run to the end of an engine run
+instead of being polled. An all-zero memory deeper than :data:`ZERO_INIT_MAX_WORDS` words (the
+multi-MiB SDRAM model) is exported without its initial block.
+
 This module imports neither ``sim`` nor ``boards`` (nor cocotb) at import time; it needs the
 source checkout for them when a simulation is built or run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
 import math
 import os
 import pickle
+import re
 import shutil
 import sys
 import tempfile
@@ -136,7 +145,7 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
         Words of simulated memory (a power of two; default 64 KiB worth).
     uart_divisor : int, optional
         Clock cycles per UART bit (``link="uart"``; default 8, a fast test setting; a board's
-        real rate is ``round(clk_hz / 115200)``).
+        real rate is ``round(clk_hz / sqzhw.protocol.DEFAULT_BAUD)``).
     engine : {"real", "standin", "auto"}
         See :func:`boards.common.make_engine`.
     progress : callable
@@ -171,7 +180,7 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
                + [REPO / "sqzhw" / n for n in ("config.py", "isa.py", "quant.py", "protocol.py")])
     options = {"link": link, "memory": memory, "mem_words": mem_words, "uart_divisor": uart_divisor,
                "engine": engine, "tx": TX_BYTES, "rx": RX_BYTES, "config": config.to_dict(),
-               "recipe": 2}
+               "recipe": 3}
     key = runner._hash_files(sources, runner._tool_version("verilator"), json.dumps(options, sort_keys=True))
     path = runner._cache_root() / "system" / f"{link}-{memory}-{config.tag}-w{mem_words}-{key}"
     meta_path = path / "BUILT"
@@ -182,6 +191,99 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
     return SystemBuild(path=path, config=config, link=link, memory=memory, mem_bytes=meta["mem_bytes"],
                        clk_hz=meta["clk_hz"], uart_divisor=uart_divisor, idle_timeout=meta["idle_timeout"],
                        seconds=meta["seconds"] if meta.get("fresh_pid") == os.getpid() else 0.0)
+
+
+#: Memories deeper than this whose initial contents are all zero are exported without an initial
+#: value. Amaranth writes a memory's init as one constant bit per bit and yosys then as one Verilog
+#: line per word: for the 4 Mi-word SDRAM model a whole SqueezeNet needs, that is minutes of export,
+#: ~10 GB and a 130 MB initial block Verilator cannot digest. Verilator starts such an array at
+#: zero anyway (its default ``+verilator+rand+reset+0``), and on a board SDRAM starts undefined.
+ZERO_INIT_MAX_WORDS = 1 << 16
+
+
+@contextlib.contextmanager
+def _without_zero_init(max_words: int):
+    """While active, Amaranth's RTLIL backend emits no ``$meminit_v2`` for an all-zero memory of
+    more than ``max_words`` words (see :data:`ZERO_INIT_MAX_WORDS`)."""
+    from amaranth.back import rtlil
+
+    emitter = rtlil.ModuleEmitter
+    original = emitter.emit_memory
+
+    def emit_memory(self, cell_idx, cell):
+        if cell.depth > max_words and not any(cell.init):
+            return None
+        return original(self, cell_idx, cell)
+
+    emitter.emit_memory = emit_memory
+    try:
+        yield
+    finally:
+        emitter.emit_memory = original
+
+
+#: The simulator's plusarg naming a ``$readmemh`` file that preloads the SDRAM model's storage.
+PRELOAD_PLUSARG = "sqzhw_preload"
+
+
+def _add_preload_hook(text: str) -> str:
+    """Add the preload backdoor to the SDRAM model's module in the exported Verilog: with
+    ``+sqzhw_preload=FILE`` the simulator ``$readmemh``s FILE into its storage at time 0, before
+    reset ends (no engine, controller or link cycle is skipped or changed by it)."""
+    modules = re.findall(r"^module (\\\S*\.sdram_model) ", text, re.M)
+    if len(modules) != 1:
+        raise SystemSimError(f"preload hook: expected one SDRAM model module in the exported Verilog, "
+                             f"found {modules}")
+    start = text.index(f"module {modules[0]} ")
+    end = text.index("\nendmodule", start)
+    if not re.search(r"^\s*reg \[\d+:0\] storage \[\d+:0\];", text[start:end], re.M):
+        raise SystemSimError(f"preload hook: no `storage` memory in {modules[0]}")
+    hook = ("\n  // sqzhw.driver.sim_transport: preload backdoor (+sqzhw_preload=FILE, $readmemh).\n"
+            "  initial begin : sqzhw_preload\n"
+            "    reg [8*4096-1:0] preload_file;\n"
+            f"    if ($value$plusargs(\"{PRELOAD_PLUSARG}=%s\", preload_file)) $readmemh(preload_file, storage);\n"
+            "  end")
+    return text[:end] + hook + text[end:]
+
+
+def write_preload_file(path: Path, pieces, ext_bytes: int, mem_bytes: int) -> int:
+    """Write ``(byte address, bytes)`` pieces as a ``$readmemh`` file of ``ext_bytes``-byte
+    little-endian words (``@`` word addresses); the number of words written.
+
+    Raises
+    ------
+    ValueError
+        A piece that is not word-aligned, overlaps another or lies outside ``mem_bytes``.
+    """
+    import numpy as np
+
+    dtype = {1: "<u1", 2: "<u2", 4: "<u4", 8: "<u8"}.get(ext_bytes)
+    if dtype is None:
+        raise ValueError(f"preload: {ext_bytes}-byte words are not supported")
+    spans = []
+    words = 0
+    with open(path, "w") as f:
+        for i, (addr, blob) in enumerate(pieces):
+            blob = bytes(blob)
+            if addr % ext_bytes or len(blob) % ext_bytes:
+                raise ValueError(f"preload piece {i} at 0x{addr:x} ({len(blob)} bytes) is not aligned to "
+                                 f"{ext_bytes}-byte words")
+            if addr < 0 or addr + len(blob) > mem_bytes:
+                raise ValueError(f"preload piece {i} at 0x{addr:x} ({len(blob)} bytes) is outside the "
+                                 f"simulated {mem_bytes} bytes of memory")
+            for lo, hi in spans:
+                if addr < hi and lo < addr + len(blob):
+                    raise ValueError(f"preload piece {i} at 0x{addr:x} overlaps [0x{lo:x}, 0x{hi:x})")
+            spans.append((addr, addr + len(blob)))
+            if not blob:
+                continue
+            values = np.frombuffer(blob, dtype=dtype)
+            digits = 2 * ext_bytes
+            f.write(f"@{addr // ext_bytes:x}\n")
+            f.write("\n".join(f"{v:0{digits}x}" for v in values.tolist()))
+            f.write("\n")
+            words += len(values)
+    return words
 
 
 def _build(config: AccelConfig, path: Path, options: dict, progress: Callable[[str], None]) -> None:
@@ -198,7 +300,15 @@ def _build(config: AccelConfig, path: Path, options: dict, progress: Callable[[s
              f"to Verilog ...")
     top = SystemTop(config, memory=options["memory"], link=options["link"], mem_words=options["mem_words"],
                     uart_divisor=options["uart_divisor"], engine=options["engine"])
-    (path / "sqzhw_system.v").write_text(verilog.convert(top, name="sqzhw_system"))
+    sdram_model = options["memory"] == "sdram-model"
+    # The SDRAM model's storage (mem_words deep, the design's deepest memory) never gets a zero
+    # initial block: the preload must not race one.
+    max_words = min(ZERO_INIT_MAX_WORDS, options["mem_words"] - 1) if sdram_model else ZERO_INIT_MAX_WORDS
+    with _without_zero_init(max_words):
+        text = verilog.convert(top, name="sqzhw_system")
+    if sdram_model:
+        text = _add_preload_hook(text)
+    (path / "sqzhw_system.v").write_text(text)
     meta = {"mem_bytes": top.mem_bytes, "clk_hz": top.clk_hz,
             "idle_timeout": int(getattr(top.hostlink, "idle_timeout", 10_000)),
             "engine": top.engine_name}
@@ -282,6 +392,7 @@ class VerilatorTransport:
         self.wall_in_sim = 0.0
         self._write = resume(self._write_async)
         self._read = resume(self._read_async)
+        self._wait_engine = resume(self._wait_engine_async)
 
     # The Transport protocol.
 
@@ -302,7 +413,37 @@ class VerilatorTransport:
     def close(self) -> None:
         pass
 
+    def wait_engine(self, max_cycles: int | None = None) -> bool:
+        """Run the simulation until the engine's ``busy`` output is low, at most ``max_cycles``
+        cycles (default: the rest of the simulated-time budget); whether it is.
+
+        A simulation-only shortcut for the driver's status polling during a long run: each poll
+        costs a request, a response and several simulator round trips, and a whole network needs
+        tens of thousands of them. It reads no state the driver could not: call
+        :meth:`~sqzhw.driver.Accelerator.status` afterwards as usual. The engine's own counters do
+        not depend on whether the host polls (measured: equal, or a few cycles apart where the run
+        starts at another phase of the SDRAM refresh).
+        """
+        t0 = time.perf_counter()
+        try:
+            return self._wait_engine(max_cycles)
+        finally:
+            self.wall_in_sim += time.perf_counter() - t0
+
     # Simulation side.
+
+    async def _wait_engine_async(self, max_cycles: int | None) -> bool:
+        from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
+
+        busy = self.dut.busy
+        if not _u(busy):
+            return True
+        left = self._budget_left("waiting for the engine")
+        cycles = left if max_cycles is None else max(1, min(int(max_cycles), left))
+        await First(FallingEdge(busy), Timer(cycles * self.period_ps, unit="ps"))
+        await RisingEdge(self.dut.clk)     # back onto a clock edge (see _wait_high)
+        self._check_violation()
+        return not _u(busy)
 
     @property
     def cycles(self) -> int:
@@ -454,7 +595,8 @@ def resolve_function(ref: dict) -> Callable:
 def run_in_verilator(config: AccelConfig | str, fn: Callable[..., Any], *args, link: str = "stream",
                      memory: str = "sdram-model", mem_words: int | None = None,
                      uart_divisor: int | None = None, engine: str = "real", sim_seconds: float = 1.0,
-                     keep: bool = False, progress: Callable[[str], None] = print) -> Any:
+                     keep: bool = False, progress: Callable[[str], None] = print,
+                     preload: list[tuple[int, bytes]] | None = None) -> Any:
     """Run ``fn(transport, *args)`` against the simulated board and return its result.
 
     ``transport`` is a :class:`VerilatorTransport` onto :class:`boards.common.SystemTop` ``(config,
@@ -478,6 +620,12 @@ def run_in_verilator(config: AccelConfig | str, fn: Callable[..., Any], *args, l
         Keep the run folder (simulator log) under ``build/sim/system/runs``.
     progress : callable
         Build and run messages.
+    preload : list of (int, bytes), optional
+        A backdoor for long runs (``memory="sdram-model"`` only): these ``(byte address, bytes)``
+        pieces (word-aligned) are in the SDRAM model's storage from time 0, as if written before
+        the run, without moving them over the simulated link. Everything the engine does still
+        goes through the controller and the model. A driver that relies on it must not
+        ``load()`` those bytes again (see ``bench/bench_board.py``).
 
     Returns
     -------
@@ -490,6 +638,11 @@ def run_in_verilator(config: AccelConfig | str, fn: Callable[..., Any], *args, l
     SystemSimError
         The build or the simulation itself failed.
     """
+    if os.environ.get("SQZHW_SYSTEM_JOB"):
+        # fn's module is imported in the simulator process: a script that calls run_in_verilator
+        # at its top level, without an ``if __name__ == "__main__":`` guard, would recurse forever.
+        raise SystemSimError("run_in_verilator called inside a simulator process: guard the script's "
+                             "top-level code with `if __name__ == \"__main__\":`")
     config = _resolve_config(config)
     ref = _function_ref(fn)
     try:
@@ -497,6 +650,8 @@ def run_in_verilator(config: AccelConfig | str, fn: Callable[..., Any], *args, l
     except Exception as exc:
         raise TypeError(f"run_in_verilator: the arguments of {ref['qualname']} must pickle "
                         f"(they go to the simulator process): {exc}") from None
+    if preload is not None and memory != "sdram-model":
+        raise ValueError(f"run_in_verilator: preload needs memory='sdram-model', not {memory!r}")
     info = build_system(config, link=link, memory=memory, mem_words=mem_words, uart_divisor=uart_divisor,
                         engine=engine, progress=progress)
     from cocotb_tools.runner import get_runner
@@ -512,6 +667,12 @@ def run_in_verilator(config: AccelConfig | str, fn: Callable[..., Any], *args, l
         job.write_bytes(pickle.dumps({"build": info, **pickle.loads(payload)}))
         result_path = run_dir / "result.pkl"
         log_path = run_dir / "sim.log"
+        plusargs = []
+        if preload is not None:
+            hex_path = run_dir / "preload.hex"
+            n = write_preload_file(hex_path, preload, config.ext_bytes, info.mem_bytes)
+            progress(f"preloading {n * config.ext_bytes:,} bytes into the SDRAM model (backdoor)")
+            plusargs.append(f"+{PRELOAD_PLUSARG}={hex_path}")
         progress(f"simulating the {config.name} system ({link} link, {memory}) with "
                  f"{ref['qualname']} ...")
         t0 = time.perf_counter()
@@ -521,7 +682,7 @@ def run_in_verilator(config: AccelConfig | str, fn: Callable[..., Any], *args, l
                 build_dir=info.path, test_dir=run_dir, results_xml=str(run_dir / "results.xml"),
                 extra_env={"SQZHW_SYSTEM_JOB": str(job), "SQZHW_SYSTEM_RESULT": str(result_path),
                            "COCOTB_ANSI_OUTPUT": "0"},
-                log_file=log_path)
+                plusargs=plusargs, log_file=log_path)
         except (RuntimeError, SystemExit) as exc:
             raise SystemSimError(f"the simulation of the {config.name} system failed ({exc!r}); log "
                                  f"{log_path}:\n{_tail(log_path)}") from None

@@ -28,10 +28,11 @@ class SerialTransport:
     port : str
         e.g. ``/dev/ttyUSB0``.
     baud : int
-        Must match the bitstream's UART (boards use 115200 unless their build says otherwise).
+        Must match the bitstream's UART (:data:`sqzhw.protocol.DEFAULT_BAUD` unless the build
+        report says otherwise).
     """
 
-    def __init__(self, port: str, baud: int = 115200, timeout: float = 0.5) -> None:
+    def __init__(self, port: str, baud: int = protocol.DEFAULT_BAUD, timeout: float = 0.5) -> None:
         try:
             import serial
         except ImportError:  # pragma: no cover - pyserial is a dependency

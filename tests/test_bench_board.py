@@ -1,0 +1,185 @@
+"""bench/bench_board.py: the board frame-rate bench's helpers (fast) and its RTL frame measurement on
+a reduced SqueezeNet 1.1 in Verilator (slow, rtl).
+
+The slow test runs the same :func:`bench.bench_board.main` as ``make bench``, on the ``small``
+config (2x2 array, 16-bit SDRAM model) with a 1/8-width SqueezeNet 1.1 at 48x48 whose memory image
+fits the 64 KiB the system tests simulate, so it shares their cached Verilator build.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from bench import bench_board as bb
+from sqzhw.config import load_config
+
+SMALL_NET = {"width_mult": 0.125, "num_classes": 10}
+SMALL_SIZE = 48
+
+
+# -- fast: pure helpers ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("nbytes, ext, min_words, want", [
+    (0, 2, 1, 1), (1, 2, 1, 1), (2, 2, 1, 1), (3, 2, 1, 2), (4096, 2, 1, 2048), (4098, 2, 1, 4096),
+    (4_921_920, 2, 2048, 1 << 22), (56_960, 2, 2048, 32768), (100, 4, 2048, 2048), (7, 4, 1, 2),
+])
+def test_mem_words_for(nbytes, ext, min_words, want):
+    got = bb.mem_words_for(nbytes, ext, min_words)
+    assert got == want
+    assert got & (got - 1) == 0 and got * ext >= nbytes
+    assert got == min_words or (got // 2) * ext < nbytes     # the smallest such power of two
+
+
+def test_mem_words_for_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="min_words"):
+        bb.mem_words_for(100, 2, 3)
+    with pytest.raises(ValueError, match="ext_bytes"):
+        bb.mem_words_for(100, 0)
+
+
+def test_frame_figures():
+    r = bb.frame_figures(5_000_000, 50.0, uart_in_s=1.0, uart_out_s=0.5)
+    assert r["cycles"] == 5_000_000
+    assert math.isclose(r["frame_ms"], 100.0)
+    assert math.isclose(r["fps_engine"], 10.0)
+    assert math.isclose(r["fps_with_uart"], 1 / 1.6)
+    with pytest.raises(ValueError, match="positive"):
+        bb.frame_figures(0, 50.0, 0, 0)
+
+
+def test_compare_sums():
+    a = np.arange(10, dtype=np.int32) - 5
+    assert bb.compare_sums(a, a.copy()) is None
+    b = a.copy()
+    b[7] += 1
+    msg = bb.compare_sums(b, a)
+    assert msg is not None and "1 of 10" in msg and "index 7" in msg
+    assert "shape" in bb.compare_sums(a[:9], a)
+    assert "integers" in bb.compare_sums(a.astype(np.float64), a)
+
+
+def test_model_figures_and_uart():
+    config = load_config("small")
+    program = bb.compile_network(config, input_size=SMALL_SIZE, **SMALL_NET)
+    m = bb.model_figures(program, config.clock_mhz)
+    # The SDRAM costs something over an ideal memory, and no unit is busy longer than the frame.
+    assert m["cycles"] > m["cycles_ideal_memory"] > 0
+    assert set(m["unit_busy"]) == set(bb.UNIT_COUNTERS)
+    assert all(0 < v <= m["cycles"] for v in m["unit_busy"].values())
+    assert m["sdram_seq_read_cycles_per_word"] >= 1.0
+    # 10 bits per byte plus framing: more than the raw bits, less than twice them.
+    t = bb.uart_seconds(100_000, 115200)
+    assert 100_000 * 10 / 115200 < t < 2 * 100_000 * 10 / 115200
+
+
+def test_without_zero_init_drops_only_large_zero_memories():
+    """The export shortcut the 4 Mi-word SDRAM model needs (sqzhw.driver.sim_transport)."""
+    from amaranth.back import verilog
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.memory import Memory
+    from amaranth.lib.wiring import In, Out
+
+    from sqzhw.driver.sim_transport import _without_zero_init
+
+    class Top(wiring.Component):
+        def __init__(self):
+            super().__init__({"addr": In(12), "a": Out(8), "b": Out(8)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.zeros = zeros = Memory(shape=8, depth=4096, init=[])
+            m.submodules.lut = lut = Memory(shape=8, depth=4096, init=[3] * 4096)
+            ra, rb = zeros.read_port(domain="comb"), lut.read_port(domain="comb")
+            m.d.comb += [ra.addr.eq(self.addr), rb.addr.eq(self.addr), self.a.eq(ra.data), self.b.eq(rb.data)]
+            return m
+
+    with _without_zero_init(1024):
+        text = verilog.convert(Top(), name="top")
+    assert "zeros[4095] = " not in text           # the all-zero memory has no initial contents
+    assert "lut[4095] = 8'h03" in text          # a memory with contents keeps them
+    assert "zeros[4095] = " in verilog.convert(Top(), name="top")   # and only inside the context
+
+
+def test_preload_file_and_hook(tmp_path):
+    """The SDRAM model's preload backdoor (sqzhw.driver.sim_transport): the $readmemh file and the
+    hook in the exported Verilog."""
+    from sqzhw.driver.sim_transport import SystemSimError, _add_preload_hook, write_preload_file
+
+    path = tmp_path / "image.hex"
+    n = write_preload_file(path, [(4, bytes([1, 2, 3, 4])), (0x100, bytes([0xAB, 0xCD]))], 2, 1024)
+    assert n == 3
+    assert path.read_text().split() == ["@2", "0201", "0403", "@80", "cdab"]    # little-endian words
+    with pytest.raises(ValueError, match="aligned"):
+        write_preload_file(path, [(1, b"ab")], 2, 1024)
+    with pytest.raises(ValueError, match="outside"):
+        write_preload_file(path, [(1022, b"abcd")], 2, 1024)
+    with pytest.raises(ValueError, match="overlaps"):
+        write_preload_file(path, [(0, b"abcd"), (2, b"ab")], 2, 1024)
+
+    verilog = ("module \\top.sdram_model (clk);\n  reg [15:0] storage [1023:0];\nendmodule\n"
+               "module \\top.other (clk);\n  reg [7:0] storage [3:0];\nendmodule\n")
+    out = _add_preload_hook(verilog)
+    model = out[:out.index("endmodule")]
+    assert '$value$plusargs("sqzhw_preload=%s"' in model and "$readmemh(preload_file, storage)" in model
+    assert out.count("$readmemh(") == 1
+    with pytest.raises(SystemSimError, match="one SDRAM model"):
+        _add_preload_hook(verilog.replace("sdram_model", "memory"))
+
+
+# -- slow: the RTL frame measurement ------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_rtl_frame_on_reduced_squeezenet(tmp_path):
+    """The bench's measurement on a reduced network: bit-exact with the golden executor, the RTL's
+    cycle count within 0.5x..2x of the cycle model's, and every JSON field written."""
+    pytest.importorskip("boards.common", reason="boards.common (SystemTop) has not landed")
+    from sim.runner import simulator_available
+    problem = simulator_available("verilator")
+    if problem:
+        pytest.skip(problem)
+
+    lines = []
+    summary = bb.main(tmp_path, config_name="small", input_size=SMALL_SIZE, graph_kwargs=SMALL_NET,
+                      progress=lines.append)
+    rtl = summary["measurement"]
+    np.testing.assert_array_equal(rtl["sums"], rtl["golden_sums"])
+    assert rtl["sums"].dtype.kind == "i" and np.any(rtl["sums"] != 0)   # not a vacuous comparison
+    assert rtl["bit_exact"] and rtl["mismatch"] is None
+
+    c = rtl["counters"]
+    assert rtl["cycles"] == c["CYCLES"] > 0
+    assert 0.5 <= rtl["ratio_rtl_model"] <= 2.0, (rtl["cycles"], rtl["model_prediction"]["cycles"])
+    assert c["INSNS"] == rtl["instructions"]
+    assert 0 < c["ARRAY_ACTIVE"] <= c["COMPUTE_BUSY"] <= c["CYCLES"]
+    assert 0 < c["LOAD_BUSY"] <= c["CYCLES"] and 0 < c["STORE_BUSY"] <= c["CYCLES"]
+    assert rtl["mem_words"] == 32768 and rtl["link_retries"] == 0
+    # The engine ran for part of the inference's simulated cycles (the rest: input and output transfers).
+    assert c["CYCLES"] < rtl["infer"]["cycles"]
+
+    data = json.loads((tmp_path / "bench_board.json").read_text())
+    assert data["frame_source"] == "rtl"
+    for key in ("fmax_mhz", "baud", "uart_input_s", "uart_output_s", "uart_program_s", "rates",
+                "model_rates", "rtl_rates"):
+        assert key in data, key
+    r = data["rtl"]
+    for key in ("cycles", "counters", "model_prediction", "ratio_rtl_model", "bit_exact", "mem_words",
+                "build_s", "sim_wall_s", "sim_cycles", "sim_cycles_per_s", "load", "infer"):
+        assert key in r, key
+    assert r["cycles"] == rtl["cycles"] and r["bit_exact"] is True
+    for label in ("config clock", "Fmax"):
+        rate = data["rates"][label]
+        assert rate["cycles"] == rtl["cycles"]
+        assert math.isclose(rate["frame_ms"], rtl["cycles"] / (rate["mhz"] * 1e3))
+        assert data["model_rates"][label]["cycles"] > 0
+    assert summary["rtl"]["cycles"] == rtl["cycles"]
+    assert (tmp_path / "bench_board_units.png").stat().st_size > 1000
+    # Progress went through the callback: compile, build, load, inference.
+    text = "\n".join(lines)
+    for word in ("compiling", "Verilator build", "loading the program", "inference done"):
+        assert word in text, word

@@ -47,7 +47,9 @@ ADD
 Two activation reads per entry (``a`` then ``b``: the ACT buffer has one compute read port). One
 int8 x int16 multiplier per lane serves both halves (``a*ka``, then ``+ b*kb``), registered; the sum
 goes to a ``rows``-lane :class:`~rtl_gen.requant.Requantizer` (which adds the bias) and the results
-are written to OUT in order. The PARAM entry is read continuously during the ADD.
+are written to OUT in order. The PARAM entry is read continuously during the ADD. With
+``AccelConfig.add_unit = False`` all of this is left out (no requantizer, no products, the PARAM
+read port unused): the controller's checker rejects ADD as ``BAD_OPCODE``, as ``isa.check`` does.
 
 Cycle cost (cycles ``busy`` is high; ``D = rows + cols - 2``, ``LAT = rows + cols + 1``)
 --------------------------------------------------------------------------------------------
@@ -59,9 +61,11 @@ Cycle cost (cycles ``busy`` is high; ``D = rows + cols - 2``, ``LAT = rows + col
 * MAXPOOL: ``blocks*out_h*out_w*kernel**2 + 4``.
 * GAP: ``blocks*pixels + 5``.
 * ADD: ``2*count + Requantizer.LATENCY + 5``.
+* With ``AccelConfig.serial_products`` every one of these takes :func:`setup_extra` (9) cycles
+  more: the plane size ``in_h*in_w`` is then computed by shift-and-add in SETUP, not on a DSP.
 
 Multipliers: ``rows*cols`` in the array, 4 per lane in the ADD's requantizer, 1 per lane for the
-ADD's products, 1 for the plane size (``in_h*in_w``, once per instruction). Two set-up cycles per
+ADD's products (these two only with ``add_unit``), 1 for the plane size (``in_h*in_w``, once per instruction). Two set-up cycles per
 instruction derive the loop constants, so every issue-loop step is one registered adder deep.
 """
 
@@ -78,7 +82,7 @@ from .array import SystolicArray
 from .buffers import buffer_specs
 from .requant import Requantizer
 
-__all__ = ["ComputeUnit", "conv_cycles", "maxpool_cycles", "gap_cycles", "add_cycles"]
+__all__ = ["ComputeUnit", "conv_cycles", "maxpool_cycles", "gap_cycles", "add_cycles", "setup_extra"]
 
 #: Minimum cycles between the first pixels of consecutive CONV tiles (ACC read-modify-write).
 _MIN_TILE_GAP = 3
@@ -87,6 +91,15 @@ _MIN_TILE_GAP = 3
 _ADDR = signed(21)
 #: Signed width of pixel coordinates (up to 3*1023 + 2 and down to -2).
 _COORD = signed(13)
+#: Bits of ``in_h``: the serial plane product (``AccelConfig.serial_products``) takes one SETUP
+#: cycle per bit.
+_PLANE_BITS = 10
+
+
+def setup_extra(config: AccelConfig | None) -> int:
+    """Extra SETUP cycles of every compute instruction: ``_PLANE_BITS - 1`` with
+    ``serial_products``, else 0."""
+    return _PLANE_BITS - 1 if config is not None and config.serial_products else 0
 
 
 def _array_latency(config: AccelConfig) -> int:
@@ -101,7 +114,7 @@ def conv_cycles(config: AccelConfig, cin_blocks: int, kernel3: bool, out_h: int,
     # Simulate the issue schedule: tile j may start once its weights are in (loaded the cycle after
     # tile j-2's last pixel + d) and 3 cycles after tile j-1 started.
     load, first, last = {}, {}, {}
-    cycle = 2  # first run cycle (after SETUP and SETUP2): the loader reads tile 0
+    cycle = 2 + setup_extra(config)  # first run cycle (after SETUP and SETUP2): the loader reads tile 0
     for j in range(tiles):
         load[j] = max(cycle if j == 0 else load[j - 1] + 1, last.get(j - 2, -10**9) + d)
         start = load[j] + 1
@@ -112,19 +125,19 @@ def conv_cycles(config: AccelConfig, cin_blocks: int, kernel3: bool, out_h: int,
     return last[tiles - 1] + _array_latency(config) + 3
 
 
-def maxpool_cycles(blocks: int, out_h: int, out_w: int, kernel: int) -> int:
-    """Busy cycles of one MAXPOOL."""
-    return blocks * out_h * out_w * kernel * kernel + 4
+def maxpool_cycles(blocks: int, out_h: int, out_w: int, kernel: int, config: AccelConfig | None = None) -> int:
+    """Busy cycles of one MAXPOOL (``config``: for :func:`setup_extra`)."""
+    return blocks * out_h * out_w * kernel * kernel + 4 + setup_extra(config)
 
 
-def gap_cycles(blocks: int, pixels: int) -> int:
-    """Busy cycles of one GAP."""
-    return blocks * pixels + 5
+def gap_cycles(blocks: int, pixels: int, config: AccelConfig | None = None) -> int:
+    """Busy cycles of one GAP (``config``: for :func:`setup_extra`)."""
+    return blocks * pixels + 5 + setup_extra(config)
 
 
-def add_cycles(count: int) -> int:
-    """Busy cycles of one ADD."""
-    return 2 * count + Requantizer.LATENCY + 5
+def add_cycles(count: int, config: AccelConfig | None = None) -> int:
+    """Busy cycles of one ADD (``config``: for :func:`setup_extra`)."""
+    return 2 * count + Requantizer.LATENCY + 5 + setup_extra(config)
 
 
 class _State(enum.Enum, shape=3):
@@ -178,7 +191,8 @@ class ComputeUnit(wiring.Component):
         L, C, K = cfg.rows, cfg.cols, cfg.lane_blocks
         m.submodules.array = array = SystolicArray(cfg.rows, cfg.cols)
         assert array.latency == self.array_latency
-        m.submodules.requant = rq = Requantizer(L)
+        if cfg.add_unit:
+            m.submodules.requant = rq = Requantizer(L)
 
         act_lanes = data.ArrayLayout(signed(8), L)
         acc_lanes = data.ArrayLayout(signed(32), C)
@@ -203,6 +217,10 @@ class ComputeUnit(wiring.Component):
         # ---- shared per-instruction values, computed in SETUP ------------------------------------
         is_conv_op = insn.opcode == isa.Opcode.CONV
         plane = Signal(20)
+        pk = Signal(range(_PLANE_BITS))    # serial_products: the in_h bit SETUP adds next
+        if cfg.serial_products:
+            with m.If(self.cmd.valid & self.cmd.ready):
+                m.d.sync += [plane.eq(0), pk.eq(0)]
         in_h = Mux(is_conv_op, conv.in_h, pool.in_h)
         in_w = Mux(is_conv_op, conv.in_w, pool.in_w)
         # Two set-up cycles derive per-instruction constants, one adder deep each, so the issue
@@ -210,9 +228,18 @@ class ComputeUnit(wiring.Component):
         setup = state == _State.SETUP
         setup2 = state == _State.SETUP2
         with m.If(setup):
-            m.d.sync += [plane.eq(in_h * in_w), state.eq(_State.SETUP2)]
+            if cfg.serial_products:
+                # in_h * in_w without a multiplier: shift-and-add over in_h's bits, most
+                # significant first, so SETUP lasts _PLANE_BITS cycles (conv_cycles & co. count them).
+                bit = in_h.bit_select((_PLANE_BITS - 1 - pk)[:4], 1)
+                m.d.sync += [plane.eq((plane << 1) + Mux(bit, in_w, 0)), pk.eq(pk + 1)]
+                with m.If(pk == _PLANE_BITS - 1):
+                    m.d.sync += state.eq(_State.SETUP2)
+            else:
+                m.d.sync += [plane.eq(in_h * in_w), state.eq(_State.SETUP2)]
             with m.If((insn.opcode != isa.Opcode.CONV) & (insn.opcode != isa.Opcode.MAXPOOL)
-                      & (insn.opcode != isa.Opcode.GAP) & (insn.opcode != isa.Opcode.ADD)):
+                      & (insn.opcode != isa.Opcode.GAP)
+                      & ((insn.opcode != isa.Opcode.ADD) | (not cfg.add_unit))):
                 # Not a compute opcode (the controller never sends one): drop it, never hang.
                 m.d.sync += state.eq(_State.IDLE)
         with m.If(setup2):
@@ -223,8 +250,9 @@ class ComputeUnit(wiring.Component):
                     m.d.sync += state.eq(_State.MAXPOOL)
                 with m.Case(isa.Opcode.GAP):
                     m.d.sync += state.eq(_State.GAP)
-                with m.Case(isa.Opcode.ADD):
-                    m.d.sync += state.eq(_State.ADD)
+                if cfg.add_unit:
+                    with m.Case(isa.Opcode.ADD):
+                        m.d.sync += state.eq(_State.ADD)
 
         def setup_reg(value, shape, name: str) -> Signal:
             """``value`` registered in SETUP (valid from SETUP2 on)."""
@@ -486,52 +514,54 @@ class ComputeUnit(wiring.Component):
             m.d.sync += g3_data[l].eq(g2_sum[l] + Mux(gap.accumulate, g2_old[l], 0))
 
         # ============================== ADD ===============================================
-        a_on = state == _State.ADD
-        a_cnt1 = last_index(add.count, 16, "a_cnt1")
-        a_i = Signal(16)
-        a_phase = Signal()
-        a_done = Signal()
-        a_issue = a_on & ~a_done
-        with m.If(setup):
-            m.d.sync += [a_i.eq(0), a_phase.eq(0), a_done.eq(0)]
-        with m.If(a_issue):
-            m.d.sync += a_phase.eq(~a_phase)
-            with m.If(a_phase):
-                m.d.sync += a_i.eq(a_i + 1)
-                with m.If(a_i == a_cnt1):
-                    m.d.sync += a_done.eq(1)
-        a1_valid, a1_phase = Signal(), Signal()
-        m.d.sync += [a1_valid.eq(a_issue), a1_phase.eq(a_phase)]
-        # One multiplier per lane, shared by the a and b halves (registered product), then a
-        # registered sum: a*ka arrives first, b*kb completes the accumulator.
-        a2_valid, a2_phase = Signal(), Signal()
-        a2_prod = Signal(data.ArrayLayout(signed(24), L))
-        m.d.sync += [a2_valid.eq(a1_valid), a2_phase.eq(a1_phase)]
-        for l in range(L):
-            m.d.sync += a2_prod[l].eq(act_data[l] * Mux(a1_phase, add.kb, add.ka))
-        a3_valid = Signal()
-        a3_acc = Signal(data.ArrayLayout(signed(32), L))
-        m.d.sync += a3_valid.eq(a2_valid & a2_phase)
-        with m.If(a2_valid):
+        # Left out with AccelConfig.add_unit = False (the checker then rejects ADD).
+        if cfg.add_unit:
+            a_on = state == _State.ADD
+            a_cnt1 = last_index(add.count, 16, "a_cnt1")
+            a_i = Signal(16)
+            a_phase = Signal()
+            a_done = Signal()
+            a_issue = a_on & ~a_done
+            with m.If(setup):
+                m.d.sync += [a_i.eq(0), a_phase.eq(0), a_done.eq(0)]
+            with m.If(a_issue):
+                m.d.sync += a_phase.eq(~a_phase)
+                with m.If(a_phase):
+                    m.d.sync += a_i.eq(a_i + 1)
+                    with m.If(a_i == a_cnt1):
+                        m.d.sync += a_done.eq(1)
+            a1_valid, a1_phase = Signal(), Signal()
+            m.d.sync += [a1_valid.eq(a_issue), a1_phase.eq(a_phase)]
+            # One multiplier per lane, shared by the a and b halves (registered product), then a
+            # registered sum: a*ka arrives first, b*kb completes the accumulator.
+            a2_valid, a2_phase = Signal(), Signal()
+            a2_prod = Signal(data.ArrayLayout(signed(24), L))
+            m.d.sync += [a2_valid.eq(a1_valid), a2_phase.eq(a1_phase)]
             for l in range(L):
-                m.d.sync += a3_acc[l].eq(Mux(a2_phase, a3_acc[l], 0) + a2_prod[l])
-        params = data.ArrayLayout(isa.ParamLane, C)(self.param_r.data)
-        m.d.comb += [
-            rq.i.valid.eq(a3_valid),
-            rq.i.payload.zp_out.eq(add.zp_out),
-            rq.i.payload.relu.eq(add.relu),
-            rq.o.ready.eq(1),
-        ]
-        for l in range(L):
+                m.d.sync += a2_prod[l].eq(act_data[l] * Mux(a1_phase, add.kb, add.ka))
+            a3_valid = Signal()
+            a3_acc = Signal(data.ArrayLayout(signed(32), L))
+            m.d.sync += a3_valid.eq(a2_valid & a2_phase)
+            with m.If(a2_valid):
+                for l in range(L):
+                    m.d.sync += a3_acc[l].eq(Mux(a2_phase, a3_acc[l], 0) + a2_prod[l])
+            params = data.ArrayLayout(isa.ParamLane, C)(self.param_r.data)
             m.d.comb += [
-                rq.i.payload.acc[l].eq(a3_acc[l]),
-                rq.i.payload.params[l].eq(params[l]),
+                rq.i.valid.eq(a3_valid),
+                rq.i.payload.zp_out.eq(add.zp_out),
+                rq.i.payload.relu.eq(add.relu),
+                rq.o.ready.eq(1),
             ]
-        a_out = Signal(16)
-        with m.If(setup):
-            m.d.sync += a_out.eq(0)
-        with m.If(rq.o.valid):
-            m.d.sync += a_out.eq(a_out + 1)
+            for l in range(L):
+                m.d.comb += [
+                    rq.i.payload.acc[l].eq(a3_acc[l]),
+                    rq.i.payload.params[l].eq(params[l]),
+                ]
+            a_out = Signal(16)
+            with m.If(setup):
+                m.d.sync += a_out.eq(0)
+            with m.If(rq.o.valid):
+                m.d.sync += a_out.eq(a_out + 1)
 
         # ============================== shared ports ======================================
         with m.Switch(state):
@@ -541,8 +571,9 @@ class ComputeUnit(wiring.Component):
                 m.d.comb += self.act_r.addr.eq(paddr)
             with m.Case(_State.GAP):
                 m.d.comb += self.act_r.addr.eq(gap.in_addr + g_i)
-            with m.Case(_State.ADD):
-                m.d.comb += self.act_r.addr.eq(Mux(a_phase, add.b_addr, add.a_addr) + a_i)
+            if cfg.add_unit:
+                with m.Case(_State.ADD):
+                    m.d.comb += self.act_r.addr.eq(Mux(a_phase, add.b_addr, add.a_addr) + a_i)
         m.d.comb += [
             self.wgt_r.addr.eq(conv.wgt_addr + wj),
             self.param_r.addr.eq(add.param_addr),
@@ -559,7 +590,8 @@ class ComputeUnit(wiring.Component):
         with m.If(p2_write):
             m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(p2_out), self.out_w.data.eq(p2_data),
                          finish.eq(p2_last)]
-        with m.Elif(rq.o.valid):
-            m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(add.out_addr + a_out),
-                         self.out_w.data.eq(rq.o.payload), finish.eq(a_on & (a_out == a_cnt1))]
+        if cfg.add_unit:
+            with m.Elif(rq.o.valid):
+                m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(add.out_addr + a_out),
+                             self.out_w.data.eq(rq.o.payload), finish.eq(a_on & (a_out == a_cnt1))]
         return m

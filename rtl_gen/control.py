@@ -81,6 +81,12 @@ class Checker(wiring.Component):
     ``blocks >= 1`` (a zero is ``BAD_FIELD`` earlier in the priority) a ``plane`` of ``2**w`` or more
     already exceeds the buffer. That keeps each such multiplier within one 18x18 DSP.
 
+    With ``AccelConfig.serial_products`` the four products are computed without multipliers, MSB
+    first with one adder each: stages 1 and 2 take :data:`SERIAL_A_BITS` and :data:`SERIAL_B_BITS`
+    cycles, started by a ``start`` pulse in the clock edge that loads ``insn``; :attr:`code` is
+    then valid :attr:`latency` = ``SERIAL_A_BITS + SERIAL_B_BITS + 2`` edges after that edge (the
+    controller reads it exactly then).
+
     Parameters
     ----------
     config : AccelConfig
@@ -89,16 +95,24 @@ class Checker(wiring.Component):
     -------
     insn : ``In(isa.Instruction)``
         The instruction word.
+    start : ``In(1)``
+        High in the cycle whose clock edge loads a new ``insn`` (only used with
+        ``serial_products``).
     mem_bytes, wr_lo, wr_hi : ``In(32)``
         External memory size and the writable window of the run.
     code : ``Out(isa.ErrorCode)``
         ``NONE`` when the instruction may execute, else the first violation's code.
     """
 
-    #: Clock edges from stable inputs to a valid :attr:`code`.
+    #: Clock edges from stable inputs to a valid :attr:`code` (with multipliers).
     LATENCY = 4
+    #: Serial stage 1 iterates over the bits of rows / blocks / in_h / rows-1 / out_h (<= 10 bits).
+    SERIAL_A_BITS = 10
+    #: Serial stage 2 iterates over the bits of cin_blocks / blocks (9 bits).
+    SERIAL_B_BITS = 9
 
     insn: In(isa.Instruction)
+    start: In(1)
     mem_bytes: In(32)
     wr_lo: In(32)
     wr_hi: In(32)
@@ -106,6 +120,9 @@ class Checker(wiring.Component):
 
     def __init__(self, config: AccelConfig):
         self.config = config
+        #: Clock edges from the ``start`` edge (or stable inputs) to a valid :attr:`code`.
+        self.latency = (self.SERIAL_A_BITS + self.SERIAL_B_BITS + 2 if config.serial_products
+                        else self.LATENCY)
         super().__init__()
 
     def elaborate(self, platform):
@@ -144,14 +161,16 @@ class Checker(wiring.Component):
         # (rows-1) * dram_stride: the low 18 stride bits on one 18x18 DSP, the top 4 by shift-and-add
         # in LUTs (a second DSP for a 10x4 product would be a waste on the DSP-bound ulx3s build).
         p2_a = Mux(is_ls, (ld.rows - 1)[:10], sp_oh)
-        p2_lo = p2_a * Mux(is_ls, ld.dram_stride[:18], sp_ow)
-        p2_hi = Signal(14)
-        stride_hi = ld.dram_stride[18:]
-        m.d.comb += p2_hi.eq(sum(Mux(is_ls & stride_hi[i], p2_a << i, 0) for i in range(len(stride_hi))))
+        p1_a = Mux(is_ls, ld.rows, Mux(is_gap, gp.blocks, sp_h))
+        p1_b = Mux(is_ls, ld.row_len, Mux(is_gap, gp.pixels, sp_w))
+        serial = c.serial_products
+        if not serial:
+            p2_lo = p2_a * Mux(is_ls, ld.dram_stride[:18], sp_ow)
+            p2_hi = Signal(14)
+            stride_hi = ld.dram_stride[18:]
+            m.d.comb += p2_hi.eq(sum(Mux(is_ls & stride_hi[i], p2_a << i, 0) for i in range(len(stride_hi))))
+            m.d.sync += [p1.eq(p1_a * p1_b), p2.eq(p2_lo + (p2_hi << 18))]
         m.d.sync += [
-            p1.eq(Mux(is_ls, ld.rows, Mux(is_gap, gp.blocks, sp_h))
-                  * Mux(is_ls, ld.row_len, Mux(is_gap, gp.pixels, sp_w))),
-            p2.eq(p2_lo + (p2_hi << 18)),
             row_bytes.eq(Mux(opcode == Op.LOAD.value, _row_bytes_load(c, target, ld.row_len),
                              _row_bytes_store(c, source, ld.row_len))),
             # * 9 as a shift and an add: no multiplier for a constant.
@@ -166,10 +185,32 @@ class Checker(wiring.Component):
         p3_big, p4_big = Signal(), Signal()
         end = Signal(34)         # one past the last DRAM byte touched (LOAD/STORE)
         m.d.sync += [
-            p3.eq(sp_blocks * p1[:w_act]), p3_big.eq(p1[w_act:] != 0),
-            p4.eq(sp_blocks * p2[:w_out]), p4_big.eq(p2[w_out:] != 0),
+            p3_big.eq(p1[w_act:] != 0), p4_big.eq(p2[w_out:] != 0),
             end.eq(ld.dram_addr + p2 + row_bytes),
         ]
+        if not serial:
+            m.d.sync += [p3.eq(sp_blocks * p1[:w_act]), p4.eq(sp_blocks * p2[:w_out])]
+        else:
+            # Shift-and-add, most significant multiplier bit first: x = 2*x + (bit ? b : 0).
+            A, B = self.SERIAL_A_BITS, self.SERIAL_B_BITS
+            step = Signal(range(A + B + 1), init=A + B)     # A + B: idle, results final
+            with m.If(self.start):
+                m.d.sync += [step.eq(0), p1.eq(0), p2.eq(0), p3.eq(0), p4.eq(0)]
+            with m.Elif(step < A):
+                bit = (A - 1 - step)[:4]
+                m.d.sync += [
+                    p1.eq((p1 << 1) + Mux(p1_a.bit_select(bit, 1), p1_b, 0)),
+                    p2.eq((p2 << 1) + Mux(p2_a.bit_select(bit, 1), Mux(is_ls, ld.dram_stride, sp_ow), 0)),
+                    step.eq(step + 1),
+                ]
+            with m.Elif(step < A + B):
+                bit = (A + B - 1 - step)[:4]
+                take = sp_blocks.bit_select(bit, 1)
+                m.d.sync += [
+                    p3.eq((p3 << 1) + Mux(take, p1[:w_act], 0)),
+                    p4.eq((p4 << 1) + Mux(take, p2[:w_out], 0)),
+                    step.eq(step + 1),
+                ]
 
         # Stage 3: one registered flag per range comparison.
         def over(start, count, depth):
@@ -244,7 +285,9 @@ class Checker(wiring.Component):
                 m.d.comb += code.eq(E_.BAD_FIELD)
             with m.Elif(is_mp & ((k == 0) | (s == 0))):
                 m.d.comb += code.eq(E_.BAD_FIELD)
-            with m.Elif((pad_top >= k) | (pad_left >= k)):
+            # isa.max_padding: k - 1, and 1 for a 1x1 CONV.
+            max_pad = Mux(is_conv & ~cv.kernel3, 1, k - 1)
+            with m.Elif((pad_top > max_pad) | (pad_left > max_pad)):
                 m.d.comb += code.eq(E_.BAD_FIELD)
             with m.Elif(f_in):
                 m.d.comb += code.eq(E_.BUF_RANGE)
@@ -263,6 +306,9 @@ class Checker(wiring.Component):
             with m.Elif(f_gap_acc):
                 m.d.comb += code.eq(E_.BUF_RANGE)
 
+        with m.Elif((opcode == Op.ADD.value) & (not c.add_unit)):
+            # No ADD unit in this engine (AccelConfig.add_unit): as isa.check, an illegal opcode.
+            m.d.comb += code.eq(E_.BAD_OPCODE)
         with m.Elif(opcode == Op.ADD.value):
             with m.If(ad.count == 0):
                 m.d.comb += code.eq(E_.BAD_FIELD)
@@ -470,12 +516,13 @@ class Controller(wiring.Component):
         m.d.comb += [fetch.insn_addr.eq(insn_addr), fetch.insn_count.eq(insn_count),
                      fetch.mem_bytes.eq(mem_bytes), self.fetch_idle.eq(fetch.idle)]
         m.d.comb += [checker.mem_bytes.eq(mem_bytes), checker.wr_lo.eq(wr_lo), checker.wr_hi.eq(wr_hi)]
+        latency = checker.latency
 
         pc = Signal(32)                    # index of the instruction in `cur`
         cur = Signal(isa.Instruction)
         m.d.comb += checker.insn.eq(cur)
         code = checker.code                # registered; valid LATENCY cycles after `cur` is set
-        check_wait = Signal(range(Checker.LATENCY))
+        check_wait = Signal(range(latency))
         pending_error = Signal(isa.ErrorCode)
         pending_pc = Signal(32)
         pending_valid = Signal()
@@ -522,6 +569,7 @@ class Controller(wiring.Component):
                 with m.If(fault_seen):
                     m.next = "DRAIN"
                 with m.Elif(fetch.insn.valid):
+                    m.d.comb += checker.start.eq(1)
                     m.d.sync += [cur.eq(fetch.insn.payload), check_wait.eq(0)]
                     m.next = "CHECK"
                 with m.Elif(fetch.idle & (fetch.fault != isa.ErrorCode.NONE)):
@@ -531,7 +579,7 @@ class Controller(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 # The instruction waits in `cur` while the pipelined checker works on it.
                 m.d.sync += check_wait.eq(check_wait + 1)
-                with m.If(check_wait == Checker.LATENCY - 1):
+                with m.If(check_wait == latency - 1):
                     m.next = "DISPATCH"
                 with m.If(fault_seen):
                     m.next = "DRAIN"

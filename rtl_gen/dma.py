@@ -15,8 +15,16 @@ register). It always accepts read data, so the shared read port never blocks on 
 for ``ACC_REQUANT`` pushes lanes ``lane_block*L .. +L`` with the parameter lanes (read once at the
 start of the instruction: one entry serves the whole STORE) through a
 :class:`~rtl_gen.requant.Requantizer`, queues the results, and emits one bus word per cycle with its
-address. Reads are issued against credits of the output queue, so nothing is ever dropped and a
-stalled ``wr`` stream only stops the reads.
+address. The requantizer has ``AccelConfig.store_lanes`` lanes (``requant_lanes``; ``rows`` by
+default); with ``R < L`` lanes an entry goes through it in ``P = L / R`` consecutive cycles (lanes
+``0..R-1`` first) and reads are issued ``P`` cycles apart, so it costs ``4*R`` multipliers instead of
+``4*L``.
+
+STORE cycles (no ``wr`` back-pressure): ``n = rows*row_len`` entries take ``n*words`` write cycles
+(``words`` = bus words per stored entry) for OUT and ACC, and ``n*max(P, words)`` for ACC_REQUANT,
+plus a fixed start-up (parameter read, memory read, requantizer latency). Reads are issued against
+credits of the output queue, so nothing is ever dropped and a stalled ``wr`` stream only stops the
+reads.
 
 Both units follow the controller's contract (``rtl_gen.control``): ``cmd`` is accepted only when
 idle, ``busy`` is high from the cycle after the handshake until the last buffer write (LOAD) or the
@@ -226,6 +234,10 @@ class StoreUnit(wiring.Component):
     def __init__(self, config: AccelConfig):
         self.config = config
         self.specs = buffer_specs(config)
+        P = config.rows // config.store_lanes
+        #: Queue depth: :attr:`QUEUE`; a lane-serial requantizer takes an entry every ``P`` cycles,
+        #: so fewer entries are in flight and fewer cover the same latency.
+        self.queue_depth = self.QUEUE if P == 1 else max(4, -(-(Requantizer.LATENCY + 4 + P) // P) + 1)
         super().__init__({
             "cmd": In(stream.Signature(isa.Instruction)), "busy": Out(1),
             "wr": Out(stream.Signature(write_layout(config))),
@@ -262,10 +274,12 @@ class StoreUnit(wiring.Component):
         relu = Signal()
         params = Signal(data.ArrayLayout(isa.ParamLane, L))
 
-        m.submodules.requant = rq = Requantizer(c)
+        R = c.store_lanes                          # requantizer lanes (AccelConfig.requant_lanes)
+        P = L // R                                 # cycles per requantized entry
+        m.submodules.requant = rq = Requantizer(R)
         width = max(c.acc_entry_bytes, c.act_entry_bytes) * 8
-        m.submodules.queue = queue = fifo.SyncFIFO(width=width, depth=self.QUEUE)
-        credits = Signal(range(self.QUEUE + 1))    # entries read and not yet fully written out
+        m.submodules.queue = queue = fifo.SyncFIFO(width=width, depth=self.queue_depth)
+        credits = Signal(range(self.queue_depth + 1))    # entries read and not yet fully written out
 
         with m.FSM(name="store"):
             with m.State("IDLE"):
@@ -303,7 +317,18 @@ class StoreUnit(wiring.Component):
         # busy above counts PARAM/PARAM_DATA too (cmd.ready is low outside IDLE).
 
         # -- reads, against queue credits ------------------------------------------------------------
-        issue = reading & (credits < self.QUEUE)
+        requant = source == S.ACC_REQUANT
+        issue = Signal()
+        if P == 1:
+            m.d.comb += issue.eq(reading & (credits < self.queue_depth))
+        else:
+            # Lane-serial: a requantized entry takes P requantizer cycles, so reads are P apart.
+            cool = Signal(range(P))
+            m.d.comb += issue.eq(reading & (credits < self.queue_depth) & (cool == 0))
+            with m.If(issue & requant):
+                m.d.sync += cool.eq(P - 1)
+            with m.Elif(cool != 0):
+                m.d.sync += cool.eq(cool - 1)
         m.d.comb += [self.out_rs.addr.eq(sram), self.acc_rs.addr.eq(sram)]
         with m.If(issue):
             m.d.sync += sram.eq(sram + 1)
@@ -316,20 +341,49 @@ class StoreUnit(wiring.Component):
         rvalid = Signal()
         m.d.sync += rvalid.eq(issue)
 
-        requant = source == S.ACC_REQUANT
         acc_lanes = data.ArrayLayout(data.ArrayLayout(32, L), K)(self.acc_rs.data)
+        mine = acc_lanes[lane_block] if K > 1 else acc_lanes[0]
         m.d.comb += [
-            rq.i.valid.eq(rvalid & requant),
-            rq.i.payload.acc.eq(acc_lanes[lane_block] if K > 1 else acc_lanes[0]),
-            rq.i.payload.params.eq(params),
             rq.i.payload.zp_out.eq(zp_out),
             rq.i.payload.relu.eq(relu),
             # The queue always has room for what was read (credits), so the requantizer never stalls.
             rq.o.ready.eq(queue.w_rdy),
-            queue.w_en.eq(Mux(requant, rq.o.valid, rvalid)),
-            queue.w_data.eq(Mux(requant, rq.o.payload.as_value(),
-                                Mux(source == S.ACC, self.acc_rs.data, self.out_rs.data))),
         ]
+        if P == 1:
+            m.d.comb += [
+                rq.i.valid.eq(rvalid & requant),
+                rq.i.payload.acc.eq(mine),
+                rq.i.payload.params.eq(params),
+                queue.w_en.eq(Mux(requant, rq.o.valid, rvalid)),
+                queue.w_data.eq(Mux(requant, rq.o.payload.as_value(),
+                                    Mux(source == S.ACC, self.acc_rs.data, self.out_rs.data))),
+            ]
+        else:
+            # Group g = lanes g*R .. g*R+R-1: group 0 straight from the read port, groups 1..P-1
+            # from `hold` in the next cycles (reads are P apart, and the requantizer never stalls).
+            groups = data.ArrayLayout(data.ArrayLayout(32, R), P)
+            hold = Signal(groups)
+            feed = Signal(range(P))                # group fed next from `hold` (0: none pending)
+            with m.If(rvalid & requant):
+                m.d.sync += [hold.eq(mine.as_value()), feed.eq(1)]
+            with m.Elif(feed != 0):
+                m.d.sync += feed.eq(feed + 1)      # wraps to 0 after group P-1 (P is a power of 2)
+            param_groups = data.ArrayLayout(data.ArrayLayout(isa.ParamLane, R), P)(params)
+            # Results leave in group order: shift them into one entry, lowest lanes first.
+            out_part = Signal(range(P))
+            assembled = Signal(8 * L)
+            entry = Cat(assembled[8 * R:], rq.o.payload.as_value())
+            last_part = out_part == P - 1
+            with m.If(rq.o.valid & rq.o.ready):
+                m.d.sync += [assembled.eq(entry), out_part.eq(out_part + 1)]
+            m.d.comb += [
+                rq.i.valid.eq((rvalid & requant) | (feed != 0)),
+                rq.i.payload.acc.eq(Mux(feed == 0, groups(mine.as_value())[0], hold[feed])),
+                rq.i.payload.params.eq(param_groups[feed]),
+                queue.w_en.eq(Mux(requant, rq.o.valid & last_part, rvalid)),
+                queue.w_data.eq(Mux(requant, entry,
+                                    Mux(source == S.ACC, self.acc_rs.data, self.out_rs.data))),
+            ]
 
         # -- writes: the queue head, one bus word at a time --------------------------------------------
         k = Signal(range(max(act_words, acc_words)))

@@ -5,7 +5,8 @@ RTL twin of :func:`sqzhw.quant.requantize`, lane by lane::
     M, n = effective_params(params[j].multiplier, params[j].shift)
     y[j] = requantize(wrap_int32(acc[j] + params[j].bias), M, n, zp_out, relu)
 
-Used by the STORE unit (``ACC_REQUANT``, ``rows`` lanes) and by the compute unit's ADD.
+Used by the STORE unit (``ACC_REQUANT``, ``AccelConfig.store_lanes`` lanes: ``rows``, or fewer
+for a lane-serial STORE) and by the compute unit's ADD (``rows`` lanes).
 
 Pipeline (``LATENCY`` register stages, all moving together; the whole pipe stalls while the output
 is valid and not ready, so ``i.ready`` is ``~o.valid | o.ready``):

@@ -364,7 +364,6 @@ class SDRAMController(wiring.Component):
 
         init_step = Signal(range(c.init_refreshes + 3))
         init_wait = Signal(range(c.init + 1), init=c.init)
-        refresh_step = Signal()   # 1: precharge-all issued, waiting to send REFRESH
 
         with m.FSM(name="ctrl"):
             with m.State("POWERUP"):

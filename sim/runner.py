@@ -318,7 +318,10 @@ def export_engine(config: AccelConfig, progress: Callable[[str], None] = print) 
     if not (REPO / "rtl_gen" / "export.py").exists():
         raise SimError("rtl_gen/export.py does not exist yet: the engine's Verilog cannot be exported "
                        "(use engine='stub' to test the harness alone)")
-    key = _hash_files(sources, config.tag)
+    # Throughput-only knobs are not in the tag, but they change the Verilog.
+    knobs = [f"requant_lanes={config.requant_lanes}", f"serial_products={config.serial_products}"] \
+        if config.requant_lanes or config.serial_products else []
+    key = _hash_files(sources, config.tag, *knobs)
     out = _cache_root() / "export" / f"{config.tag}-{key}"
     target = out / "sqzhw_engine.v"
     with _locked(out.with_suffix(".lock")):

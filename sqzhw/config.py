@@ -65,6 +65,21 @@ class AccelConfig:
         overflow check say so explicitly.
     ext_addr_bits : int
         Byte-address width of external memory (ISA address fields are 32 bits).
+    requant_lanes : int
+        Lanes of the STORE unit's requantizer (each lane is four 16x16 multipliers and a 64-bit
+        shifter). ``0`` (the default) means ``rows``: one activation entry per cycle. A smaller power
+        of two that divides ``rows`` makes ``ACC_REQUANT`` stores lane-serial, ``rows //
+        requant_lanes`` cycles per entry, for small FPGAs. Throughput only: not in :attr:`tag`.
+    add_unit : bool
+        Whether the compute unit has the element-wise ``ADD`` (a ``rows``-lane requantizer and
+        ``rows`` multipliers). Without it an ``ADD`` instruction is illegal (``BAD_OPCODE``) and
+        bypass networks do not compile; it is part of :attr:`tag`.
+    serial_products : bool
+        Compute the control path's products (the decode checker's buffer and DRAM spans, the
+        compute unit's plane size) bit-serially with one adder each instead of on DSP multipliers,
+        so the only DSPs are the array's and the requantizers'. Costs decode latency (see
+        ``rtl_gen.control.Checker``) and 9 set-up cycles per compute instruction. Throughput only:
+        not in :attr:`tag`.
     """
 
     name: str
@@ -81,6 +96,9 @@ class AccelConfig:
     wgt_bits: int = 8
     acc_bits: int = 32
     ext_addr_bits: int = 32
+    requant_lanes: int = 0
+    add_unit: bool = True
+    serial_products: bool = False
 
     def __post_init__(self) -> None:
         def fail(field: str, rule: str) -> None:
@@ -110,6 +128,13 @@ class AccelConfig:
                 fail(field, "may be at most 65536 (ISA buffer addresses are 16 bits)")
         if self.clock_mhz <= 0:
             fail("clock_mhz", "must be positive")
+        if (not isinstance(self.requant_lanes, int) or isinstance(self.requant_lanes, bool)
+                or self.requant_lanes < 0 or (self.requant_lanes and (not _is_pow2(self.requant_lanes)
+                                                                      or self.rows % self.requant_lanes))):
+            fail("requant_lanes", f"must be 0 (= rows) or a power of two that divides rows ({self.rows})")
+        for field in ("add_unit", "serial_products"):
+            if not isinstance(getattr(self, field), bool):
+                fail(field, "must be true or false")
 
     # -- derived sizes -------------------------------------------------------------------------
 
@@ -122,6 +147,11 @@ class AccelConfig:
     def lane_blocks(self) -> int:
         """Activation blocks per accumulator entry (``cols // rows``)."""
         return self.cols // self.rows
+
+    @property
+    def store_lanes(self) -> int:
+        """Lanes the STORE unit requantizes per cycle (``requant_lanes``, or ``rows`` for 0)."""
+        return self.requant_lanes or self.rows
 
     @property
     def ext_bytes(self) -> int:
@@ -163,10 +193,13 @@ class AccelConfig:
     def tag(self) -> str:
         """Identity of the hardware a program is compiled for (VTA style), e.g.
         ``16x16_i8w8a32_A8192_W1024_C4096_O4096_P128_M128``. Everything the compiled instruction
-        stream depends on is in it; the clock and the preset name are not."""
+        stream depends on is in it (an engine without the ADD unit adds ``_noadd``); the clock,
+        the preset name and throughput-only knobs (``requant_lanes``, ``serial_products``) are
+        not."""
         return (f"{self.rows}x{self.cols}_i{self.act_bits}w{self.wgt_bits}a{self.acc_bits}"
                 f"_A{self.act_buf_entries}_W{self.wgt_buf_tiles}_C{self.acc_buf_entries}"
-                f"_O{self.out_buf_entries}_P{self.param_buf_entries}_M{self.ext_data_bits}")
+                f"_O{self.out_buf_entries}_P{self.param_buf_entries}_M{self.ext_data_bits}"
+                + ("" if self.add_unit else "_noadd"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -63,6 +63,7 @@ from amaranth.lib import data, enum
 from .config import AccelConfig
 
 __all__ = [
+    "Access", "footprint", "entry_bytes", "dram_span", "max_padding",
     "INSN_BITS", "INSN_BYTES", "Opcode", "Unit", "LoadTarget", "StoreSource", "ErrorCode", "Counter",
     "WaitFlags", "LoadFields", "StoreFields", "ConvFields", "MaxPoolFields", "GapFields", "AddFields",
     "ParamLane", "Payload", "Instruction", "UNIT_OF", "encode", "decode", "to_bytes", "from_bytes",
@@ -117,7 +118,7 @@ class StoreSource(enum.Enum, shape=2):
 
 class ErrorCode(enum.Enum, shape=4):
     NONE = 0
-    BAD_OPCODE = 1     #: opcode not in :class:`Opcode`
+    BAD_OPCODE = 1     #: opcode not in :class:`Opcode`, or ADD on an engine without the ADD unit
     BAD_FIELD = 2      #: a field outside its legal range (zero size, kernel 0, stride 0, enum value...)
     BUF_RANGE = 3      #: a buffer access past the end of an on-chip buffer
     DRAM_ALIGN = 4     #: a DRAM address or stride not a multiple of the external word
@@ -200,6 +201,8 @@ class ConvFields(data.Struct):
     where ``A(b, y, x)`` is the buffer entry of pixel ``(y, x)`` of plane ``b`` when
     ``0 <= y < in_h`` and ``0 <= x < in_w``, and ``pad_value`` in every lane otherwise (zero-point
     padding). All products are int8 x int8; zero points are folded into the bias by the compiler.
+    ``pad_top`` and ``pad_left`` are at most ``k - 1``, except that a 1x1 kernel may pad by 1
+    (SqueezeNet 1.0's conv10: its border outputs see only ``pad_value``).
     """
     in_addr: 16
     in_h: 10
@@ -224,7 +227,7 @@ class MaxPoolFields(data.Struct):
     writes ``OUT[out_addr + b*out_h*out_w + oy*out_w + ox][l]`` = the maximum of
     ``A(b, oy*stride + ky - pad_top, ox*stride + kx - pad_left)[l]`` over the in-range window
     positions (out-of-range positions are ignored, as in ``ceil_mode``; a window with none gives -128).
-    ``kernel`` and ``stride`` are 1 to 3.
+    ``kernel`` and ``stride`` are 1 to 3; ``pad_top`` and ``pad_left`` are below ``kernel``.
     """
     in_addr: 16
     in_h: 10
@@ -473,6 +476,12 @@ class _Fields:
         self.__dict__.update(fields)
 
 
+def max_padding(opcode: Opcode, kernel: int) -> int:
+    """The largest legal ``pad_top``/``pad_left`` of a CONV or MAXPOOL with this kernel size:
+    ``kernel - 1``, and 1 for a 1x1 CONV."""
+    return 1 if opcode is Opcode.CONV and kernel == 1 else kernel - 1
+
+
 def check(word: int, config: AccelConfig) -> Violation | None:
     """Static legality of one instruction for ``config`` (everything but DRAM ranges, which depend
     on the memory the engine is given). The RTL decoder implements the same rules; this function is
@@ -536,8 +545,10 @@ def check(word: int, config: AccelConfig) -> Violation | None:
             k, s = f.kernel, f.stride
             if k == 0 or s == 0:
                 return bad("kernel" if k == 0 else "stride", "must be 1 to 3")
-        if f.pad_top >= k or f.pad_left >= k:
-            return bad("pad_top" if f.pad_top >= k else "pad_left", f"must be below the kernel size {k}")
+        max_pad = max_padding(opcode, k)
+        if f.pad_top > max_pad or f.pad_left > max_pad:
+            return bad("pad_top" if f.pad_top > max_pad else "pad_left",
+                       f"must be at most {max_pad} for kernel size {k}")
         plane = f.in_h * f.in_w
         problem = span("in_addr", f.in_addr, blocks * plane, config.act_buf_entries, "ACT")
         if problem:
@@ -554,6 +565,9 @@ def check(word: int, config: AccelConfig) -> Violation | None:
         return problem or span("acc_addr", f.acc_addr, -(-f.blocks // K), config.acc_buf_entries, "ACC")
 
     if opcode is Opcode.ADD:
+        if not config.add_unit:
+            return Violation(ErrorCode.BAD_OPCODE, "opcode",
+                             f"ADD: config {config.name!r} has no ADD unit (add_unit = false)")
         if f.count == 0:
             return bad("count", "must be at least 1")
         if f.param_addr >= config.param_buf_entries:
@@ -589,3 +603,76 @@ def disassemble(word: int) -> str:
             parts.append(f"{name}={value.name if isinstance(value, enum.Enum) else int(value)}")
         text += " " + " ".join(parts)
     return text
+
+
+# -- footprints (what each instruction touches; the hazard rules of the machine model) ----------
+
+@dataclass(frozen=True)
+class Access:
+    """One range an instruction touches: ``resource`` is a buffer name (``ACT``, ``WGT``, ``PARAM``,
+    ``ACC``, ``OUT``; entries) or ``DRAM`` (bytes); ``[lo, hi)``."""
+    resource: str
+    lo: int
+    hi: int
+    write: bool
+
+    def overlaps(self, other: "Access") -> bool:
+        return self.resource == other.resource and self.lo < other.hi and other.lo < self.hi
+
+
+def entry_bytes(config: AccelConfig, buffer: str) -> int:
+    """Bytes per entry of an on-chip buffer (``ACT``, ``WGT``, ``PARAM``, ``ACC``, ``OUT``)."""
+    return {"ACT": config.act_entry_bytes, "WGT": config.wgt_tile_bytes, "PARAM": config.param_entry_bytes,
+            "ACC": config.acc_entry_bytes, "OUT": config.act_entry_bytes}[buffer]
+
+
+def dram_span(f: dict, entry_bytes: int) -> tuple[int, int]:
+    """``[first, last + 1)`` byte span of a LOAD/STORE's strided rows in external memory."""
+    lo = f["dram_addr"]
+    return lo, lo + (f["rows"] - 1) * f["dram_stride"] + f["row_len"] * entry_bytes
+
+
+def footprint(d: Decoded, config: AccelConfig) -> list[Access]:
+    """Every buffer range and DRAM span a (legal) instruction reads or writes."""
+    op, f = d.opcode, d.fields
+    K = config.lane_blocks
+    if op is Opcode.LOAD:
+        target = LoadTarget(f["target"]).name
+        n = f["rows"] * f["row_len"]
+        return [Access(target, f["sram_addr"], f["sram_addr"] + n, True),
+                Access("DRAM", *dram_span(f, entry_bytes(config, target)), False)]
+    if op is Opcode.STORE:
+        source = StoreSource(f["source"])
+        buf = "OUT" if source is StoreSource.OUT else "ACC"
+        n = f["rows"] * f["row_len"]
+        eb = config.acc_entry_bytes if source is StoreSource.ACC else config.act_entry_bytes
+        acc = [Access(buf, f["sram_addr"], f["sram_addr"] + n, False),
+               Access("DRAM", *dram_span(f, eb), True)]
+        if source is StoreSource.ACC_REQUANT:
+            acc.append(Access("PARAM", f["param_addr"], f["param_addr"] + 1, False))
+        return acc
+    if op is Opcode.CONV:
+        k = 3 if f["kernel3"] else 1
+        cb = f["cin_blocks"]
+        out = [Access("ACT", f["in_addr"], f["in_addr"] + cb * f["in_h"] * f["in_w"], False),
+               Access("WGT", f["wgt_addr"], f["wgt_addr"] + cb * k * k, False),
+               Access("ACC", f["acc_addr"], f["acc_addr"] + f["out_h"] * f["out_w"], True)]
+        if f["accumulate"]:
+            out.append(Access("ACC", f["acc_addr"], f["acc_addr"] + f["out_h"] * f["out_w"], False))
+        return out
+    if op is Opcode.MAXPOOL:
+        b = f["blocks"]
+        return [Access("ACT", f["in_addr"], f["in_addr"] + b * f["in_h"] * f["in_w"], False),
+                Access("OUT", f["out_addr"], f["out_addr"] + b * f["out_h"] * f["out_w"], True)]
+    if op is Opcode.GAP:
+        n_acc = -(-f["blocks"] // K)
+        return [Access("ACT", f["in_addr"], f["in_addr"] + f["blocks"] * f["pixels"], False),
+                Access("ACC", f["acc_addr"], f["acc_addr"] + n_acc, True),
+                Access("ACC", f["acc_addr"], f["acc_addr"] + n_acc, False)]
+    if op is Opcode.ADD:
+        n = f["count"]
+        return [Access("ACT", f["a_addr"], f["a_addr"] + n, False),
+                Access("ACT", f["b_addr"], f["b_addr"] + n, False),
+                Access("PARAM", f["param_addr"], f["param_addr"] + 1, False),
+                Access("OUT", f["out_addr"], f["out_addr"] + n, True)]
+    return []

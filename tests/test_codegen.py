@@ -255,3 +255,15 @@ def test_padded_1x1_conv():
     g = _single((8, 5, 6), lambda b: b.conv("c1p", b.conv("c0", "input", 8, 1), 6, 1, pad=1))
     assert g.shapes["c1p_out"] == (6, 7, 8)
     chain(g, TINY)
+
+
+def test_no_add_unit_refuses_bypass_names_the_add():
+    """An engine without the ADD unit (add_unit = false): a bypass network is refused naming its
+    first ADD node; a network without ADD still compiles and runs bit-exactly."""
+    cfg = load_config("icebreaker")
+    assert not cfg.add_unit
+    g = random_qgraph("simple_bypass", 39, width_mult=0.3, num_classes=7, seed=3)
+    first_add = next(n for n in g.nodes if n.op == "Add")
+    with pytest.raises(CodegenError, match=f"'{first_add.name}' \\(Add\\).*no ADD unit"):
+        compile_graph(g, cfg, Preprocess(39, 39))
+    chain(random_qgraph("squeezenet1.1", 35, width_mult=0.3, num_classes=7, seed=3), cfg)

@@ -222,10 +222,10 @@ def _expected_cycles(config, op, f) -> int:
     if op is Opcode.CONV:
         return conv_cycles(config, f["cin_blocks"], bool(f["kernel3"]), f["out_h"], f["out_w"])
     if op is Opcode.MAXPOOL:
-        return maxpool_cycles(f["blocks"], f["out_h"], f["out_w"], f["kernel"])
+        return maxpool_cycles(f["blocks"], f["out_h"], f["out_w"], f["kernel"], config)
     if op is Opcode.GAP:
-        return gap_cycles(f["blocks"], f["pixels"])
-    return add_cycles(f["count"])
+        return gap_cycles(f["blocks"], f["pixels"], config)
+    return add_cycles(f["count"], config)
 
 
 def check(config, program, seed=0, idle=0.3):
@@ -256,6 +256,13 @@ def _same_out(n, k, s, pad):
 def test_conv_1x1_tiny():
     cfg = make_config(4, 4)
     check(cfg, [conv(3, 4, 3, 4, cin_blocks=2, in_addr=5, wgt_addr=3, acc_addr=7)])
+
+
+def test_conv_1x1_padded():
+    """A 1x1 kernel with pad 1 (SqueezeNet 1.0's conv10): the border outputs see only pad_value."""
+    cfg = make_config(4, 4)
+    check(cfg, [conv(3, 4, 5, 6, cin_blocks=2, pad_top=1, pad_left=1, pad_value=-5, in_addr=2, wgt_addr=1,
+                     acc_addr=3)], seed=6)
 
 
 def test_conv_3x3_padded_multiple_blocks_tiny():
@@ -497,3 +504,43 @@ def test_random_programs(rows, cols, seed):
                       out_buf_entries=24)
     rng = random.Random(seed)
     check(cfg, [_random_insn(rng, cfg) for _ in range(6)], seed=seed)
+
+
+def test_without_add_unit():
+    """add_unit = false leaves the ADD out; CONV, MAXPOOL and GAP stay bit-exact with the same
+    cycle counts (an ADD never reaches the unit: the checker rejects it, see test_control)."""
+    import dataclasses
+    cfg = dataclasses.replace(make_config(2, 2), add_unit=False)
+    check(cfg, [conv(5, 4, 3, 2, cin_blocks=2, kernel3=1, pad_top=0, in_addr=1, wgt_addr=2, acc_addr=3),
+                maxpool(5, 5, 2, 2, in_addr=4, blocks=2),
+                gap(6, 3, in_addr=7, acc_addr=1)], seed=4)
+
+
+@pytest.mark.parametrize("add_unit", [True, False])
+def test_serial_products(add_unit):
+    """serial_products: the plane size by shift-and-add in SETUP (9 more busy cycles per
+    instruction, as conv_cycles & co. say); multi-block CONV and MAXPOOL use it to step planes."""
+    import dataclasses
+    cfg = dataclasses.replace(make_config(4, 4), serial_products=True, add_unit=add_unit)
+    program = [conv(7, 5, 3, 2, cin_blocks=3, kernel3=1, stride2=1, pad_top=1, pad_left=1, pad_value=3,
+                    in_addr=1, wgt_addr=2, acc_addr=3),
+               conv(3, 9, 3, 9, cin_blocks=2, in_addr=110, wgt_addr=40, acc_addr=20),
+               maxpool(9, 7, 4, 3, in_addr=4, blocks=3),
+               gap(6, 3, in_addr=7, acc_addr=1)]
+    if add_unit:
+        program.append(add(5, a_addr=3, b_addr=30, out_addr=9))
+    check(cfg, program, seed=8)
+
+
+def test_golden_cycle_model_counts_serial_setup():
+    """The golden executor's cycle model adds exactly setup_extra() per compute instruction."""
+    import dataclasses
+
+    from rtl_gen.compute import setup_extra
+    from sqzhw.golden.executor import CycleModel, decode_fields
+    plain = make_config(2, 2)
+    serial = dataclasses.replace(plain, serial_products=True)
+    assert setup_extra(plain) == 0 and setup_extra(serial) > 0
+    for op, f in (conv(5, 4, 3, 2, kernel3=1), maxpool(5, 5, 2, 2), gap(6, 3), add(5)):
+        d = decode_fields(isa.encode(op, **f))
+        assert CycleModel().cycles(d, serial) - CycleModel().cycles(d, plain) == setup_extra(serial)

@@ -66,3 +66,24 @@ def test_unknown_field(tmp_path):
                     'out_buf_entries = 8\nparam_buf_entries = 8\nbogus = 1\n')
     with pytest.raises(ConfigError, match="unknown field.*bogus"):
         load_config(path)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"requant_lanes": 3}, "requant_lanes"), ({"requant_lanes": 8}, "requant_lanes"),
+    ({"requant_lanes": -1}, "requant_lanes"), ({"add_unit": 1}, "add_unit"),
+])
+def test_area_knobs_validated(change, field):
+    values = {**load_config("tiny").to_dict(), **change}
+    with pytest.raises(ConfigError, match=f"{field} = "):
+        AccelConfig.from_dict(values)
+
+
+def test_area_knob_defaults_and_tag():
+    tiny = load_config("tiny")
+    assert (tiny.requant_lanes, tiny.add_unit, tiny.store_lanes) == (0, True, tiny.rows)
+    serial = AccelConfig.from_dict({**tiny.to_dict(), "requant_lanes": 1})
+    assert serial.store_lanes == 1 and serial.tag == tiny.tag     # throughput only
+    no_add = AccelConfig.from_dict({**tiny.to_dict(), "add_unit": False})
+    assert no_add.tag == tiny.tag + "_noadd"                       # changes what can run
+    ice = load_config("icebreaker")
+    assert ice.rows >= 2 and ice.store_lanes == 1 and not ice.add_unit

@@ -1,6 +1,7 @@
 """Tests of rtl_gen.control: the RTL legality checker against sqzhw.isa.check on fuzzed words, and
 the fetch unit against a memory model with latency and stalls."""
 
+import dataclasses
 import random
 
 import pytest
@@ -12,9 +13,26 @@ from sqzhw import isa
 from sqzhw.config import load_config
 
 
-@pytest.mark.parametrize("name", ["tiny", "default", "small"])
+def _config(name):
+    """A preset, or ``NAME+serial``: the preset with ``serial_products`` (no multipliers)."""
+    if name.endswith("+serial"):
+        return dataclasses.replace(load_config(name[:-len("+serial")]), serial_products=True)
+    return load_config(name)
+
+
+async def _settle(ctx, dut):
+    """The clock edge that loads the instruction (with the ``start`` pulse the controller gives),
+    then ``latency`` more edges, as the controller waits (``serial_products`` configs compute their
+    products bit-serially, so this is exact for them)."""
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+    await ctx.tick().repeat(dut.latency)
+
+
+@pytest.mark.parametrize("name", ["tiny", "default", "small", "icebreaker", "default+serial"])
 def test_checker_matches_isa_check(name):
-    config = load_config(name)
+    config = _config(name)
     dut = Checker(config)
     rng = random.Random(1234)
     mem_bytes, wr_lo, wr_hi = 1 << 20, 1 << 18, (1 << 20) - 4096
@@ -28,7 +46,7 @@ def test_checker_matches_isa_check(name):
         ctx.set(dut.wr_hi, wr_hi)
         for word in words:
             ctx.set(dut.insn, isa.Instruction.from_bits(word))
-            await ctx.tick().repeat(Checker.LATENCY)
+            await _settle(ctx, dut)
             got = isa.ErrorCode(ctx.get(dut.code.as_value()))
             violation = isa.check(word, config)
             if violation is not None:
@@ -51,11 +69,11 @@ def test_checker_matches_isa_check(name):
                     isa.ErrorCode.BUF_RANGE, isa.ErrorCode.DRAM_ALIGN, isa.ErrorCode.DRAM_RANGE}
 
 
-@pytest.mark.parametrize("name", ["small", "ulx3s"])
+@pytest.mark.parametrize("name", ["small", "ulx3s", "small+serial", "ulx3s+serial"])
 def test_checker_large_planes(name):
     """Planes of ``2**w`` or more entries (``w`` = bits of the buffer depth), whose low bits are
     small: the pipelined checker multiplies only the low bits, so these must still be BUF_RANGE."""
-    config = load_config(name)
+    config = _config(name)
     dut = Checker(config)
     words = []
     for h, w in [(1023, 1023), (128, 128), (256, 64), (64, 64), (1, 1), (1023, 1)]:
@@ -73,7 +91,7 @@ def test_checker_large_planes(name):
         ctx.set(dut.wr_hi, 1 << 20)
         for word in words:
             ctx.set(dut.insn, isa.Instruction.from_bits(word))
-            await ctx.tick().repeat(Checker.LATENCY)
+            await _settle(ctx, dut)
             got[word] = isa.ErrorCode(ctx.get(dut.code.as_value()))
 
     sim = Simulator(dut)
@@ -85,11 +103,11 @@ def test_checker_large_planes(name):
     assert isa.ErrorCode.BUF_RANGE in want.values() and isa.ErrorCode.NONE in want.values()
 
 
-@pytest.mark.parametrize("name", ["small", "ulx3s"])
+@pytest.mark.parametrize("name", ["small", "ulx3s", "small+serial", "ulx3s+serial"])
 def test_checker_large_strides(name):
     """LOAD/STORE ending exactly at and one byte past the memory (and window) end, with strides
     using the top bits of the 22-bit field (the checker splits that product across a DSP and LUTs)."""
-    config = load_config(name)
+    config = _config(name)
     dut = Checker(config)
     cases = []
     for stride in (1 << 18, (1 << 21) + 2 * config.ext_bytes, (1 << 22) - config.ext_bytes,
@@ -108,7 +126,7 @@ def test_checker_large_strides(name):
             ctx.set(dut.insn, isa.Instruction.from_bits(word))
             ctx.set(dut.mem_bytes, mem_bytes)
             ctx.set(dut.wr_hi, mem_bytes)
-            await ctx.tick().repeat(Checker.LATENCY)
+            await _settle(ctx, dut)
             got.append(isa.ErrorCode(ctx.get(dut.code.as_value())))
 
     sim = Simulator(dut)
@@ -128,7 +146,6 @@ def _run_fetch(config, runs):
     """Run :class:`Fetch` once per ``(memory, insn_addr, insn_count)`` against a memory answering one
     read per cycle (one cycle late, with stalls); return ``(delivered words, fault)`` per run."""
     dut = Fetch(config)
-    E = config.ext_data_bits
     eb = config.ext_bytes
     results = []
 

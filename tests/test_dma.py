@@ -1,6 +1,7 @@
 """Tests of rtl_gen.dma: LOAD and STORE units against a memory model with latency, random stalls and
 back-pressure, and the read arbiter's in-order routing."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -19,7 +20,11 @@ TIMEOUT = 20_000
 
 
 def _config(name):
-    """A preset, or "wide": 8x24 (three lane blocks per accumulator entry) on a 64-bit bus."""
+    """A preset, or "wide": 8x24 (three lane blocks per accumulator entry) on a 64-bit bus;
+    ``NAME/rqR``: the same with ``requant_lanes = R`` (a lane-serial STORE requantizer)."""
+    if "/rq" in name:
+        name, lanes = name.split("/rq")
+        return dataclasses.replace(_config(name), requant_lanes=int(lanes))
     if name == "wide":
         return AccelConfig(name="wide", rows=8, cols=24, act_buf_entries=256, wgt_buf_tiles=64,
                            acc_buf_entries=64, out_buf_entries=128, param_buf_entries=16, ext_data_bits=64)
@@ -105,7 +110,9 @@ def _preset(ctx, bufs, name, entries):
         ctx.set(bufs.memories[name].data[addr], value)
 
 
-@pytest.mark.parametrize("name,stall", [("tiny", 0.4), ("small", 0.2), ("tiny", 0.0), ("wide", 0.3)])
+@pytest.mark.parametrize("name,stall", [("tiny", 0.4), ("small", 0.2), ("tiny", 0.0), ("wide", 0.3),
+                                        ("tiny/rq1", 0.3), ("small/rq1", 0.0), ("wide/rq2", 0.2),
+                                        ("wide/rq1", 0.0)])
 def test_store_unit(name, stall):
     config = _config(name)
     rng = random.Random(99 + int(stall * 10))
@@ -176,6 +183,47 @@ def test_store_unit(name, stall):
     sim.run()
     written = sum(len(raw) for f in stores for _, raw in expected(f)) // E
     assert len(model.writes) == written   # nothing outside the expected pieces
+
+
+@pytest.mark.parametrize("source", [isa.StoreSource.ACC_REQUANT, isa.StoreSource.OUT, isa.StoreSource.ACC])
+@pytest.mark.parametrize("name", ["wide", "wide/rq2", "wide/rq1", "small/rq1"])
+def test_store_throughput(name, source):
+    """An ACC_REQUANT STORE takes ``n * max(rows / requant_lanes, words)`` cycles plus a fixed
+    start-up, as the compute/DMA docstrings and the golden cycle model say; OUT and ACC stores
+    keep one bus word per cycle (the lane-serial unit's shorter queue still covers the latency)."""
+    config = _config(name)
+    P, E = config.rows // config.store_lanes, config.ext_bytes
+    words = (config.acc_entry_bytes if source is isa.StoreSource.ACC else config.act_entry_bytes) // E
+    if source is not isa.StoreSource.ACC_REQUANT:
+        P = 1
+    mem = bytearray(1 << 12)
+    m = Module()
+    m.submodules.store = store = StoreUnit(config)
+    m.submodules.bufs = bufs = Buffers(config)
+    for port in ("out_rs", "acc_rs", "param_rs"):
+        wiring.connect(m, getattr(bufs, port), getattr(store, port))
+    model = MemoryModel(mem, E, latency=1, stall=0.0, seed=1)
+    n = 40
+    fields = dict(source=source, sram_addr=0, dram_addr=0, rows=1, row_len=n,
+                  dram_stride=0, param_addr=0, zp_out=0, relu=0, lane_block=0)
+    busy = []
+
+    async def bench(ctx):
+        await stream_put(ctx, store.cmd, isa.Instruction.from_bits(isa.encode(isa.Opcode.STORE, **fields)))
+        cycles = 0
+        while ctx.get(store.busy):
+            cycles += 1
+            assert cycles < TIMEOUT, "store still busy"
+            await ctx.tick()
+        busy.append(cycles)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_process(model.process(None, None, store.wr))
+    sim.add_testbench(bench)
+    sim.run()
+    per_entry = max(P, words)
+    assert n * per_entry <= busy[0] <= n * per_entry + 16, (busy, per_entry)
 
 
 def test_read_arbiter_routes_in_order():

@@ -205,7 +205,7 @@ def test_fetch_range_without_end():
     (enc(Opcode.STORE, source=StoreSource.OUT, dram_addr=4088, rows=1, row_len=4), ErrorCode.DRAM_RANGE),
     (enc(Opcode.LOAD, dram_addr=2, rows=1, row_len=1), ErrorCode.DRAM_ALIGN),
     (12, ErrorCode.BAD_OPCODE),
-    (enc(Opcode.CONV, in_h=1, in_w=1, cin_blocks=1, out_h=1, out_w=1, kernel3=0, pad_top=1), ErrorCode.BAD_FIELD),
+    (enc(Opcode.CONV, in_h=1, in_w=1, cin_blocks=1, out_h=1, out_w=1, kernel3=0, pad_top=2), ErrorCode.BAD_FIELD),
     (enc(Opcode.LOAD, rows=1, row_len=2, sram_addr=CFG.act_buf_entries - 1), ErrorCode.BUF_RANGE),
 ])
 def test_errors_stop_with_code_and_pc(word, code):

@@ -107,7 +107,10 @@ def test_check_accepts_legal():
      ErrorCode.BUF_RANGE, "LOAD.sram_addr"),
     (_good_conv(in_h=0), ErrorCode.BAD_FIELD, "CONV.in_h"),
     (_good_conv(cin_blocks=0), ErrorCode.BAD_FIELD, "CONV.cin_blocks"),
-    (_good_conv(kernel3=0), ErrorCode.BAD_FIELD, "CONV.pad_top"),
+    (_good_conv(kernel3=0, pad_top=2), ErrorCode.BAD_FIELD, "CONV.pad_top"),
+    (_good_conv(kernel3=0, pad_left=2), ErrorCode.BAD_FIELD, "CONV.pad_left"),
+    (isa.encode(Opcode.MAXPOOL, in_h=2, in_w=2, blocks=1, out_h=2, out_w=2, kernel=1, stride=1, pad_top=1),
+     ErrorCode.BAD_FIELD, "MAXPOOL.pad_top"),
     (_good_conv(wgt_addr=CFG.wgt_buf_tiles - 8), ErrorCode.BUF_RANGE, "CONV.wgt_addr"),
     (_good_conv(acc_addr=CFG.acc_buf_entries - 15), ErrorCode.BUF_RANGE, "CONV.acc_addr"),
     (_good_conv(in_addr=CFG.act_buf_entries - 15), ErrorCode.BUF_RANGE, "CONV.in_addr"),
@@ -153,3 +156,11 @@ def test_fast_encode_equals_amaranth_const():
             assert d.opcode is opcode and d.wait == wait
             assert d.fields == {k: (v.value if hasattr(v, "value") else v) for k, v in fields.items()}
             assert Shape.cast(isa.Instruction).width == isa.INSN_BITS
+
+
+def test_add_is_bad_opcode_without_add_unit():
+    import dataclasses
+    word = isa.encode(Opcode.ADD, a_addr=0, b_addr=4, out_addr=0, count=4, param_addr=0, ka=1, kb=1)
+    assert isa.check(word, CFG) is None
+    v = isa.check(word, dataclasses.replace(CFG, add_unit=False))
+    assert v.code is isa.ErrorCode.BAD_OPCODE and "ADD unit" in v.message

@@ -96,10 +96,9 @@ class _Insn:
 
     def footprint(self, config: AccelConfig):
         if self._fp is None:
-            from ..golden.executor import Decoded, footprint
             full = {name: 0 for name in _MEMBERS.get(self.op, [])}
             full.update({k: (v.value if hasattr(v, "value") else int(v)) for k, v in self.fields.items()})
-            self._fp = footprint(Decoded(self.op, self.op.value, frozenset(), full), config)
+            self._fp = isa.footprint(isa.Decoded(self.op, self.op.value, frozenset(), full), config)
         return self._fp
 
 
@@ -237,7 +236,7 @@ def should_lower(node: QConv, config: AccelConfig) -> bool:
     cout, cin, kh, kw = node.weight.shape
     L = config.rows
     unsupported = (kh, kw) not in ((1, 1), (3, 3)) or node.stride not in ((1, 1), (2, 2)) \
-        or max(node.pads[0], node.pads[1]) >= kh or node.pads[0] != node.pads[1] and kh != kw
+        or max(node.pads) > isa.max_padding(Opcode.CONV, kh) or node.pads[0] != node.pads[1] and kh != kw
     return unsupported or kh * kw * -(-cin // L) > -(-(kh * kw * cin) // L)
 
 
@@ -282,6 +281,10 @@ class _Compiler:
             produced.add(node.output)
             if isinstance(node, QGlobalAvgPool) and node is not last:
                 raise CodegenError(f"{_where(node)}: a global average pool must be the last layer")
+            if isinstance(node, QAdd) and not self.cfg.add_unit:
+                raise CodegenError(f"{_where(node)}: config {self.cfg.name!r} has no ADD unit "
+                                   f"(add_unit = false), so this bypass network cannot run on it; "
+                                   f"use a config with add_unit = true")
 
     def consumers(self, tensor: str) -> list:
         return [n for n in self.g.nodes
@@ -318,9 +321,10 @@ class _Compiler:
                                f"3x3; only the first layer is lowered to im2col)")
         if node.stride not in ((1, 1), (2, 2)):
             raise CodegenError(f"{_where(node)}: stride {node.stride} is not supported (1 or 2)")
-        pt, pl, pb, pr = node.pads
-        if pt >= kh or pl >= kw or pb >= kh or pr >= kw:
-            raise CodegenError(f"{_where(node)}: pads {node.pads} must be below the kernel size {kh}")
+        limit = isa.max_padding(Opcode.CONV, kh)
+        if max(node.pads) > limit:
+            raise CodegenError(f"{_where(node)}: pads {node.pads} must be at most {limit} for a {kh}x{kw} "
+                               f"kernel")
 
     def plan_layout(self) -> None:
         g, L = self.g, self.L
@@ -495,14 +499,6 @@ class _Compiler:
         if lowered:
             weight = weight.transpose(0, 2, 3, 1).reshape(cout, -1, 1, 1)
             k, s, (pt, pl) = 1, 1, (0, 0)
-        elif weight.shape[2:] == (1, 1) and any(node.pads) and max(node.pads) <= 2 and node.stride == (1, 1):
-            # A padded 1x1 conv (SqueezeNet 1.0's conv10): the ISA pads only kernels larger than
-            # 1, so run it as a 3x3 conv whose one non-zero tap reads input (oy - pt, ox - pl)
-            # with pad 2. Correct, at 9x the array steps for this layer.
-            pt, pl = node.pads[0], node.pads[1]
-            w3 = np.zeros(weight.shape[:2] + (3, 3), np.int64)
-            w3[:, :, 2 - pt, 2 - pl] = weight[:, :, 0, 0]
-            weight, k, s, (pt, pl) = w3, 3, 1, (2, 2)
         else:
             self.check_conv_shape(node)
             k, s = weight.shape[2], node.stride[0]

@@ -73,73 +73,12 @@ def _check(word: int, config: AccelConfig) -> isa.Violation | None:
 
 # -- footprints and hazards ----------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Access:
-    """One range an instruction touches: ``resource`` is a buffer name (``ACT``, ``WGT``, ``PARAM``,
-    ``ACC``, ``OUT``; entries) or ``DRAM`` (bytes); ``[lo, hi)``."""
-    resource: str
-    lo: int
-    hi: int
-    write: bool
-
-    def overlaps(self, other: "Access") -> bool:
-        return self.resource == other.resource and self.lo < other.hi and other.lo < self.hi
-
-
-def _entry_bytes(config: AccelConfig, buffer: str) -> int:
-    return {"ACT": config.act_entry_bytes, "WGT": config.wgt_tile_bytes, "PARAM": config.param_entry_bytes,
-            "ACC": config.acc_entry_bytes, "OUT": config.act_entry_bytes}[buffer]
-
-
-def _dram_span(f: dict, entry_bytes: int) -> tuple[int, int]:
-    lo = f["dram_addr"]
-    return lo, lo + (f["rows"] - 1) * f["dram_stride"] + f["row_len"] * entry_bytes
-
-
-def footprint(d: Decoded, config: AccelConfig) -> list[Access]:
-    """Every buffer range and DRAM span a (legal) instruction reads or writes."""
-    op, f = d.opcode, d.fields
-    K = config.lane_blocks
-    if op is Opcode.LOAD:
-        target = LoadTarget(f["target"]).name
-        n = f["rows"] * f["row_len"]
-        return [Access(target, f["sram_addr"], f["sram_addr"] + n, True),
-                Access("DRAM", *_dram_span(f, _entry_bytes(config, target)), False)]
-    if op is Opcode.STORE:
-        source = StoreSource(f["source"])
-        buf = "OUT" if source is StoreSource.OUT else "ACC"
-        n = f["rows"] * f["row_len"]
-        eb = config.acc_entry_bytes if source is StoreSource.ACC else config.act_entry_bytes
-        acc = [Access(buf, f["sram_addr"], f["sram_addr"] + n, False),
-               Access("DRAM", *_dram_span(f, eb), True)]
-        if source is StoreSource.ACC_REQUANT:
-            acc.append(Access("PARAM", f["param_addr"], f["param_addr"] + 1, False))
-        return acc
-    if op is Opcode.CONV:
-        k = 3 if f["kernel3"] else 1
-        cb = f["cin_blocks"]
-        out = [Access("ACT", f["in_addr"], f["in_addr"] + cb * f["in_h"] * f["in_w"], False),
-               Access("WGT", f["wgt_addr"], f["wgt_addr"] + cb * k * k, False),
-               Access("ACC", f["acc_addr"], f["acc_addr"] + f["out_h"] * f["out_w"], True)]
-        if f["accumulate"]:
-            out.append(Access("ACC", f["acc_addr"], f["acc_addr"] + f["out_h"] * f["out_w"], False))
-        return out
-    if op is Opcode.MAXPOOL:
-        b = f["blocks"]
-        return [Access("ACT", f["in_addr"], f["in_addr"] + b * f["in_h"] * f["in_w"], False),
-                Access("OUT", f["out_addr"], f["out_addr"] + b * f["out_h"] * f["out_w"], True)]
-    if op is Opcode.GAP:
-        n_acc = -(-f["blocks"] // K)
-        return [Access("ACT", f["in_addr"], f["in_addr"] + f["blocks"] * f["pixels"], False),
-                Access("ACC", f["acc_addr"], f["acc_addr"] + n_acc, True),
-                Access("ACC", f["acc_addr"], f["acc_addr"] + n_acc, False)]
-    if op is Opcode.ADD:
-        n = f["count"]
-        return [Access("ACT", f["a_addr"], f["a_addr"] + n, False),
-                Access("ACT", f["b_addr"], f["b_addr"] + n, False),
-                Access("PARAM", f["param_addr"], f["param_addr"] + 1, False),
-                Access("OUT", f["out_addr"], f["out_addr"] + n, True)]
-    return []
+# Access, footprint and the entry sizes are ISA semantics: they live in sqzhw.isa (the compiler's
+# hazard analysis uses them too).
+Access = isa.Access
+footprint = isa.footprint
+_entry_bytes = isa.entry_bytes
+_dram_span = isa.dram_span
 
 
 class HazardError(Exception):
@@ -174,10 +113,14 @@ class CycleModel:
     * ``CONV``: ``cin_blocks*k*k*out_h*out_w`` array steps plus the array fill ``rows + cols +
       conv_overhead``.
     * ``LOAD``/``STORE``: external words moved (one per cycle) plus ``load_latency`` /
-      ``store_latency``; a requantizing store reads one accumulator entry per cycle.
+      ``store_latency``; a requantizing store reads one accumulator entry per cycle, or per
+      ``rows // requant_lanes`` cycles with a lane-serial requantizer (``AccelConfig.store_lanes``).
     * ``MAXPOOL``: one input entry read per cycle (``blocks*out_h*out_w*k*k``); ``GAP``: ``blocks *
       pixels``; ``ADD``: two entries read per output entry.
     * Every instruction also takes ``dispatch`` cycle(s) of the in-order front end.
+    * Area knobs of :class:`~sqzhw.config.AccelConfig`: ``requant_lanes`` (above) and
+      ``serial_products`` (9 more set-up cycles per compute instruction; its longer decode,
+      like the pipelined checker's, overlaps the previous instruction and is not modelled).
     """
     load_latency: int = 20
     store_latency: int = 8
@@ -186,6 +129,13 @@ class CycleModel:
     dispatch: int = 1
 
     def cycles(self, d: Decoded, config: AccelConfig) -> int:
+        op = d.opcode
+        if config.serial_products and op in (Opcode.CONV, Opcode.MAXPOOL, Opcode.GAP, Opcode.ADD):
+            # The compute unit's set-up computes the plane size by shift-and-add (9 more cycles).
+            return self._cycles(d, config) + 9
+        return self._cycles(d, config)
+
+    def _cycles(self, d: Decoded, config: AccelConfig) -> int:
         op, f = d.opcode, d.fields
         E = config.ext_bytes
         if op is Opcode.LOAD:
@@ -196,7 +146,9 @@ class CycleModel:
             n = f["rows"] * f["row_len"]
             if source is StoreSource.ACC:
                 return self.store_latency + n * config.acc_entry_bytes // E
-            return self.store_latency + max(n, n * config.act_entry_bytes // E)
+            # A lane-serial requantizer (AccelConfig.requant_lanes) takes rows/lanes cycles per entry.
+            per_entry = config.rows // config.store_lanes if source is StoreSource.ACC_REQUANT else 1
+            return self.store_latency + max(n * per_entry, n * config.act_entry_bytes // E)
         if op is Opcode.CONV:
             k = 3 if f["kernel3"] else 1
             return (f["cin_blocks"] * k * k * f["out_h"] * f["out_w"] + config.rows + config.cols

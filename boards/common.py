@@ -541,10 +541,11 @@ class BoardTop(wiring.Component):
 
     def __init__(self, spec: BoardSpec, config: AccelConfig, *, engine: str = "auto",
                  baud: int = protocol.DEFAULT_BAUD):
-        divisor = round(config.clock_mhz * 1e6 / baud) if baud > 0 else 0
-        if divisor < 4 or abs(config.clock_mhz * 1e6 / divisor - baud) > 0.02 * baud:
-            raise BoardError(f"board {spec.name}: {baud} baud cannot be made from the {config.clock_mhz:g} MHz "
-                             f"engine clock of config {config.name!r} (at least 4 cycles per bit, within 2 %)")
+        from rtl_gen.uart import divisor_for
+        try:
+            divisor = divisor_for(config.clock_mhz * 1e6, baud)
+        except ValueError as exc:
+            raise BoardError(f"board {spec.name}, config {config.name!r}: {exc}") from None
         self.spec, self.config, self.baud = spec, config, baud
         self.pll_mhz: float | None = None
         self.pll_params: dict = {}

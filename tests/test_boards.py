@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from boards import BOARDS, get_board
-from boards.build import BuildError, build
+from boards.build import BuildError, build, overfull_resources
 from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SystemTop, ecp5_pll, ice40_pll,
                            system_verilog, xilinx_mmcm)
 from rtl_gen.sdram import SDRAMTiming
@@ -260,17 +260,34 @@ def test_bad_board_and_config():
         get_board("nope")
     with pytest.raises(BoardError, match="ext_data_bits = 32, the SDRAM is 16 bits"):
         SystemTop(load_config("tiny"), "sdram", engine="standin")
+    collect_quietly()   # the half-built top
+
+
+def test_overfull_resources_from_a_nextpnr_log():
+    """A build that does not fit says which resources overflow (iCE40 lines as nextpnr prints them)."""
+    log = """Info: Device utilisation:
+Info: \t         ICESTORM_LC:   11400/   5280   215%
+Info: \t        ICESTORM_RAM:     156/     30   520%
+Info: \t        ICESTORM_DSP:       8/      8   100%
+Info: \t      ICESTORM_SPRAM:       0/      4     0%
+ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_RAM'
+"""
+    assert overfull_resources(log) == [("ICESTORM_LC", 11400, 5280), ("ICESTORM_RAM", 156, 30)]
+    assert overfull_resources("Info: \t MULT18X18D:     101/    156    64%") == []
 
 
 def test_uart_rate_from_the_engine_clock():
     """The boards' default rate divides the 50 and 25 MHz engine clocks exactly; a rate the clock
     cannot make (within 2 %) is refused with the board's name."""
     top = BoardTop(get_board("ulx3s"), load_config("ulx3s"), engine="standin")
-    assert top.baud == protocol.DEFAULT_BAUD and top.system.uart_divisor == 50
-    assert BoardTop(get_board("ulx3s"), load_config("small"), engine="standin").system.uart_divisor == 25
-    with pytest.raises(BoardError, match="board ulx3s: 4000000 baud cannot be made from the 50 MHz"):
+    baud, divisor = top.baud, top.system.uart_divisor
+    divisor_small = BoardTop(get_board("ulx3s"), load_config("small"), engine="standin").system.uart_divisor
+    del top
+    collect_quietly()   # built only to inspect
+    assert baud == protocol.DEFAULT_BAUD and divisor == 50 and divisor_small == 25
+    with pytest.raises(BoardError, match="board ulx3s, config 'ulx3s': 4000000 baud at 50 MHz: divisor 12 is off"):
         BoardTop(get_board("ulx3s"), load_config("ulx3s"), engine="standin", baud=4_000_000)
-    collect_quietly()
+    collect_quietly()   # the refused top
 
 
 @pytest.mark.skipif(shutil.which("vivado") is not None, reason="Vivado is installed: the build would run")

@@ -311,3 +311,17 @@ def test_ecp5_bitstream_small(tmp_path):
     assert saved["utilization"]["DP16KD"]["used"] > 0
     assert report["fmax_sync_mhz"] is not None and report["fmax_sync_mhz"] >= 25.0, report["fmax"]
     assert "Fmax" in (out / "report.txt").read_text()
+
+
+@pytest.mark.bitstream
+def test_ulx3s_bitstream_board_config(tmp_path):
+    """The default board's own config (8x8 engine) places, routes and meets its clock target: a
+    change that breaks routing or timing on the ULX3S fails here, not on a user's machine."""
+    config = load_config(get_board("ulx3s").config)
+    report = build("ulx3s", None, tmp_path, engine="real")
+    assert report["tag"] == config.tag
+    util = report["utilization"]
+    assert util["MULT18X18D"]["used"] >= config.rows * config.cols   # the array is on DSPs
+    assert all(u["used"] <= u["available"] for u in util.values())
+    assert report["fmax_sync_mhz"] is not None and report["fmax_sync_mhz"] >= config.clock_mhz, report["fmax"]
+    assert report["timing_met"]

@@ -352,7 +352,8 @@ def measure_rtl_frame(config, *, model: str = "squeezenet1.1", input_size: int =
         + program.region("output").size
     budget_cycles = 20 * link_bytes + 10 * predicted["cycles"] + 1_000_000
     tmp = tempfile.TemporaryDirectory(prefix="bench_board-") if work_dir is None else None
-    folder = Path(tmp.name) if tmp else Path(work_dir)
+    # Absolute: the simulator process runs in its own folder and appends to this file.
+    folder = (Path(tmp.name) if tmp else Path(work_dir)).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     progress_path = folder / "rtl_progress.log"
     progress_path.write_text("")

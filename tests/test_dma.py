@@ -110,6 +110,16 @@ def _preset(ctx, bufs, name, entries):
         ctx.set(bufs.memories[name].data[addr], value)
 
 
+def _store_bench(config, mem: bytearray, stall: float, seed: int):
+    """A StoreUnit on its buffers and a memory model of ``mem``: ``(module, store, bufs, model)``."""
+    m = Module()
+    m.submodules.store = store = StoreUnit(config)
+    m.submodules.bufs = bufs = Buffers(config)
+    for port in ("out_rs", "acc_rs", "param_rs"):
+        wiring.connect(m, getattr(bufs, port), getattr(store, port))
+    return m, store, bufs, MemoryModel(mem, config.ext_bytes, latency=1, stall=stall, seed=seed)
+
+
 @pytest.mark.parametrize("name,stall", [("tiny", 0.4), ("small", 0.2), ("tiny", 0.0), ("wide", 0.3),
                                         ("tiny/rq1", 0.3), ("small/rq1", 0.0), ("wide/rq2", 0.2),
                                         ("wide/rq1", 0.0)])
@@ -118,12 +128,7 @@ def test_store_unit(name, stall):
     rng = random.Random(99 + int(stall * 10))
     E, L, C = config.ext_bytes, config.rows, config.cols
     mem = bytearray(1 << 13)
-    m = Module()
-    m.submodules.store = store = StoreUnit(config)
-    m.submodules.bufs = bufs = Buffers(config)
-    for port in ("out_rs", "acc_rs", "param_rs"):
-        wiring.connect(m, getattr(bufs, port), getattr(store, port))
-    model = MemoryModel(mem, E, latency=1, stall=stall, seed=3)
+    m, store, bufs, model = _store_bench(config, mem, stall, seed=3)
 
     out = {a: rng.getrandbits(L * 8) for a in range(64)}
     acc_vals = np.array([[rng.choice([rng.randrange(-(1 << 31), 1 << 31), rng.randrange(-3000, 3000)])
@@ -197,12 +202,7 @@ def test_store_throughput(name, source):
     if source is not isa.StoreSource.ACC_REQUANT:
         P = 1
     mem = bytearray(1 << 12)
-    m = Module()
-    m.submodules.store = store = StoreUnit(config)
-    m.submodules.bufs = bufs = Buffers(config)
-    for port in ("out_rs", "acc_rs", "param_rs"):
-        wiring.connect(m, getattr(bufs, port), getattr(store, port))
-    model = MemoryModel(mem, E, latency=1, stall=0.0, seed=1)
+    m, store, bufs, model = _store_bench(config, mem, 0.0, seed=1)
     n = 40
     fields = dict(source=source, sram_addr=0, dram_addr=0, rows=1, row_len=n,
                   dram_stride=0, param_addr=0, zp_out=0, relu=0, lane_block=0)

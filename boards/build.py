@@ -4,7 +4,7 @@
 
 The build tree and products go to ``OUT/<board>-<config>/``: the amaranth-boards build files, the
 bitstream ``top.bit`` (ECP5) / ``top.bin`` (iCE40), the tool logs, and the report
-``report.json`` + ``report.txt`` (resources against the device, Fmax per clock against the target,
+``report.json`` + ``report.txt`` + ``report.png`` (resources against the device, Fmax per clock against the target,
 the config and its tag -- the host link's INFO command returns the same tag --, PLL setting, build
 time). The toolchain is YoWASP from PyPI unless the environment names others (``YOSYS``,
 ``NEXTPNR_ECP5``, ``ECPPACK``, ``NEXTPNR_ICE40``, ``ICEPACK``). Xilinx boards need Vivado on the
@@ -28,7 +28,7 @@ from sqzhw.config import AccelConfig, ConfigError, load_config
 from . import BOARDS, DEFAULT_BOARD, get_board
 from .common import BoardError, BoardSpec, BoardTop
 
-__all__ = ["build", "program", "BuildError", "TOOL_DEFAULTS", "parse_nextpnr_report", "overfull_resources",
+__all__ = ["build", "program", "BuildError", "TOOL_DEFAULTS", "parse_nextpnr_report", "overfull_resources", "plot_report",
            "main"]
 
 #: Tool environment variables and their PyPI (YoWASP) defaults.
@@ -202,11 +202,45 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
     sync = [f for f in report["fmax"].values() if abs(f["constraint"] - top.pll_mhz) < 0.01 * top.pll_mhz]
     report["fmax_sync_mhz"] = min(f["achieved"] for f in sync) if sync else None
     report["timing_met"] = all(f["achieved"] >= f["constraint"] for f in report["fmax"].values())
+    plot = plot_report(report, out_dir / "report.png")
+    report["plot"] = str(plot) if plot else None
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     text = _summary_text(report)
     (out_dir / "report.txt").write_text(text)
     print(text, flush=True)
     return report
+
+
+def plot_report(report: dict, path: Path) -> Path | None:
+    """The build at a glance: each resource's use against the device (percent bars, used/available
+    written beside them) and Fmax against the target per clock. ``None`` without matplotlib or
+    figures to show."""
+    util = {cell: u for cell, u in report.get("utilization", {}).items() if u["used"]}
+    if not util:
+        return None
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    cells = sorted(util, key=lambda c: util[c]["used"] / util[c]["available"])
+    pct = [100 * util[c]["used"] / util[c]["available"] for c in cells]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(cells) + 1.6))
+    ax.barh(cells, pct, color=["tab:red" if v > 100 else "tab:blue" for v in pct])
+    for y, c in enumerate(cells):
+        ax.text(min(pct[y], 100) + 1, y, f"{util[c]['used']:,} / {util[c]['available']:,}", va="center",
+                fontsize=8)
+    ax.axvline(100, color="black", linewidth=0.8)
+    ax.set_xlim(0, 125)
+    ax.set_xlabel("% of the device")
+    fmax = "; ".join(f"Fmax {f['achieved']:.1f} MHz vs {f['constraint']:.1f} target"
+                     for f in report.get("fmax", {}).values())
+    ax.set_title(f"{report['board']} / {report['config']['name']} ({report['tag']})\n{fmax}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def program(board: str, config: str | None = None, out: str | Path = "build/boards", **build_args) -> None:

@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from boards import BOARDS, get_board
-from boards.build import BuildError, build, overfull_resources
+from boards.build import BuildError, build, overfull_resources, plot_report
 from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SystemTop, ecp5_pll, ice40_pll,
                            system_verilog, xilinx_mmcm)
 from rtl_gen.sdram import SDRAMTiming
@@ -274,6 +274,19 @@ ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICEST
 """
     assert overfull_resources(log) == [("ICESTORM_LC", 11400, 5280), ("ICESTORM_RAM", 156, 30)]
     assert overfull_resources("Info: \t MULT18X18D:     101/    156    64%") == []
+
+
+def test_report_plot(tmp_path):
+    """Every build report comes with a resources-and-Fmax plot; no figures, no plot."""
+    report = {"board": "ulx3s", "config": {"name": "ulx3s"}, "tag": "8x8_x",
+              "utilization": {"MULT18X18D": {"used": 77, "available": 156},
+                              "TRELLIS_COMB": {"used": 90_000, "available": 83_640},
+                              "DCCA": {"used": 0, "available": 56}},
+              "fmax": {"clk": {"achieved": 55.6, "constraint": 50.0}}}
+    path = plot_report(report, tmp_path / "report.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_report({**report, "utilization": {}}, tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_uart_rate_from_the_engine_clock():

@@ -30,6 +30,8 @@ from amaranth.lib.wiring import In, Out
 
 from rtl_gen.sdram import IS42S16160, SDRAMController, SDRAMGeometry, SDRAMSignature, SDRAMTiming
 from rtl_gen.sdram_model import SDRAMModel, Violation
+from rtl_gen.skid import SkidBuffer
+from rtl_gen.uart import divisor_for
 from sqzhw import isa, protocol
 from sqzhw.config import AccelConfig
 
@@ -142,8 +144,6 @@ class MemCommandSlice(wiring.Component):
         super().__init__({"up": In(sig), "down": Out(sig)})
 
     def elaborate(self, platform):
-        from rtl_gen.skid import SkidBuffer
-
         m = Module()
         m.submodules.skid = skid = SkidBuffer(self._cmd)
         up, down = self.up, self.down
@@ -541,7 +541,6 @@ class BoardTop(wiring.Component):
 
     def __init__(self, spec: BoardSpec, config: AccelConfig, *, engine: str = "auto",
                  baud: int = protocol.DEFAULT_BAUD):
-        from rtl_gen.uart import divisor_for
         try:
             divisor = divisor_for(config.clock_mhz * 1e6, baud)
         except ValueError as exc:

@@ -318,10 +318,10 @@ def export_engine(config: AccelConfig, progress: Callable[[str], None] = print) 
     if not (REPO / "rtl_gen" / "export.py").exists():
         raise SimError("rtl_gen/export.py does not exist yet: the engine's Verilog cannot be exported "
                        "(use engine='stub' to test the harness alone)")
-    # Throughput-only knobs are not in the tag, but they change the Verilog.
-    knobs = [f"requant_lanes={config.requant_lanes}", f"serial_products={config.serial_products}"] \
-        if config.requant_lanes or config.serial_products else []
-    key = _hash_files(sources, config.tag, *knobs)
+    # Every field that shapes the hardware, not only the tag's (throughput knobs change the Verilog
+    # too); the preset name and the clock target do not.
+    hardware = {k: v for k, v in config.to_dict().items() if k not in ("name", "clock_mhz")}
+    key = _hash_files(sources, json.dumps(hardware, sort_keys=True))
     out = _cache_root() / "export" / f"{config.tag}-{key}"
     target = out / "sqzhw_engine.v"
     with _locked(out.with_suffix(".lock")):

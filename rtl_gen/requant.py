@@ -14,9 +14,12 @@ is valid and not ready, so ``i.ready`` is ``~o.valid | o.ready``):
 1. ``s = acc + bias`` (int32 wrap);
 2. four 17x17-bit partial products of ``s`` and ``multiplier`` (16-bit halves), each one ECP5
    ``MULT18X18D`` / iCE40 ``SB_MAC16`` with registered inputs (stage 1) and outputs (stage 2);
-3. ``mid = lh + hl``; 4. ``p = ll + (mid << 16) + (hh << 32)``: the exact 64-bit product;
-5. ``2*p >> (shift & 56)``; 6. ``>> (shift & 7)`` (arithmetic), saturated to 12 bits;
+3. ``mid = lh + hl``; 4. ``p = ll + (mid << 16) + (hh << 32)``: the exact product (63 bits signed);
+5. of ``2*p >> (shift & 56)`` only the 19 low bits (all the fine shift can reach) and whether any
+   bit above them differs from the sign; 6. ``>> (shift & 7)``, saturated to 12 bits (``w``);
 7. ``y = clamp(((w + 1) >> 1) + zp_out, zp_out if relu else -128, 127)``.
+
+Every register is as wide as its operand's exact range (no 64-bit intermediate is registered).
 
 ``((2p >> n) + 1) >> 1`` equals ``(p + ((1 << n) >> 1)) >> n`` for every ``n >= 0`` (floor of a floor),
 so rounding is half toward +infinity exactly as :func:`sqzhw.quant.round_shift`, with no 64-bit
@@ -53,6 +56,14 @@ class Requantizer(wiring.Component):
     ----------
     config_or_lanes : AccelConfig or int
         An :class:`~sqzhw.config.AccelConfig` (``rows`` lanes) or the lane count.
+    stall : bool
+        ``True`` (the default): the pipe stalls while the output is valid and not ready. ``False``:
+        ``i.ready`` is always high and the user must take every output (``o.ready`` high); the
+        registers then need no enable (the STORE unit reserves queue room for every read).
+    per_vector : bool
+        ``True`` (the default): ``zp_out`` and ``relu`` travel with each vector. ``False``: they are
+        taken from the input at the last stage, so they must be held while vectors are in the pipe
+        (a STORE instruction's constants).
 
     Members
     -------
@@ -66,11 +77,13 @@ class Requantizer(wiring.Component):
     #: Register stages from an input handshake to the output (without back-pressure).
     LATENCY = 7
 
-    def __init__(self, config_or_lanes: AccelConfig | int):
+    def __init__(self, config_or_lanes: AccelConfig | int, *, stall: bool = True, per_vector: bool = True):
         lanes = config_or_lanes.rows if isinstance(config_or_lanes, AccelConfig) else config_or_lanes
         if not isinstance(lanes, int) or lanes <= 0:
             raise ValueError(f"Requantizer: lanes must be a positive integer, got {lanes!r}")
         self.lanes = lanes
+        self.stall = stall
+        self.per_vector = per_vector
         super().__init__({
             "i": In(stream.Signature(requant_input_layout(lanes))),
             "o": Out(stream.Signature(data.ArrayLayout(signed(8), lanes))),
@@ -82,7 +95,7 @@ class Requantizer(wiring.Component):
         valid = [Signal(name=f"valid{k}") for k in range(n_stages)]
         advance = Signal()
         m.d.comb += [
-            advance.eq(~valid[-1] | self.o.ready),
+            advance.eq(~valid[-1] | self.o.ready if self.stall else 1),
             self.i.ready.eq(advance),
             self.o.valid.eq(valid[-1]),
         ]
@@ -90,52 +103,81 @@ class Requantizer(wiring.Component):
             m.d.sync += valid[0].eq(self.i.valid)
             m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, n_stages)]
 
-        # Per-instruction values travel beside the lanes (the STORE/ADD may change them per vector).
-        def carry(value, shape, name):
-            regs = [Signal(shape, name=f"{name}{k}") for k in range(n_stages)]
+        # Values used after stage 1 travel beside the lanes, as far as they are needed.
+        def carry(value, shape, name, depth=n_stages):
+            regs = [Signal(shape, name=f"{name}{k}") for k in range(depth)]
             with m.If(advance):
                 m.d.sync += regs[0].eq(value)
-                m.d.sync += [regs[k].eq(regs[k - 1]) for k in range(1, n_stages)]
+                m.d.sync += [regs[k].eq(regs[k - 1]) for k in range(1, depth)]
             return regs
 
-        zp = carry(self.i.payload.zp_out, signed(8), "zp")
-        relu = carry(self.i.payload.relu, 1, "relu")
+        if self.per_vector:
+            zp_last = carry(self.i.payload.zp_out, signed(8), "zp")[5]
+            relu_last = carry(self.i.payload.relu, 1, "relu")[5]
+        else:
+            zp_last, relu_last = self.i.payload.zp_out, self.i.payload.relu
 
         for j in range(self.lanes):
             lane = self.i.payload.params[j]
             # quant.effective_params: shift clamped to MAX_SHIFT, multiplier bits 30:0 (below).
             shift = carry(Mux(lane.shift > quant.MAX_SHIFT, quant.MAX_SHIFT, lane.shift)[:6], unsigned(6),
-                          f"shift_{j}_")
+                          f"shift_{j}_", depth=5)
             # 1: bias add (int32 wrap) and the multiplier, registered (the DSP input registers).
             s = Signal(signed(32), name=f"s_{j}")
-            mult = Signal(unsigned(32), name=f"mult_{j}")
+            mult = Signal(unsigned(31), name=f"mult_{j}")
             # 2: partial products (the DSP output registers).
             ll = Signal(unsigned(32), name=f"ll_{j}")
-            lh = Signal(unsigned(32), name=f"lh_{j}")
-            hl = Signal(signed(33), name=f"hl_{j}")
-            hh = Signal(signed(33), name=f"hh_{j}")
+            lh = Signal(unsigned(31), name=f"lh_{j}")
+            hl = Signal(signed(32), name=f"hl_{j}")
+            hh = Signal(signed(31), name=f"hh_{j}")
             # 3, 4: summing the partial products.
-            mid = Signal(signed(34), name=f"mid_{j}")
+            mid = Signal(signed(33), name=f"mid_{j}")
             ll3 = Signal(unsigned(32), name=f"ll3_{j}")
-            hh3 = Signal(signed(33), name=f"hh3_{j}")
-            prod = Signal(signed(66), name=f"prod_{j}")
-            # 5: coarse shift (multiples of 8); 6: fine shift and saturation; 7: the int8 result.
-            coarse = Signal(signed(67), name=f"coarse_{j}")
+            hh3 = Signal(signed(31), name=f"hh3_{j}")
+            prod = Signal(signed(63), name=f"prod_{j}")       # |s * M| < 2**62
+            # 5: the 19 bits of 2p >> (n & 56) the fine shift can reach, and whether any bit above
+            # them differs from the sign; 6: fine shift and saturation; 7: the int8 result.
+            win = Signal(19, name=f"win_{j}")
+            bad = Signal(name=f"bad_{j}")
+            neg = Signal(name=f"neg_{j}")
             w = Signal(signed(12), name=f"w_{j}")
             y = Signal(signed(8), name=f"y_{j}")
 
             s_lo, s_hi = s[:16], s[16:].as_signed()
             m_lo, m_hi = mult[:16], mult[16:]
-            fine = Signal(signed(67), name=f"fine_{j}")
-            m.d.comb += fine.eq(coarse >> shift[4][:3])
-            # Saturate to 12 bits: beyond that every result clamps the same way (module docstring).
-            hi, neg = fine[11:], fine[-1]
-            overflow = Mux(neg, ~hi.all(), hi.any())
+
+            # Stage 5 logic: byte-coarse window of 2p (64 bits), sign-extended past the top.
+            p2 = Cat(Const(0, 1), prod)                     # 2p, bit 63 is the sign
+            sign = prod[-1]
+            ext = Cat(p2, sign.replicate(8 * 7 + 19 - 64))
+            differs = Signal(64, name=f"differs_{j}")
+            m.d.comb += differs.eq(p2 ^ sign.replicate(64))
+            coarse = shift[3][3:]                           # n // 8
+            win_next = Signal(19, name=f"win_next_{j}")
+            bad_next = Signal(name=f"bad_next_{j}")
+            with m.Switch(coarse):
+                for c in range(8):
+                    with m.Case(c):
+                        top = differs[19 + 8 * c:]          # empty (no bad bit) for c >= 6
+                        m.d.comb += [win_next.eq(ext[8 * c:8 * c + 19]),
+                                     bad_next.eq(top.any() if len(top) else 0)]
+            # Stage 6 logic: fine shift (n & 7) inside the window; saturate to 12 bits: beyond that
+            # every result clamps the same way (module docstring).
+            f7 = shift[4][:3]
+            fine = Signal(19, name=f"fine_{j}")
+            m.d.comb += fine.eq(win >> f7)                 # bits 12.. unused, so no sign fill needed
+            win_differs = win ^ neg.replicate(19)
+            hi_bad = Signal(name=f"hi_bad_{j}")
+            with m.Switch(f7):
+                for f in range(8):
+                    with m.Case(f):
+                        m.d.comb += hi_bad.eq(win_differs[11 + f:].any())
+            overflow = bad | hi_bad
             rounded = Signal(signed(12), name=f"rounded_{j}")
             m.d.comb += rounded.eq((w + 1) >> 1)
             total = Signal(signed(12), name=f"total_{j}")
-            m.d.comb += total.eq(rounded + zp[5])
-            lo = Mux(relu[5], zp[5], -128)
+            m.d.comb += total.eq(rounded + zp_last)
+            lo = Mux(relu_last, zp_last, -128)
             with m.If(advance):
                 m.d.sync += [
                     s.eq(self.i.payload.acc[j] + lane.bias),
@@ -148,7 +190,7 @@ class Requantizer(wiring.Component):
                     ll3.eq(ll),
                     hh3.eq(hh),
                     prod.eq(ll3 + (mid << 16) + (hh3 << 32)),
-                    coarse.eq((prod << 1) >> Cat(Const(0, 3), shift[3][3:])),
+                    win.eq(win_next), bad.eq(bad_next), neg.eq(sign),
                     w.eq(Mux(overflow, Mux(neg, -2048, 2047), fine[:12].as_signed())),
                     y.eq(Mux(total > 127, 127, Mux(total < lo, lo, total))),
                 ]

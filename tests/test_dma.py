@@ -10,7 +10,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from rtl_gen.buffers import Buffers
+from rtl_gen.buffers import PARAM_USED_BITS, Buffers, compact_param, param_lane_bits, param_rows
 from rtl_gen.dma import LoadUnit, ReadArbiter, StoreUnit
 from rtl_gen.testing import MemoryModel, stream_get, stream_put
 from sqzhw import isa, quant
@@ -21,7 +21,10 @@ TIMEOUT = 20_000
 
 def _config(name):
     """A preset, or "wide": 8x24 (three lane blocks per accumulator entry) on a 64-bit bus;
-    ``NAME/rqR``: the same with ``requant_lanes = R`` (a lane-serial STORE requantizer)."""
+    ``NAME/rqR``: the same with ``requant_lanes = R`` (a lane-serial STORE requantizer);
+    ``NAME+noadd``: without the ADD unit (so with a compact PARAM buffer)."""
+    if name.endswith("+noadd"):
+        return dataclasses.replace(_config(name[:-len("+noadd")]), add_unit=False)
     if "/rq" in name:
         name, lanes = name.split("/rq")
         return dataclasses.replace(_config(name), requant_lanes=int(lanes))
@@ -50,7 +53,9 @@ async def _wait_idle(ctx, busy, timeout=TIMEOUT):
     raise TimeoutError("unit still busy")
 
 
-@pytest.mark.parametrize("name,stall,latency", [("tiny", 0.3, 5), ("small", 0.5, 1), ("tiny", 0.0, 8), ("wide", 0.2, 3)])
+@pytest.mark.parametrize("name,stall,latency", [("tiny", 0.3, 5), ("small", 0.5, 1), ("tiny", 0.0, 8), ("wide", 0.2, 3),
+                                                    ("icebreaker", 0.3, 4), ("ulx3s", 0.0, 2),
+                                                    ("wide/rq2+noadd", 0.2, 3)])
 def test_load_unit(name, stall, latency):
     config = _config(name)
     rng = random.Random(hash((name, stall)) & 0xFFFF)
@@ -90,8 +95,14 @@ def test_load_unit(name, stall, latency):
                 for i in range(f["row_len"]):
                     addr = f["dram_addr"] + r * f["dram_stride"] + i * entry
                     want = int.from_bytes(mem[addr:addr + entry], "little")
-                    got = ctx.get(memory.data[f["sram_addr"] + r * f["row_len"] + i])
-                    assert got == want, (f, r, i)
+                    index = f["sram_addr"] + r * f["row_len"] + i
+                    rows = param_rows(config, index, want) if f["target"] == isa.LoadTarget.PARAM else {index: want}
+                    for row, value in rows.items():
+                        got = ctx.get(memory.data[row])
+                        if f["target"] == isa.LoadTarget.PARAM and compact_param(config):
+                            got &= _param_used_mask(config)    # bytes past the shift are not kept
+                            value &= _param_used_mask(config)
+                        assert got == value, (f, r, i, row)
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
@@ -105,9 +116,17 @@ def test_load_unit(name, stall, latency):
         assert sum(cycles) < words + len(loads) * (latency + 12)
 
 
+def _param_used_mask(config):
+    """The bits of a compact PARAM row the engine keeps (bias, multiplier, shift of each lane)."""
+    lane = (1 << PARAM_USED_BITS) - 1
+    return sum(lane << (j * param_lane_bits(config)) for j in range(config.store_lanes))
+
+
 def _preset(ctx, bufs, name, entries):
     for addr, value in entries.items():
-        ctx.set(bufs.memories[name].data[addr], value)
+        rows = param_rows(bufs.config, addr, value) if name == "param" else {addr: value}
+        for row, v in rows.items():
+            ctx.set(bufs.memories[name].data[row], v)
 
 
 def _store_bench(config, mem: bytearray, stall: float, seed: int):
@@ -122,7 +141,8 @@ def _store_bench(config, mem: bytearray, stall: float, seed: int):
 
 @pytest.mark.parametrize("name,stall", [("tiny", 0.4), ("small", 0.2), ("tiny", 0.0), ("wide", 0.3),
                                         ("tiny/rq1", 0.3), ("small/rq1", 0.0), ("wide/rq2", 0.2),
-                                        ("wide/rq1", 0.0)])
+                                        ("wide/rq1", 0.0), ("icebreaker", 0.3), ("ulx3s", 0.2),
+                                        ("wide/rq2+noadd", 0.2), ("small/rq1+noadd", 0.0), ("tiny+noadd", 0.3)])
 def test_store_unit(name, stall):
     config = _config(name)
     rng = random.Random(99 + int(stall * 10))
@@ -191,7 +211,7 @@ def test_store_unit(name, stall):
 
 
 @pytest.mark.parametrize("source", [isa.StoreSource.ACC_REQUANT, isa.StoreSource.OUT, isa.StoreSource.ACC])
-@pytest.mark.parametrize("name", ["wide", "wide/rq2", "wide/rq1", "small/rq1"])
+@pytest.mark.parametrize("name", ["wide", "wide/rq2", "wide/rq1", "small/rq1", "icebreaker", "wide/rq2+noadd"])
 def test_store_throughput(name, source):
     """An ACC_REQUANT STORE takes ``n * max(rows / requant_lanes, words)`` cycles plus a fixed
     start-up, as the compute/DMA docstrings and the golden cycle model say; OUT and ACC stores

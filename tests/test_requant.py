@@ -86,9 +86,11 @@ def _payload(v) -> dict:
     }
 
 
-def run_requantizer(lanes: int, vectors, seed: int, idle: float, stall: float) -> np.ndarray:
-    """Push ``vectors`` through a :class:`Requantizer`; returns the outputs in order."""
-    dut = Requantizer(lanes)
+def run_requantizer(lanes: int, vectors, seed: int, idle: float, stall: float,
+                    options: dict | None = None) -> np.ndarray:
+    """Push ``vectors`` through a :class:`Requantizer` (``options``: its keyword arguments); returns
+    the outputs in order."""
+    dut = Requantizer(lanes, **(options or {}))
     rng = random.Random(seed)
     results = []
 
@@ -218,3 +220,16 @@ def test_full_throughput_and_latency():
     sim.add_testbench(bench)
     sim.run_until(1e-6 * 100)
     assert seen == list(range(Requantizer.LATENCY, Requantizer.LATENCY + n))
+
+
+@pytest.mark.parametrize("zp_out,relu", [(-128, 0), (17, 1), (127, 0)])
+def test_store_variant_without_stall_or_per_vector_constants(zp_out, relu):
+    """``stall=False, per_vector=False`` (the STORE unit's): same results when the output is always
+    taken and ``zp_out``/``relu`` are held for the whole stream."""
+    vectors = _vectors(1, 400, seed=77 + zp_out)
+    for v in vectors:
+        v["zp_out"], v["relu"] = zp_out, relu
+    got = run_requantizer(1, vectors, seed=5, idle=0.3, stall=0.0,
+                          options={"stall": False, "per_vector": False})
+    want = np.array([_expected(v) for v in vectors], dtype=np.int64)
+    np.testing.assert_array_equal(got, want)

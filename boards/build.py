@@ -186,7 +186,8 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
     report = {
         "board": board, "config": cfg.to_dict(), "tag": cfg.tag, "engine": top.system.engine_name,
         "device": f"{platform.device} {getattr(platform, 'package', '')} speed {getattr(platform, 'speed', '')}",
-        "memory": spec.memory if spec.memory == "sdram" else f"block RAM, {spec.bram_bytes // 1024} KiB",
+        "memory": spec.memory if spec.memory == "sdram" else
+                  f"{'SPRAM' if spec.memory == 'spram' else 'block RAM'}, {spec.bram_bytes // 1024} KiB",
         "mem_bytes": top.system.mem_bytes, "clock_mhz": cfg.clock_mhz, "pll_mhz": top.pll_mhz,
         "pll_params": top.pll_params, "uart_divisor": top.system.uart_divisor, "baud": top.baud,
         "build_seconds": round(seconds, 1), "bitstream": str(bitfile), "notes": spec.notes,

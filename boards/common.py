@@ -6,8 +6,10 @@ simulation, a byte-stream port) + an arbiter of their memory ports onto one memo
 * ``"sdram"``: :class:`~rtl_gen.sdram.SDRAMController` with its pins as the ``sdram`` port (boards);
 * ``"sdram-model"``: the controller wired to :class:`~rtl_gen.sdram_model.SDRAMModel` (simulation;
   converts to Verilog, so Verilator runs the full system with the SDRAM at its real width and timing);
-* ``"bram"``: :class:`BlockRAMMemory` (iCEBreaker, the DDR3 boards until a DDR3 controller exists,
-  fast simulation).
+* ``"bram"``: :class:`BlockRAMMemory` (the DDR3 boards until a DDR3 controller exists, fast
+  simulation);
+* ``"spram"``: :class:`SPRAMMemory`, the iCE40 UP's single-port SB_SPRAM256KA blocks (iCEBreaker; a
+  behavioural model of the same ports elsewhere, so the same system simulates).
 
 :class:`BoardTop` puts a :class:`SystemTop` on an amaranth-boards platform: the PLL for the engine
 clock (:func:`ecp5_pll`, :func:`ice40_pll`, :func:`xilinx_mmcm`), a reset held until the PLL locks,
@@ -35,7 +37,7 @@ from rtl_gen.uart import divisor_for
 from sqzhw import isa, protocol
 from sqzhw.config import AccelConfig
 
-__all__ = ["MemArbiter", "MemCommandSlice", "BlockRAMMemory", "EngineStandIn", "SystemTop", "BoardSpec", "BoardTop", "system_verilog",
+__all__ = ["MemArbiter", "MemCommandSlice", "BlockRAMMemory", "SPRAMMemory", "EngineStandIn", "SystemTop", "BoardSpec", "BoardTop", "system_verilog",
            "BoardError", "ecp5_pll", "ice40_pll", "xilinx_mmcm", "make_engine", "make_hostlink"]
 
 
@@ -59,6 +61,8 @@ class MemArbiter(wiring.Component):
     with one (round robin). Every handshake is forwarded in the cycle it happens, so each master
     keeps its own order (a read after a write sees it); read data return in order and go back to the
     master whose request they answer (a tag FIFO, ``max_reads`` deep, bounds reads in flight).
+    Only the low ``addr_bits`` of the word addresses are forwarded (the rest are driven 0): the
+    memory behind it has no more, and the masters never address past it.
 
     Members
     -------
@@ -68,10 +72,12 @@ class MemArbiter(wiring.Component):
         Master side towards the memory.
     """
 
-    def __init__(self, n: int, data_bits: int, *, max_reads: int = 16):
+    def __init__(self, n: int, data_bits: int, *, max_reads: int = 16, addr_bits: int = 32):
         if n < 1:
             raise ValueError(f"MemArbiter: n = {n!r}: at least one master")
-        self.n, self.data_bits, self.max_reads = n, data_bits, max_reads
+        if not 1 <= addr_bits <= 32:
+            raise ValueError(f"MemArbiter: addr_bits = {addr_bits!r}: 1..32")
+        self.n, self.data_bits, self.max_reads, self.addr_bits = n, data_bits, max_reads, addr_bits
         sig = wiring.Signature(_mem_signature(data_bits))
         super().__init__({"masters": In(sig).array(n), "mem": Out(sig)})
 
@@ -96,13 +102,15 @@ class MemArbiter(wiring.Component):
         m.d.sync += grant.eq(sel)
 
         mem = self.mem
+        ab = self.addr_bits
         for i, port in enumerate(self.masters):
             with m.If(sel == i):
                 m.d.comb += [
                     mem.rd_cmd.valid.eq(port.rd_cmd.valid & tags.w_rdy),
-                    mem.rd_cmd.payload.eq(port.rd_cmd.payload),
+                    mem.rd_cmd.payload[:ab].eq(port.rd_cmd.payload[:ab]),
                     port.rd_cmd.ready.eq(mem.rd_cmd.ready & tags.w_rdy),
-                    mem.wr.valid.eq(port.wr.valid), mem.wr.payload.eq(port.wr.payload),
+                    mem.wr.valid.eq(port.wr.valid), mem.wr.payload.addr[:ab].eq(port.wr.payload.addr[:ab]),
+                    mem.wr.payload.data.eq(port.wr.payload.data),
                     port.wr.ready.eq(mem.wr.ready),
                 ]
             m.d.comb += port.rd_data.payload.eq(mem.rd_data.payload)
@@ -201,6 +209,86 @@ class BlockRAMMemory(wiring.Component):
         return m
 
 
+class SPRAMMemory(wiring.Component):
+    """External memory in the iCE40 UP's single-port RAMs (SB_SPRAM256KA, 16K x 16 bits each),
+    with the engine's word interface (one read per cycle, in order).
+
+    Each block does a read or a write per cycle, never both: a write offered together with a read
+    goes first (``rd_cmd.ready`` is low that cycle) and the read, taken the next cycle, returns the
+    written word, as :class:`BlockRAMMemory`'s write-transparent read port does. The read word
+    stays on the blocks' outputs until ``rd_data`` takes it, so no command is taken while it waits
+    (a write would overwrite the block's output): ``wr.ready`` and ``rd_cmd.ready`` are low while
+    ``rd_data`` is valid and not ready. The engine and the host link take their read data without
+    waiting (it is never held against a write).
+
+    On an iCE40 UP platform (``primitive=None``: its ``device`` starts with ``iCE40UP``) the blocks
+    are ``SB_SPRAM256KA`` instances; elsewhere (simulation, other devices) a behavioural
+    :class:`~amaranth.lib.memory.Memory` with the same ports and timing stands in.
+
+    Parameters
+    ----------
+    words : int
+        16384, 32768, 49152 or 65536 (one to four blocks; the word address's top bits pick one).
+    primitive : bool or None
+        Force the SB_SPRAM256KA instances (True) or the model (False); None decides by platform.
+
+    Members
+    -------
+    rd_cmd, rd_data, wr : slave side of the engine's memory ports (16-bit words)
+    """
+
+    BLOCK_WORDS = 1 << 14
+
+    def __init__(self, words: int = 4 << 14, *, primitive: bool | None = None):
+        if words < 1 or words % self.BLOCK_WORDS or words > 4 * self.BLOCK_WORDS:
+            raise ValueError(f"SPRAMMemory: words = {words!r}: 1 to 4 blocks of {self.BLOCK_WORDS}")
+        self.data_bits, self.words, self.primitive = 16, words, primitive
+        self.blocks = words // self.BLOCK_WORDS
+        super().__init__(wiring.Signature(_mem_signature(16)).flip())
+
+    def elaborate(self, platform):
+        m = Module()
+        primitive = self.primitive
+        if primitive is None:
+            primitive = str(getattr(platform, "device", "")).startswith("iCE40UP")
+        ab = (self.words - 1).bit_length()
+        write = self.wr.valid
+        out_valid = Signal()            # a read word waits on rd_data
+        free = ~out_valid | self.rd_data.ready
+        take = self.rd_cmd.valid & ~write & free
+        addr = Mux(write, self.wr.payload.addr[:ab], self.rd_cmd.payload[:ab])
+        bank = addr[14:ab] if self.blocks > 1 else Const(0, 1)
+        bank_q = Signal.like(bank)      # the block whose output is the read word
+        m.d.comb += [self.wr.ready.eq(free), self.rd_cmd.ready.eq(~write & free)]
+        outs = []
+        for b in range(self.blocks):
+            sel = (bank == b) if self.blocks > 1 else Const(1)
+            dout = Signal(16, name=f"dout{b}")
+            outs.append(dout)
+            if primitive:
+                m.submodules[f"spram{b}"] = Instance(
+                    "SB_SPRAM256KA", i_ADDRESS=addr[:14], i_DATAIN=self.wr.payload.data, i_MASKWREN=0b1111,
+                    i_WREN=write, i_CHIPSELECT=((write & free) | take) & sel, i_CLOCK=ClockSignal("sync"),
+                    i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=dout)
+            else:
+                mem = Memory(shape=16, depth=self.BLOCK_WORDS, init=[])
+                m.submodules[f"spram{b}"] = mem
+                wp, rp = mem.write_port(), mem.read_port()
+                m.d.comb += [wp.addr.eq(addr[:14]), wp.data.eq(self.wr.payload.data), wp.en.eq(write & free & sel),
+                             rp.addr.eq(addr[:14]), rp.en.eq(take & sel), dout.eq(rp.data)]
+        word = Signal(16)
+        m.d.comb += word.eq(outs[0])
+        for b in range(1, self.blocks):
+            with m.If(bank_q == b):
+                m.d.comb += word.eq(outs[b])
+        m.d.comb += [self.rd_data.valid.eq(out_valid), self.rd_data.payload.eq(word)]
+        with m.If(take):
+            m.d.sync += [out_valid.eq(1), bank_q.eq(bank)]
+        with m.Elif(self.rd_data.ready):
+            m.d.sync += out_valid.eq(0)
+        return m
+
+
 class EngineStandIn(wiring.Component):
     """Stand-in with the engine's ports, for board builds while :mod:`rtl_gen.engine` cannot be
     built: on ``start`` it reads the ``insn_count`` instruction words and writes their XOR to
@@ -283,7 +371,7 @@ class SystemTop(wiring.Component):
     Parameters
     ----------
     config : AccelConfig
-    memory : ``"sdram"``, ``"sdram-model"`` or ``"bram"``
+    memory : ``"sdram"``, ``"sdram-model"``, ``"bram"`` or ``"spram"``
     clk_hz : float
         Frequency of ``sync`` (default ``config.clock_mhz``): SDRAM timing and the UART divisor.
     uart_divisor : int or None
@@ -293,7 +381,12 @@ class SystemTop(wiring.Component):
         ``"uart"``: ``uart_rx``/``uart_tx`` pins; ``"stream"``: ``host_rx``/``host_tx`` byte streams
         into the host link (fast full-system simulation, the UART is tested on its own).
     mem_words : int or None
-        Words of memory for ``"bram"`` / ``"sdram-model"`` (default: 64 KiB / 256 KiB).
+        Words of memory for ``"bram"`` / ``"sdram-model"`` / ``"spram"`` (default: 64 KiB / 256 KiB /
+        four blocks, 128 KiB).
+    mem_slice : bool
+        A :class:`MemCommandSlice` between the arbiter and the memory (default). Without it (the
+        iCEBreaker at 25 MHz, where the path is short enough) the arbiter's tag FIFO is 2 deep, all
+        that a one-cycle on-chip memory has in flight.
     sdram_geometry, sdram_timing : for the SDRAM memories (default: the ULX3S part)
     sdram_read_delay : int or None
         The controller's ``read_delay`` (boards add their I/O registers).
@@ -316,9 +409,12 @@ class SystemTop(wiring.Component):
                  uart_divisor: int | None = None, link: str = "uart", mem_words: int | None = None,
                  sdram_geometry: SDRAMGeometry = IS42S16160, sdram_timing: SDRAMTiming = SDRAMTiming(),
                  sdram_read_delay: int | None = None, engine: str = "auto",
-                 hostlink: Callable | None = None):
-        if memory not in ("sdram", "sdram-model", "bram"):
-            raise BoardError(f"SystemTop: memory = {memory!r}: 'sdram', 'sdram-model' or 'bram'")
+                 hostlink: Callable | None = None, mem_slice: bool = True):
+        if memory not in ("sdram", "sdram-model", "bram", "spram"):
+            raise BoardError(f"SystemTop: memory = {memory!r}: 'sdram', 'sdram-model', 'bram' or 'spram'")
+        if memory == "spram" and config.ext_data_bits != 16:
+            raise BoardError(f"SystemTop: config {config.name!r} has ext_data_bits = {config.ext_data_bits}, "
+                             f"the SPRAM is 16 bits wide")
         if link not in ("uart", "stream"):
             raise BoardError(f"SystemTop: link = {link!r}: 'uart' or 'stream'")
         if memory.startswith("sdram") and config.ext_data_bits != sdram_geometry.data_bits:
@@ -329,8 +425,11 @@ class SystemTop(wiring.Component):
         self.uart_divisor = uart_divisor or round(self.clk_hz / protocol.DEFAULT_BAUD)
         self.sdram_geometry, self.sdram_timing = sdram_geometry, sdram_timing
         self.sdram_read_delay = sdram_read_delay
+        self.mem_slice = mem_slice
         if memory == "sdram":
             self.mem_words = sdram_geometry.words
+        elif memory == "spram":
+            self.mem_words = mem_words or 4 * SPRAMMemory.BLOCK_WORDS
         else:
             default = (256 << 10) // config.ext_bytes if memory == "sdram-model" else (64 << 10) // config.ext_bytes
             self.mem_words = mem_words or default
@@ -392,12 +491,16 @@ class SystemTop(wiring.Component):
             wiring.connect(m, getattr(link, tx_name), wiring.flipped(self.host_tx))
 
         # Memory: host link (master 0) and engine (master 1) onto one memory.
-        m.submodules.arbiter = arb = MemArbiter(2, cfg.ext_data_bits)
+        addr_bits = max(1, (self.mem_words - 1).bit_length())
+        m.submodules.arbiter = arb = MemArbiter(2, cfg.ext_data_bits, max_reads=16 if self.mem_slice else 2,
+                                                addr_bits=addr_bits)
         for i, master in enumerate((link, eng)):
             for port in mem_ports:
                 wiring.connect(m, getattr(master, port), getattr(arb.masters[i], port))
         if self.memory == "bram":
             m.submodules.memory = mem = BlockRAMMemory(cfg.ext_data_bits, self.mem_words)
+        elif self.memory == "spram":
+            m.submodules.memory = mem = SPRAMMemory(self.mem_words)
         else:
             m.submodules.memory = mem = SDRAMController(self.sdram_geometry, self.sdram_timing,
                                                         self.clk_hz / 1e6, read_delay=self.sdram_read_delay)
@@ -409,10 +512,13 @@ class SystemTop(wiring.Component):
                 wiring.connect(m, mem.sdram, model.sdram)
                 m.d.comb += self.mem_violation.eq(model.violation)
         # A register slice between the arbiter and the memory cuts the engine-to-controller path.
-        m.submodules.mem_slice = mem_slice = MemCommandSlice(cfg.ext_data_bits)
-        wiring.connect(m, arb.mem, mem_slice.up)
+        upstream = arb.mem
+        if self.mem_slice:
+            m.submodules.mem_slice = mem_slice = MemCommandSlice(cfg.ext_data_bits)
+            wiring.connect(m, arb.mem, mem_slice.up)
+            upstream = mem_slice.down
         for port in mem_ports:
-            wiring.connect(m, getattr(mem_slice.down, port), getattr(mem, port))
+            wiring.connect(m, getattr(upstream, port), getattr(mem, port))
         return m
 
 
@@ -495,9 +601,12 @@ class BoardSpec:
     config : str
         Default config preset.
     family : ``"ecp5"``, ``"ice40"`` or ``"xilinx"``
-    memory : ``"sdram"`` or ``"bram"``
+    memory : ``"sdram"``, ``"bram"`` or ``"spram"``
     bram_bytes : int
-        External memory size when ``memory == "bram"``.
+        External memory size when ``memory`` is ``"bram"`` or ``"spram"``.
+    mem_slice : bool
+        Register slice between the memory arbiter and the memory (:class:`SystemTop`); needed for
+        timing on the ECP5 boards, not at the iCEBreaker's 25 MHz.
     leds : dict
         ``{"busy" | "done" | "error": (resource, index[, subsignal])}``; a board may omit some.
     uart : (resource name, index)
@@ -518,6 +627,7 @@ class BoardSpec:
     uart: tuple = ("uart", 0)
     extra_resources: Callable | None = None
     uart_tx_enable: bool = False
+    mem_slice: bool = True
     notes: str = ""
     synth_opts: str = ""
     loader_args: tuple = ()   #: openFPGALoader arguments selecting the board/cable
@@ -551,8 +661,8 @@ class BoardTop(wiring.Component):
         bram_words = spec.bram_bytes // config.ext_bytes
         self.system = SystemTop(
             config, memory=spec.memory, link="uart",
-            mem_words=bram_words if spec.memory == "bram" else None,
-            uart_divisor=divisor, engine=engine)
+            mem_words=bram_words if spec.memory in ("bram", "spram") else None,
+            uart_divisor=divisor, engine=engine, mem_slice=spec.mem_slice)
         super().__init__({})
 
     def _clock(self, m: Module, platform) -> None:

@@ -11,9 +11,16 @@ the host and the engine onto one memory. The engine's control inputs (``start`` 
 members of the same names as the engine's; ``engine_reset`` is a one-cycle pulse on ``RESET``
 (the board top resets the engine with it). The whole link is one clock domain and handles one
 frame at a time: it does not take request bytes while it answers (the host waits for answers).
+
+Area (it sits next to the engine on an iCE40 UP5K): the fixed arguments (``START``'s, ``READ_MEM``'s
+and ``WRITE_MEM``'s address) are read back from the payload buffer after the CRC check instead of
+being captured while the frame arrives; one CRC update serves both directions; addresses and counts
+are as wide as the memory and the largest frame need; one shift register holds the arguments, the
+words written and the reply words (a ``STATUS`` reply is sampled whole, ``READ_COUNTERS`` one
+counter at a time as its four bytes start, ``INFO`` is a byte ROM); the idle timer is an LFSR.
 """
 
-from amaranth.hdl import C, Cat, Const, Module, Signal
+from amaranth.hdl import C, Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -31,8 +38,25 @@ def crc16_next(crc, byte):
     return Cat(*bits)
 
 
-def _const_bytes(raw: bytes) -> Const:
-    return C(int.from_bytes(raw, "little"), 8 * len(raw))
+def _lfsr_step(state: int, n: int, tap: int) -> int:
+    """Fibonacci LFSR step: shift left, feed back bit ``n - 1`` XOR bit ``tap - 1``."""
+    return ((state << 1) | ((state >> (n - 1)) ^ (state >> (tap - 1))) & 1) & ((1 << n) - 1)
+
+
+def _idle_lfsr(cycles: int) -> tuple[int, int, int]:
+    """``(bits, tap, end)``: an LFSR whose state after ``cycles`` steps from 1 is ``end``, without
+    passing through ``end`` before (a counter with no adder: the timeout is exact)."""
+    for n in range(max(3, cycles.bit_length()), 33):
+        for tap in range(n - 1, 0, -1):
+            state, seen = 1, {1}
+            for _ in range(cycles):
+                state = _lfsr_step(state, n, tap)
+                if state in seen:
+                    break
+                seen.add(state)
+            else:
+                return n, tap, state
+    raise ValueError(f"no LFSR counts {cycles} cycles")
 
 
 class HostLink(wiring.Component):
@@ -106,47 +130,50 @@ class HostLink(wiring.Component):
         e = self.config.ext_bytes
         e_log = e.bit_length() - 1
         n_counters = len(isa.Counter)
+        max_payload = self.max_payload
 
-        info = protocol.encode_info(self.config.tag, e, self.mem_size % (1 << 32), self.max_payload)
-        reply_bytes = max(len(info), 4 * n_counters, protocol.StatusReply.as_shape().size // 8)
+        info = protocol.encode_info(self.config.tag, e, self.mem_size % (1 << 32), max_payload)
+        status_bytes = protocol.StatusReply.as_shape().size // 8
+        reply_max = max(len(info), 4 * n_counters, status_bytes)
         args_bytes = protocol.StartArgs.as_shape().size // 8
+        rw_args_bytes = protocol.ReadArgs.as_shape().size // 8
+        # Useful widths: byte addresses inside the memory, counts up to the longest frame.
+        a_bits = max(1, (self.mem_size - 1).bit_length())
+        wa_bits = max(1, a_bits - e_log)
+        count_max = max(max_payload, reply_max)
 
-        m.submodules.buf = buf = Memory(shape=8, depth=self.max_payload, init=[])
+        m.submodules.buf = buf = Memory(shape=8, depth=max_payload, init=[])
         wp = buf.write_port()
         rp = buf.read_port()
 
         # request registers
         cmd = Signal(8)
         seq = Signal(8)
-        length = Signal(16)
-        args = Signal(8 * args_bytes)         # the first payload bytes, for the fixed arguments
-        idx = Signal(16)
+        length = Signal(max(8, max_payload.bit_length()))
+        idx = Signal(range(count_max + 1))   # byte index: header, payload, buffer, reply, CRC
         crc = Signal(16)
-        idle = Signal(range(self.idle_timeout + 1))
-        last_cmd = Signal(8)
-        last_seq = Signal(8)
-        last_valid = Signal()
+        idle_bits, idle_tap, idle_end = _idle_lfsr(self.idle_timeout)
+        idle = Signal(idle_bits, init=1)
+        last_seq = Signal(8)                  # seq of the last executed command, if it was a ...
+        last_start = Signal()                 # ... START
+        last_write = Signal()                 # ... WRITE_MEM
 
         # response registers
-        status = Signal(8)
-        resp_len = Signal(16)
-        reply = Signal(8 * reply_bytes)
+        status = Signal(3)
+        resp_len = Signal(range(count_max + 1))
         reading = Signal()                     # payload comes from memory (READ_MEM)
-        tcount = Signal(range(8))
-        pidx = Signal(16)
-        word = Signal(8 * e)
-        waddr = Signal(32)                     # word address of the next memory access
-        words_left = Signal(16)
-        k = Signal(range(e + 1))
+        # One shift register for the arguments of READ_MEM / WRITE_MEM (bytes in at the top), the
+        # words written (same) and the reply payload (a word loaded at the bottom, bytes out there).
+        sh_bits = max(8 * rw_args_bytes, 8 * e, status_bytes * 8)
+        txsh = Signal(sh_bits)
+        waddr = Signal(wa_bits)                # word address of the next memory access
+        k = Signal(range(e))                   # byte within a memory word
 
-        # engine control
-        ctl_insn_addr = Signal(32)
-        ctl_insn_count = Signal(32)
-        ctl_wr_lo = Signal(32)
-        ctl_wr_hi = Signal(32)
+        # engine control: the START arguments, shifted in byte by byte from the payload buffer
+        ctl = Signal(8 * args_bytes)
         m.d.comb += [
-            self.insn_addr.eq(ctl_insn_addr), self.insn_count.eq(ctl_insn_count),
-            self.wr_lo.eq(ctl_wr_lo), self.wr_hi.eq(ctl_wr_hi),
+            self.insn_addr.eq(ctl[0:32]), self.insn_count.eq(ctl[32:64]),
+            self.wr_lo.eq(ctl[64:96]), self.wr_hi.eq(ctl[96:128]),
             self.mem_bytes.eq(min(self.mem_size, (1 << 32) - e)),
         ]
         m.d.sync += [self.start.eq(0), self.engine_reset.eq(0)]
@@ -155,44 +182,61 @@ class HostLink(wiring.Component):
         rx_take = self.rx.valid & self.rx.ready
         tx_take = self.tx.valid & self.tx.ready
 
+        # One CRC update for both directions (a request and its response never overlap).
+        crc_step = Signal()
+        tx_crc = Signal()                      # the byte on tx is covered by the CRC
+        m.d.comb += crc_step.eq(Mux(self.rx.ready, rx_take, tx_take & tx_crc))
+        with m.If(crc_step):
+            m.d.sync += crc.eq(crc16_next(crc, Mux(self.rx.ready, rx_byte, self.tx.payload)))
+
         # idle timeout: a frame in progress dies when the link is quiet
+        # (an LFSR stands for the cycle counter: no adder, and one compare with a constant)
         in_frame = Signal()
         with m.If(rx_take | ~in_frame):
-            m.d.sync += idle.eq(0)
-        with m.Elif(idle != self.idle_timeout):
-            m.d.sync += idle.eq(idle + 1)
-        timed_out = in_frame & (idle == self.idle_timeout)
+            m.d.sync += idle.eq(1)
+        with m.Elif(idle != idle_end):
+            m.d.sync += idle.eq(Cat((idle[-1] ^ idle[idle_tap - 1]), idle[:-1]))
+        timed_out = in_frame & (idle == idle_end)
 
         def respond(code: Status) -> None:
             m.d.sync += [status.eq(code.value), resp_len.eq(0), reading.eq(0)]
             m.next = "TX_SYNC"
 
-        rw_addr = args[:32]
-        rd_count = args[32:48]
-        addr_end = Signal(33)
-        wr_data_bytes = Signal(16)
-        m.d.comb += wr_data_bytes.eq(length - protocol.WRITE_ADDR_BYTES)
-        m.d.comb += addr_end.eq(rw_addr + Cat(wr_data_bytes, C(0, 17)))
-        rd_end = Signal(33)
-        m.d.comb += rd_end.eq(rw_addr + Cat(rd_count, C(0, 17)))
+        cmd3 = cmd[:3]                         # enough to tell the known commands apart
+        is_cmd = {c: cmd3 == c.value for c in Command}
         repeat = Signal()
-        m.d.comb += repeat.eq(last_valid & (last_cmd == cmd) & (last_seq == seq))
+        m.d.comb += repeat.eq((last_seq == seq) & Mux(is_cmd[Command.START], last_start, last_write))
 
         status_reply = Signal(protocol.StatusReply)
         m.d.comb += [status_reply.busy.eq(self.busy), status_reply.done.eq(self.done),
                      status_reply.error.eq(self.error.as_value()), status_reply.error_pc.eq(self.error_pc)]
 
-        m.d.comb += [wp.addr.eq(idx), wp.data.eq(rx_byte)]
+        m.d.comb += [wp.addr.eq(idx), wp.data.eq(rx_byte), rp.addr.eq(idx)]
+        idx_next = Signal.like(idx)            # one incrementer, also for the end-of-frame compares
+        m.d.comb += idx_next.eq(idx + 1)
+
+        # READ_MEM / WRITE_MEM arguments once shifted in: address, and the byte count
+        rw_addr = txsh[-8 * rw_args_bytes:][:32]
+        rd_count = txsh[-16:]
+        # A READ_MEM count above max_payload is refused whatever the address, so the sum needs
+        # only the payload's width.
+        nbytes = Signal(len(length))
+        m.d.comb += nbytes.eq(Mux(is_cmd[Command.WRITE_MEM], length - protocol.WRITE_ADDR_BYTES, rd_count))
+        end = Signal(max(a_bits, len(nbytes)) + 1)
+        m.d.comb += end.eq(rw_addr[:a_bits] + nbytes)
+        out_of_range = Signal()
+        m.d.comb += out_of_range.eq((rw_addr[a_bits:] != 0 if a_bits < 32 else C(0)) | (end > self.mem_size)
+                                    | (is_cmd[Command.READ_MEM] & (rd_count > max_payload)))
+        unaligned = (rw_addr[:e_log] != 0) | (nbytes[:e_log] != 0) if e_log else C(0)
 
         def fixed_len(c: Command) -> int:
-            return {Command.READ_MEM: protocol.ReadArgs.as_shape().size // 8,
-                    Command.START: args_bytes}.get(c, 0)
+            return {Command.READ_MEM: rw_args_bytes, Command.START: args_bytes}.get(c, 0)
 
         with m.FSM():
             with m.State("SYNC"):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(rx_take & (rx_byte == protocol.REQUEST_SYNC)):
-                    m.d.sync += [crc.eq(protocol.CRC_INIT), idx.eq(0), args.eq(0)]
+                    m.d.sync += [crc.eq(protocol.CRC_INIT), idx.eq(0)]
                     m.next = "HEADER"
 
             with m.State("HEADER"):
@@ -200,8 +244,8 @@ class HostLink(wiring.Component):
                 with m.If(timed_out):
                     m.next = "SYNC"
                 with m.Elif(rx_take):
-                    m.d.sync += [crc.eq(crc16_next(crc, rx_byte)), idx.eq(idx + 1)]
-                    with m.Switch(idx):
+                    m.d.sync += idx.eq(idx_next)
+                    with m.Switch(idx[:2]):
                         with m.Case(0):
                             m.d.sync += cmd.eq(rx_byte)
                         with m.Case(1):
@@ -210,7 +254,7 @@ class HostLink(wiring.Component):
                             m.d.sync += length[:8].eq(rx_byte)
                         with m.Case(3):
                             m.d.sync += [length[8:].eq(rx_byte), idx.eq(0)]
-                            with m.If(Cat(length[:8], rx_byte) > self.max_payload):
+                            with m.If(Cat(length[:8], rx_byte) > max_payload):
                                 respond(Status.BAD_LENGTH)
                             with m.Elif(Cat(length[:8], rx_byte) == 0):
                                 m.next = "CRC"
@@ -222,10 +266,8 @@ class HostLink(wiring.Component):
                 with m.If(timed_out):
                     m.next = "SYNC"
                 with m.Elif(rx_take):
-                    m.d.sync += [crc.eq(crc16_next(crc, rx_byte)), idx.eq(idx + 1)]
-                    with m.If(idx < args_bytes):
-                        m.d.sync += args.word_select(idx[:(args_bytes - 1).bit_length()], 8).eq(rx_byte)
-                    with m.If(idx == length - 1):
+                    m.d.sync += idx.eq(idx_next)
+                    with m.If(idx_next == length):
                         m.d.sync += idx.eq(0)
                         m.next = "CRC"
 
@@ -234,8 +276,9 @@ class HostLink(wiring.Component):
                 with m.If(timed_out):
                     m.next = "SYNC"
                 with m.Elif(rx_take):
-                    m.d.sync += [crc.eq(crc16_next(crc, rx_byte)), idx.eq(idx + 1)]
-                    with m.If(idx == 1):
+                    m.d.sync += idx.eq(idx_next)
+                    with m.If(idx[0]):
+                        m.d.sync += idx.eq(0)
                         m.next = "CHECK"
 
             with m.State("CHECK"):
@@ -245,9 +288,9 @@ class HostLink(wiring.Component):
                     m.next = "EXEC"
 
             with m.State("EXEC"):
-                known = Cat(*[cmd == c.value for c in Command]).any()
+                known = (cmd[3:] == 0) & Cat(*[is_cmd[c] for c in Command]).any()
                 bad_len = Signal()
-                with m.Switch(cmd):
+                with m.Switch(cmd3):
                     for c in Command:
                         with m.Case(c.value):
                             if c is Command.WRITE_MEM:
@@ -258,97 +301,118 @@ class HostLink(wiring.Component):
                     respond(Status.UNKNOWN_COMMAND)
                 with m.Elif(bad_len):
                     respond(Status.BAD_LENGTH)
-                with m.Elif(((cmd == Command.WRITE_MEM.value) | (cmd == Command.START.value))
-                            & self.busy & ~repeat):
+                with m.Elif((is_cmd[Command.WRITE_MEM] | is_cmd[Command.START]) & self.busy & ~repeat):
                     respond(Status.BUSY)
                 with m.Else():
-                    m.d.sync += [last_cmd.eq(cmd), last_seq.eq(seq), last_valid.eq(1)]
-                    with m.Switch(cmd):
+                    m.d.sync += [last_seq.eq(seq), last_start.eq(is_cmd[Command.START]),
+                                 last_write.eq(is_cmd[Command.WRITE_MEM])]
+                    with m.Switch(cmd3):
                         with m.Case(Command.INFO.value):
-                            m.d.sync += [reply.eq(_const_bytes(info)), status.eq(Status.OK.value),
-                                         resp_len.eq(len(info)), reading.eq(0)]
+                            m.d.sync += [status.eq(Status.OK.value), resp_len.eq(len(info)), reading.eq(0)]
                             m.next = "TX_SYNC"
                         with m.Case(Command.STATUS.value):
-                            m.d.sync += [reply.eq(status_reply.as_value()), status.eq(Status.OK.value),
-                                         resp_len.eq(len(status_reply.as_value()) // 8), reading.eq(0)]
+                            m.d.sync += [status.eq(Status.OK.value), resp_len.eq(status_bytes), reading.eq(0)]
                             m.next = "TX_SYNC"
                         with m.Case(Command.READ_COUNTERS.value):
-                            m.d.sync += [reply.eq(self.counters.as_value()), status.eq(Status.OK.value),
-                                         resp_len.eq(4 * n_counters), reading.eq(0)]
+                            m.d.sync += [status.eq(Status.OK.value), resp_len.eq(4 * n_counters), reading.eq(0)]
                             m.next = "TX_SYNC"
                         with m.Case(Command.RESET.value):
-                            m.d.sync += [self.engine_reset.eq(1), last_valid.eq(0)]
+                            m.d.sync += [self.engine_reset.eq(1), last_start.eq(0), last_write.eq(0)]
                             respond(Status.OK)
                         with m.Case(Command.START.value):
-                            with m.If(~repeat):
-                                m.d.sync += [
-                                    ctl_insn_addr.eq(args[0:32]), ctl_insn_count.eq(args[32:64]),
-                                    ctl_wr_lo.eq(args[64:96]), ctl_wr_hi.eq(args[96:128]),
-                                    self.start.eq(1)]
-                            respond(Status.OK)
-                        with m.Case(Command.WRITE_MEM.value):
-                            with m.If((rw_addr[:e_log] != 0) | (wr_data_bytes[:e_log] != 0) if e_log else
-                                      C(0)):
-                                respond(Status.BAD_ADDRESS)
-                            with m.Elif(addr_end > self.mem_size):
-                                respond(Status.BAD_ADDRESS)
-                            with m.Elif(wr_data_bytes == 0):
+                            with m.If(repeat):
                                 respond(Status.OK)
                             with m.Else():
-                                m.d.sync += [waddr.eq(rw_addr >> e_log), words_left.eq(wr_data_bytes >> e_log),
-                                             idx.eq(protocol.WRITE_ADDR_BYTES), k.eq(0)]
-                                m.next = "WR_FETCH"
-                        with m.Case(Command.READ_MEM.value):
-                            with m.If((rw_addr[:e_log] != 0) | (rd_count[:e_log] != 0) if e_log else C(0)):
-                                respond(Status.BAD_ADDRESS)
-                            with m.Elif((rd_end > self.mem_size) | (rd_count > self.max_payload)):
-                                respond(Status.BAD_ADDRESS)
-                            with m.Else():
-                                m.d.sync += [status.eq(Status.OK.value), resp_len.eq(rd_count),
-                                             reading.eq(1), waddr.eq(rw_addr >> e_log)]
-                                m.next = "TX_SYNC"
+                                m.next = "ARG_FETCH"
+                        with m.Case(Command.WRITE_MEM.value, Command.READ_MEM.value):
+                            m.next = "ARG_FETCH"
+
+            # The fixed arguments, from the payload buffer (one byte per two cycles): START's into
+            # the engine control registers, READ_MEM's / WRITE_MEM's into the shift register.
+            with m.State("ARG_FETCH"):
+                m.next = "ARG_LATCH"
+            with m.State("ARG_LATCH"):
+                m.d.sync += idx.eq(idx_next)
+                with m.If(is_cmd[Command.START]):
+                    m.d.sync += ctl.eq(Cat(ctl[8:], rp.data))
+                    with m.If(idx == args_bytes - 1):
+                        m.d.sync += self.start.eq(1)
+                        respond(Status.OK)
+                    with m.Else():
+                        m.next = "ARG_FETCH"
+                with m.Else():
+                    m.d.sync += txsh.eq(Cat(txsh[8:], rp.data))
+                    with m.If(idx == rw_args_bytes - 1):
+                        m.next = "ADDR_CHECK"
+                    with m.Else():
+                        m.next = "ARG_FETCH"
+
+            with m.State("ADDR_CHECK"):
+                with m.If(unaligned | out_of_range):
+                    respond(Status.BAD_ADDRESS)
+                with m.Elif(is_cmd[Command.WRITE_MEM]):
+                    with m.If(nbytes == 0):
+                        respond(Status.OK)
+                    with m.Else():
+                        m.d.sync += [waddr.eq(rw_addr[e_log:a_bits]), idx.eq(protocol.WRITE_ADDR_BYTES), k.eq(0)]
+                        m.next = "WR_FETCH"
+                with m.Else():
+                    m.d.sync += [status.eq(Status.OK.value), resp_len.eq(rd_count), reading.eq(1),
+                                 waddr.eq(rw_addr[e_log:a_bits])]
+                    m.next = "TX_SYNC"
 
             # WRITE_MEM: payload bytes -> words -> wr, one byte per two cycles (block RAM latency)
             with m.State("WR_FETCH"):
-                m.d.comb += rp.addr.eq(idx)
                 m.next = "WR_LATCH"
             with m.State("WR_LATCH"):
-                m.d.sync += [word.word_select(k, 8).eq(rp.data) if e > 1 else word.eq(rp.data),
-                             idx.eq(idx + 1), k.eq(k + 1)]
+                m.d.sync += [txsh.eq(Cat(txsh[8:], rp.data)), idx.eq(idx_next), k.eq(k + 1)]
                 with m.If(k == e - 1):
                     m.next = "WR_ISSUE"
                 with m.Else():
                     m.next = "WR_FETCH"
             with m.State("WR_ISSUE"):
                 m.d.comb += [self.wr.valid.eq(1), self.wr.payload.addr.eq(waddr),
-                             self.wr.payload.data.eq(word)]
+                             self.wr.payload.data.eq(txsh[-8 * e:])]
                 with m.If(self.wr.ready):
-                    m.d.sync += [waddr.eq(waddr + 1), words_left.eq(words_left - 1), k.eq(0)]
-                    with m.If(words_left == 1):
+                    m.d.sync += [waddr.eq(waddr + 1), k.eq(0)]
+                    with m.If(idx == length):
                         respond(Status.OK)
                     with m.Else():
                         m.next = "WR_FETCH"
 
             # the response: sync, header, payload, CRC
-            header = Cat(status, cmd, seq, resp_len)
             with m.State("TX_SYNC"):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(protocol.RESPONSE_SYNC)]
                 with m.If(tx_take):
-                    m.d.sync += [crc.eq(protocol.CRC_INIT), tcount.eq(0), pidx.eq(0), k.eq(0)]
+                    m.d.sync += [crc.eq(protocol.CRC_INIT), idx.eq(0)]
                     m.next = "TX_HEADER"
             with m.State("TX_HEADER"):
-                byte = header.word_select(tcount, 8)
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(byte)]
+                m.d.comb += [self.tx.valid.eq(1), tx_crc.eq(1)]
+                with m.Switch(idx[:3]):
+                    for i, byte in enumerate((status, cmd, seq, resp_len[:8], resp_len[8:])):
+                        with m.Case(i):
+                            m.d.comb += self.tx.payload.eq(byte)
                 with m.If(tx_take):
-                    m.d.sync += [crc.eq(crc16_next(crc, byte)), tcount.eq(tcount + 1)]
-                    with m.If(tcount == protocol.RESPONSE_HEADER_BYTES - 1):
-                        m.d.sync += tcount.eq(0)
+                    m.d.sync += idx.eq(idx_next)
+                    with m.If(idx == protocol.RESPONSE_HEADER_BYTES - 1):
+                        m.d.sync += idx.eq(0)
                         with m.If(resp_len == 0):
                             m.next = "TX_CRC"
                         with m.Elif(reading):
                             m.next = "TX_RDCMD"
                         with m.Else():
-                            m.next = "TX_PAYLOAD"
+                            m.next = "TX_LOAD"
+            # A reply word into the shift register: the counters 4 bytes at a time (each counter is
+            # sampled whole), STATUS in one piece.
+            with m.State("TX_LOAD"):
+                with m.If(is_cmd[Command.STATUS]):
+                    m.d.sync += txsh.eq(status_reply.as_value())
+                with m.Elif(is_cmd[Command.READ_COUNTERS]):
+                    with m.Switch(idx[2:]):
+                        for i in range(n_counters):
+                            with m.Case(i):
+                                m.d.sync += txsh.eq(self.counters[i])
+                m.next = "TX_PAYLOAD"
             with m.State("TX_RDCMD"):
                 m.d.comb += [self.rd_cmd.valid.eq(1), self.rd_cmd.payload.eq(waddr)]
                 with m.If(self.rd_cmd.ready):
@@ -357,27 +421,30 @@ class HostLink(wiring.Component):
             with m.State("TX_RDDATA"):
                 m.d.comb += self.rd_data.ready.eq(1)
                 with m.If(self.rd_data.valid):
-                    m.d.sync += [word.eq(self.rd_data.payload), k.eq(0)]
+                    m.d.sync += txsh.eq(self.rd_data.payload)
                     m.next = "TX_PAYLOAD"
             with m.State("TX_PAYLOAD"):
-                byte = Signal(8)
-                with m.If(reading):
-                    m.d.comb += byte.eq(word.word_select(k, 8) if e > 1 else word)
-                with m.Else():
-                    m.d.comb += byte.eq(reply.word_select(pidx[:(reply_bytes - 1).bit_length()], 8))
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(byte)]
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(txsh[:8]), tx_crc.eq(1)]
+                with m.If(is_cmd[Command.INFO]):
+                    # INFO is a constant: a byte ROM (the config tag's bytes)
+                    with m.Switch(idx):
+                        for i, byte in enumerate(info):
+                            with m.Case(i):
+                                m.d.comb += self.tx.payload.eq(byte)
                 with m.If(tx_take):
-                    m.d.sync += [crc.eq(crc16_next(crc, byte)), pidx.eq(pidx + 1), k.eq(k + 1)]
-                    with m.If(pidx == resp_len - 1):
+                    m.d.sync += [idx.eq(idx_next), txsh.eq(txsh[8:])]
+                    with m.If(idx_next == resp_len):
+                        m.d.sync += idx.eq(0)
                         m.next = "TX_CRC"
-                    with m.Elif(reading & (k == e - 1)):
-                        m.next = "TX_RDCMD"
+                    with m.Elif(reading):
+                        with m.If(idx[:e_log] == e - 1 if e_log else C(1)):
+                            m.next = "TX_RDCMD"
+                    with m.Elif(~is_cmd[Command.STATUS] & (idx[:2] == 3)):
+                        m.next = "TX_LOAD"
             with m.State("TX_CRC"):
-                byte = Signal(8)
-                m.d.comb += [byte.eq(crc.word_select(~tcount[0], 8)),
-                             self.tx.valid.eq(1), self.tx.payload.eq(byte)]
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(Mux(idx[0], crc[:8], crc[8:]))]
                 with m.If(tx_take):
-                    m.d.sync += tcount.eq(tcount + 1)
-                    with m.If(tcount == 1):
+                    m.d.sync += idx.eq(idx_next)
+                    with m.If(idx[0]):
                         m.next = "SYNC"
         return m

@@ -15,8 +15,8 @@ from amaranth.sim import Simulator
 
 from boards import BOARDS, get_board
 from boards.build import BuildError, build, overfull_resources, plot_report
-from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SystemTop, ecp5_pll, ice40_pll,
-                           system_verilog, xilinx_mmcm)
+from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SPRAMMemory, SystemTop,
+                           ecp5_pll, ice40_pll, system_verilog, xilinx_mmcm)
 from rtl_gen.sdram import SDRAMTiming
 from rtl_gen.testing import collect_quietly
 from rtl_gen.sdram_model import Violation
@@ -41,9 +41,10 @@ def test_pll_settings():
 class _ArbiterBench(wiring.Component):
     """The arbiter on a block RAM, directly or (``sliced``) through a :class:`MemCommandSlice`."""
 
-    def __init__(self, sliced: bool = False):
-        self.arb = MemArbiter(2, 16, max_reads=4)
-        self.mem = BlockRAMMemory(16, 256)
+    def __init__(self, sliced: bool = False, memory: str = "bram"):
+        self.arb = MemArbiter(2, 16, max_reads=4 if sliced or memory == "bram" else 2,
+                              addr_bits=16 if memory == "spram" else 32)
+        self.mem = BlockRAMMemory(16, 256) if memory == "bram" else SPRAMMemory(4 << 14)
         self.slice = MemCommandSlice(16) if sliced else None
         super().__init__({})
 
@@ -60,10 +61,12 @@ class _ArbiterBench(wiring.Component):
         return m
 
 
-@pytest.mark.parametrize("sliced", [False, True], ids=["direct", "command-slice"])
-def test_arbiter_two_masters_random(sliced):
-    """Two masters on disjoint halves: each reads back its own writes, in order, under stalls."""
-    dut = _ArbiterBench(sliced)
+@pytest.mark.parametrize("sliced,memory", [(False, "bram"), (True, "bram"), (False, "spram"), (True, "spram")],
+                         ids=["direct", "command-slice", "spram-direct", "spram-command-slice"])
+def test_arbiter_two_masters_random(sliced, memory):
+    """Two masters on disjoint halves: each reads back its own writes, in order, under stalls (on
+    the SPRAM, spread over all four blocks)."""
+    dut = _ArbiterBench(sliced, memory)
     done = [False, False]
 
     def master(i):
@@ -72,7 +75,7 @@ def test_arbiter_two_masters_random(sliced):
         async def bench(ctx):
             port = dut.arb.masters[i]
             ref, expect = {}, []
-            base = i * 128
+            base = i * 128 if memory == "bram" else i * (1 << 13)
 
             async def offer(request, what: str) -> None:
                 """Hold ``request`` valid until it is taken, draining read data meanwhile."""
@@ -91,7 +94,7 @@ def test_arbiter_two_masters_random(sliced):
 
             # issue and collect in one process: requests, then drain whatever is due
             for _ in range(150):
-                addr = base + rng.randrange(128)
+                addr = base + rng.randrange(128) + (rng.randrange(4) << 14 if memory == "spram" else 0)
                 if rng.random() < 0.5:
                     value = rng.randrange(1 << 16)
                     ctx.set(port.wr.payload, {"addr": addr, "data": value})
@@ -163,6 +166,74 @@ def test_command_slice_keeps_read_after_write_order():
     sim.add_testbench(bench)
     sim.run()
     assert got == [0x1234, 0xBEEF, 0x0042]
+
+
+def test_spram_write_wins_and_read_after_write():
+    """SPRAMMemory: a write and a read offered together: the write is taken first, the read the
+    next cycle returns the new word; a read word that waits for rd_data.ready holds every command
+    off and stays put; each block keeps its own words."""
+    mem = SPRAMMemory(4 << 14, primitive=False)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(mem.rd_data.ready, 1)
+        for blk, value in enumerate((0x1234, 0xBEEF, 0x0042, 0x7777)):
+            addr = (blk << 14) | 5
+            ctx.set(mem.wr.payload, {"addr": addr, "data": value})
+            ctx.set(mem.rd_cmd.payload, addr)
+            ctx.set(mem.wr.valid, 1)
+            ctx.set(mem.rd_cmd.valid, 1)
+            _, _, wr_ok, rd_ok = await ctx.tick().sample(mem.wr.ready, mem.rd_cmd.ready)
+            assert wr_ok and not rd_ok, "the write goes first"
+            ctx.set(mem.wr.valid, 0)
+            _, _, rd_ok = await ctx.tick().sample(mem.rd_cmd.ready)
+            assert rd_ok
+            ctx.set(mem.rd_cmd.valid, 0)
+            _, _, dv, dp = await ctx.tick().sample(mem.rd_data.valid, mem.rd_data.payload)
+            assert dv
+            got.append(dp)
+        # a stalled read word: commands wait, the word stays
+        ctx.set(mem.rd_data.ready, 0)
+        ctx.set(mem.rd_cmd.payload, 5)
+        ctx.set(mem.rd_cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(mem.rd_cmd.valid, 0)
+        ctx.set(mem.wr.payload, {"addr": 6, "data": 0xAAAA})
+        ctx.set(mem.wr.valid, 1)
+        for _ in range(3):
+            _, _, dv, dp, wr_ok = await ctx.tick().sample(mem.rd_data.valid, mem.rd_data.payload, mem.wr.ready)
+            assert dv and dp == 0x1234 and not wr_ok
+        ctx.set(mem.rd_data.ready, 1)
+        _, _, wr_ok = await ctx.tick().sample(mem.wr.ready)
+        assert wr_ok
+        ctx.set(mem.wr.valid, 0)
+        ctx.set(mem.rd_cmd.payload, 6)
+        ctx.set(mem.rd_cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(mem.rd_cmd.valid, 0)
+        _, _, dv, dp = await ctx.tick().sample(mem.rd_data.valid, mem.rd_data.payload)
+        assert dv and dp == 0xAAAA
+
+    sim = Simulator(mem)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [0x1234, 0xBEEF, 0x0042, 0x7777]
+
+
+def test_spram_primitives_on_ice40():
+    """On the iCE40 UP the memory is four SB_SPRAM256KA instances; the sizes it takes."""
+    from amaranth.back import rtlil
+    text = rtlil.convert(SPRAMMemory(4 << 14, primitive=True), name="top")
+    assert text.count("SB_SPRAM256KA") >= 4
+    assert "SB_SPRAM256KA" not in rtlil.convert(SPRAMMemory(1 << 14), name="top")
+    for bad in (100, 5 << 14, 0):
+        with pytest.raises(ValueError, match="SPRAMMemory"):
+            SPRAMMemory(bad)
+    spec = get_board("icebreaker")
+    top = BoardTop(spec, load_config(spec.config), engine="standin")
+    assert spec.memory == "spram" and not spec.mem_slice
+    assert top.system.mem_bytes == 128 << 10
 
 
 FAST_SDRAM = SDRAMTiming(t_init=2000.0)

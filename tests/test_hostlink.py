@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rtl_gen.hostlink import HostLink
+from rtl_gen.hostlink import HostLink, _idle_lfsr, _lfsr_step
 from sqzhw import isa, protocol
 from sqzhw.config import load_config
 from sqzhw.driver import Accelerator, DeviceBusyError, DeviceModel, DriverError, FaultInjector
@@ -282,12 +282,15 @@ def test_dropped_byte_frame_is_dropped_not_executed():
     assert tb.memory[:16] == bytes(16) and tb.memory[16:20] == b"\x33" * 4
 
 
-def test_matches_device_model_on_random_traffic():
+@pytest.mark.parametrize("config", ["tiny", "icebreaker"])
+def test_matches_device_model_on_random_traffic(config):
     """Random requests mixed with garbage, corrupted and truncated frames: the gateware's
-    responses equal the Python device model's byte for byte, and so does memory."""
+    responses equal the Python device model's byte for byte, and so does memory (4- and 2-byte
+    memory words)."""
+    config = load_config(config)
     rng = np.random.default_rng(11)
-    tb = HostLinkBench(seed=7, stall=0.2)
-    model = DeviceModel(CONFIG, MEM, max_payload=MAX_PAYLOAD)
+    tb = HostLinkBench(config=config, seed=7, stall=0.2)
+    model = DeviceModel(config, MEM, max_payload=MAX_PAYLOAD)
     model.memory[:] = tb.memory
     expected = bytearray()
     seq = 0
@@ -362,3 +365,14 @@ def test_driver_against_gateware_with_faults():
     assert len(tb.starts) == 1, "a retried START must not start the engine twice"
     with pytest.raises(DriverError, match="outside"):
         acc.read(MEM - 4, 8)
+
+
+@pytest.mark.parametrize("cycles", [1, 2, 7, 300, 10_000])
+def test_idle_timer_lfsr_counts_exactly(cycles):
+    """The idle timer's LFSR reaches its end state after exactly ``cycles`` steps from 1."""
+    n, tap, end = _idle_lfsr(cycles)
+    state = 1
+    for step in range(cycles):
+        assert state != end, f"end state reached after {step} steps"
+        state = _lfsr_step(state, n, tap)
+    assert state == end

@@ -177,3 +177,23 @@ def test_uart_bit_level_frames():
     data = os.urandom(8)
     acc.write(0x100, data)
     assert acc.read(0x100, 8) == data
+
+
+def test_icebreaker_system_on_spram():
+    """The iCEBreaker's system: its config, the SPRAM memory (behavioural blocks) directly behind
+    the arbiter (no command slice), a program through the driver, in all four blocks."""
+    cfg = load_config("icebreaker")
+    top = boards_common.SystemTop(cfg, memory="spram", link="stream", mem_slice=False, engine="real")
+    assert top.mem_bytes == 128 << 10
+    acc = Accelerator(SystemSimTransport(top, budget=400_000), cfg, retries=4)
+    assert acc.info().mem_bytes == 128 << 10
+    prog, src, dst = 0x18000, 0x8000, 0x1F000
+    n = 16 * cfg.cols                          # 16 activation entries of `cols` bytes
+    payload = os.urandom(n)
+    acc.write(prog, isa.pack_program(copy_program(src, dst, 4, 4)))
+    acc.write(src, payload)
+    status = acc.execute(prog, 4, dst, dst + n)
+    assert status.done
+    assert acc.read(dst, n) == payload
+    assert acc.read(src, n) == payload
+    assert acc.counters()[isa.Counter.INSNS] == 4

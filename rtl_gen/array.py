@@ -98,8 +98,8 @@ class SystolicArray(wiring.Component):
         for r in range(rows):
             a_prev, b_prev = self.a.payload.data[r], self.a.payload.bank
             for k in range(r):
-                a_d = Signal(signed(8), name=f"skew_a{r}_{k}")
-                b_d = Signal(name=f"skew_b{r}_{k}")
+                a_d = Signal(signed(8), name=f"skew_a{r}_{k}", reset_less=True)
+                b_d = Signal(name=f"skew_b{r}_{k}", reset_less=True)
                 m.d.sync += [a_d.eq(a_prev), b_d.eq(b_prev)]
                 a_prev, b_prev = a_d, b_d
             a_in.append(a_prev)
@@ -109,18 +109,21 @@ class SystolicArray(wiring.Component):
         for r in range(rows):
             a_left, b_left = a_in[r], b_in[r]
             for c in range(cols):
-                w0 = Signal(signed(8), name=f"w0_{r}_{c}")
-                w1 = Signal(signed(8), name=f"w1_{r}_{c}")
+                w0 = Signal(signed(8), name=f"w0_{r}_{c}", reset_less=True)
+                w1 = Signal(signed(8), name=f"w1_{r}_{c}", reset_less=True)
                 with m.If(self.w.valid):
                     with m.If(self.w.payload.bank):
                         m.d.sync += w1.eq(self.w.payload.tile[r][c])
                     with m.Else():
                         m.d.sync += w0.eq(self.w.payload.tile[r][c])
-                a_reg = Signal(signed(8), name=f"a_{r}_{c}")
-                b_reg = Signal(name=f"b_{r}_{c}")
-                w_reg = Signal(signed(8), name=f"wsel_{r}_{c}")
-                prod = Signal(signed(16), name=f"prod_{r}_{c}")
-                psum = Signal(self.psum_shape, name=f"psum_{r}_{c}")
+                a_reg = Signal(signed(8), name=f"a_{r}_{c}", reset_less=True)
+                b_reg = Signal(name=f"b_{r}_{c}", reset_less=True)
+                w_reg = Signal(signed(8), name=f"wsel_{r}_{c}", reset_less=True)
+                prod = Signal(signed(16), name=f"prod_{r}_{c}", reset_less=True)
+                # Only the last row's sums may go without a reset: yosys' ice40_dsp would
+                # otherwise claim one flip-flop as a MAC's output and the next row's C/D input
+                # register at once (and drop MACs).
+                psum = Signal(self.psum_shape, name=f"psum_{r}_{c}", reset_less=(r == rows - 1))
                 m.d.sync += [
                     a_reg.eq(a_left),
                     b_reg.eq(b_left),
@@ -135,7 +138,7 @@ class SystolicArray(wiring.Component):
         for c in range(cols):
             value = psum_above[c]
             for k in range(cols - 1 - c):
-                d = Signal(self.psum_shape, name=f"deskew{c}_{k}")
+                d = Signal(self.psum_shape, name=f"deskew{c}_{k}", reset_less=True)
                 m.d.sync += d.eq(value)
                 value = d
             m.d.comb += self.o.payload[c].eq(value)

@@ -66,12 +66,19 @@ Cycle cost (cycles ``busy`` is high; ``D = rows + cols - 2``, ``LAT = rows + col
 
 Multipliers: ``rows*cols`` in the array, 4 per lane in the ADD's requantizer, 1 per lane for the
 ADD's products (these two only with ``add_unit``), 1 for the plane size (``in_h*in_w``, once per instruction). Two set-up cycles per
-instruction derive the loop constants, so every issue-loop step is one registered adder deep.
+instruction derive the plane size and ``stride*in_w``.
+
+Area
+----
+CONV, MAXPOOL and GAP share one address walker (a nest of five loop counters; one adder serves
+every level's address register, since one level steps per cycle) and one ACC write datapath.
+Register widths come from the config's buffer sizes (:class:`_Widths`), relying on the bounds
+that :func:`sqzhw.isa.check` (and the controller's checker) already enforce.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -86,11 +93,6 @@ __all__ = ["ComputeUnit", "conv_cycles", "maxpool_cycles", "gap_cycles", "add_cy
 
 #: Minimum cycles between the first pixels of consecutive CONV tiles (ACC read-modify-write).
 _MIN_TILE_GAP = 3
-#: Signed width of the internal address arithmetic (buffers have at most 2**16 entries; windows
-#: reach a few rows and columns past a plane).
-_ADDR = signed(21)
-#: Signed width of pixel coordinates (up to 3*1023 + 2 and down to -2).
-_COORD = signed(13)
 #: Bits of ``in_h``: the serial plane product (``AccelConfig.serial_products``) takes one SETUP
 #: cycle per bit.
 _PLANE_BITS = 10
@@ -138,6 +140,41 @@ def gap_cycles(blocks: int, pixels: int, config: AccelConfig | None = None) -> i
 def add_cycles(count: int, config: AccelConfig | None = None) -> int:
     """Busy cycles of one ADD (``config``: for :func:`setup_extra`)."""
     return 2 * count + Requantizer.LATENCY + 5 + setup_extra(config)
+
+
+class _Widths:
+    """Register widths of the compute unit, derived from the config's buffer sizes.
+
+    The unit only ever sees instructions that passed :func:`sqzhw.isa.check` (the controller's
+    checker), which bounds every size by a buffer: a CONV's ``out_h*out_w <= acc_buf_entries``, a
+    MAXPOOL's ``blocks*out_h*out_w <= out_buf_entries``, ``blocks*in_h*in_w`` (GAP:
+    ``blocks*pixels``) ``<= act_buf_entries`` and a CONV's ``cin_blocks*k*k <= wgt_buf_tiles``.
+
+    * ``addr``: ACT addresses are computed modulo ``2**addr`` (the ACT read port's width): a window
+      tap that is read lies inside the buffer, so the wrapped sum is exact.
+    * ``coord``: signed pixel coordinates, -2 up to the farthest window tap
+      ``(out - 1)*stride + 2`` (or ``in_h``, which they are compared with).
+    * ``levels``: ranges of the walker's loop counters ``l0, l1, l2, l3, b``.
+    * ``gap_sum``: a GAP lane's running sum of at most ``act_buf_entries`` int8 values.
+    """
+
+    def __init__(self, config: AccelConfig):
+        specs = buffer_specs(config)
+        self.addr = specs["act"].addr_width
+        self.acc = specs["acc"].addr_width
+        self.wgt = specs["wgt"].addr_width
+        E = config.act_buf_entries
+        n_conv = min(1023, config.acc_buf_entries)   # out_h, out_w of a CONV (10-bit fields)
+        n_pool = min(1023, config.out_buf_entries)   # out_h, out_w of a MAXPOOL
+        far = max(2 * (n_conv - 1) + 2, 3 * (n_pool - 1) + 2, min(1023, E))
+        self.coord = signed(far.bit_length() + 1)
+        #: ``out*stride`` (the output part of a coordinate)
+        self.coord_out = unsigned(max(2 * (n_conv - 1), 3 * (n_pool - 1), 1).bit_length())
+        self.levels = (max(n_conv, 3, min(E, 65535)), max(n_conv, 3), max(n_pool, 3), max(n_pool, 3),
+                       max(2, min(511, E)))
+        self.gap_sum = min(32, Shape.cast(range(-128 * E, 127 * E + 1)).width)
+        #: ADD's entry counters (count <= act_buf_entries).
+        self.addr_span = Shape.cast(range(E)).width
 
 
 class _State(enum.Enum, shape=3):
@@ -214,17 +251,23 @@ class ComputeUnit(wiring.Component):
 
         conv, pool, gap, add = insn.payload.conv, insn.payload.maxpool, insn.payload.gap, insn.payload.add
 
-        # ---- shared per-instruction values, computed in SETUP ------------------------------------
-        is_conv_op = insn.opcode == isa.Opcode.CONV
-        plane = Signal(20)
+        # ---- shared per-instruction values ---------------------------------------------------------
+        w = _Widths(cfg)
+        is_conv = insn.opcode == isa.Opcode.CONV
+        is_pool = insn.opcode == isa.Opcode.MAXPOOL
+        is_gap = insn.opcode == isa.Opcode.GAP
+        # CONV and MAXPOOL share the offsets of in_addr, in_h, in_w, cin_blocks/blocks, out_h, out_w
+        # (and GAP that of in_addr); the Muxes only pick the fields that differ.
+        in_h, in_w = conv.in_h, conv.in_w
+        pad_top = Mux(is_conv, conv.pad_top, pool.pad_top)
+        pad_left = Mux(is_conv, conv.pad_left, pool.pad_left)
+        stride = Mux(is_conv, Cat(~conv.stride2, conv.stride2), pool.stride)   # 1 to 3
+        plane = Signal(w.addr)   # in_h*in_w (GAP: pixels), modulo the ACT address range
+        k_reg = Signal(w.addr)   # stride*in_w (MAXPOOL stride: 1 to 3)
         pk = Signal(range(_PLANE_BITS))    # serial_products: the in_h bit SETUP adds next
         if cfg.serial_products:
             with m.If(self.cmd.valid & self.cmd.ready):
                 m.d.sync += [plane.eq(0), pk.eq(0)]
-        in_h = Mux(is_conv_op, conv.in_h, pool.in_h)
-        in_w = Mux(is_conv_op, conv.in_w, pool.in_w)
-        # Two set-up cycles derive per-instruction constants, one adder deep each, so the issue
-        # loops below add one registered value per cycle. One multiplier per instruction, not per pixel.
         setup = state == _State.SETUP
         setup2 = state == _State.SETUP2
         with m.If(setup):
@@ -237,12 +280,14 @@ class ComputeUnit(wiring.Component):
                     m.d.sync += state.eq(_State.SETUP2)
             else:
                 m.d.sync += [plane.eq(in_h * in_w), state.eq(_State.SETUP2)]
-            with m.If((insn.opcode != isa.Opcode.CONV) & (insn.opcode != isa.Opcode.MAXPOOL)
-                      & (insn.opcode != isa.Opcode.GAP)
+            m.d.sync += k_reg.eq(Mux(stride[1], in_w << 1, 0) + Mux(stride[0], in_w, 0))
+            with m.If(~is_conv & ~is_pool & ~is_gap
                       & ((insn.opcode != isa.Opcode.ADD) | (not cfg.add_unit))):
                 # Not a compute opcode (the controller never sends one): drop it, never hang.
                 m.d.sync += state.eq(_State.IDLE)
         with m.If(setup2):
+            with m.If(is_gap):
+                m.d.sync += plane.eq(gap.pixels)
             with m.Switch(insn.opcode):
                 with m.Case(isa.Opcode.CONV):
                     m.d.sync += state.eq(_State.CONV)
@@ -254,119 +299,148 @@ class ComputeUnit(wiring.Component):
                     with m.Case(isa.Opcode.ADD):
                         m.d.sync += state.eq(_State.ADD)
 
-        def setup_reg(value, shape, name: str) -> Signal:
-            """``value`` registered in SETUP (valid from SETUP2 on)."""
-            reg = Signal(shape, name=name)
-            with m.If(setup):
-                m.d.sync += reg.eq(value)
-            return reg
-
-        def last_index(value, width: int, name: str) -> Signal:
-            """``value - 1``, registered in SETUP, so loop ends are equality tests, not subtractions
-            and carry chains on the issue path."""
-            reg = Signal(width, name=name)
-            with m.If(setup):
-                m.d.sync += reg.eq(value - 1)
-            return reg
+        # ============================== the window walker =================================
+        # CONV, MAXPOOL and GAP walk the same nest of loops, b > l3 > l2 > l1 > l0, one ACT entry
+        # per step:       l3    l2    l1    l0
+        #   CONV          ky    kx    oy    ox     (a weight tile streams all pixels: l1, l0)
+        #   MAXPOOL       oy    ox    ky    kx     (a window's taps: l1, l0)
+        #   GAP           -     -     -     pixel
+        # An l0/l2 step moves x (and the address) by its stride, an l1/l3 step moves y by its
+        # stride and the address by stride*in_w, a b step moves the address by a plane. Each level
+        # keeps the address (a1..a4) where its current iteration started; one level steps per
+        # cycle, so one adder serves them all (a register just loads the sum).
+        s_inner = Mux(is_conv, stride, 1)        # stride of l0 and l1
+        s_outer = Mux(is_conv, 1, stride)        # stride of l2 and l3
+        row_inner = Mux(is_conv, k_reg, in_w)    # address step of l1
+        row_outer = Mux(is_conv, in_w, k_reg)    # address step of l3
+        k = Mux(conv.kernel3, 3, 1)
+        lims = [Mux(is_conv, conv.out_w, Mux(is_pool, pool.kernel, gap.pixels)),
+                Mux(is_conv, conv.out_h, Mux(is_pool, pool.kernel, 1)),
+                Mux(is_conv, k, Mux(is_pool, pool.out_w, 1)),
+                Mux(is_conv, k, Mux(is_pool, pool.out_h, 1)),
+                Mux(is_gap, gap.blocks, conv.cin_blocks)]
+        cnt = [Signal(range(n), name=f"l{i}") for i, n in enumerate(w.levels)]
+        cnt[4].name = "lb"
+        # Loop ends compare the incremented counter with the field (legal fields fit the slice).
+        last = [(c + 1) == lim[:len(c) + 1] for c, lim in zip(cnt, lims)]
+        inner_last = [Const(1)]                  # inner_last[i]: every level below i is at its end
+        for i in range(4):
+            inner_last.append(inner_last[-1] & last[i])
+        final = inner_last[4] & last[4]
+        step = [inner_last[i] & ~last[i] for i in range(5)]   # level i steps (one-hot, or none)
+        addr, a1, a2, a3, a4 = (Signal(w.addr, name=n) for n in ("addr", "a1", "a2", "a3", "a4"))
+        xo, yo = Signal(w.coord_out, name="xo"), Signal(w.coord_out, name="yo")
+        kx = Mux(is_conv, cnt[2][:2], cnt[0][:2])
+        ky = Mux(is_conv, cnt[3][:2], cnt[1][:2])
+        x = Signal(w.coord)
+        y = Signal(w.coord)
+        m.d.comb += [x.eq(xo + (kx - pad_left)), y.eq(yo + (ky - pad_top))]
+        in_range = (y >= 0) & (y < in_h) & (x >= 0) & (x < in_w)
+        first_step = (cnt[0] == 0) & (cnt[1] == 0)   # CONV: first pixel of a tile; MAXPOOL: first tap
+        done = Signal()     # the walk's last step has been issued
+        advance = Signal()  # take one step this cycle
+        moves = advance & ~final
+        a_sum = Signal(w.addr)
+        with m.If(setup2):
+            # The first tap: in_addr - (pad_top*in_w + pad_left) (GAP: in_addr).
+            top_left = Mux(is_gap, 0, Mux(pad_top == 2, in_w << 1, Mux(pad_top == 1, in_w, 0)) + pad_left)
+            m.d.comb += a_sum.eq(conv.in_addr - top_left)
+        with m.Elif(step[0]):
+            m.d.comb += a_sum.eq(addr + s_inner)
+        with m.Elif(step[1]):
+            m.d.comb += a_sum.eq(a1 + row_inner)
+        with m.Elif(step[2]):
+            m.d.comb += a_sum.eq(a2 + s_outer)
+        with m.Elif(step[3]):
+            m.d.comb += a_sum.eq(a3 + row_outer)
+        with m.Else():
+            m.d.comb += a_sum.eq(a4 + plane)
+        for i, (a, c) in enumerate(zip((addr, a1, a2, a3, a4), cnt)):
+            with m.If(setup2 | (moves & inner_last[i])):   # a level >= i steps
+                m.d.sync += a.eq(a_sum)
+            with m.If(setup2 | (moves & (inner_last[i + 1] if i < 4 else 0))):   # a level > i steps
+                m.d.sync += c.eq(0)
+            with m.Elif(advance & step[i]):
+                m.d.sync += c.eq(c + 1)
+        # Pixel coordinates: y = oy*s + ky - pad_top, x = ox*s + kx - pad_left. The output part
+        # (yo = oy*s, xo = ox*s) is a register that its level steps by s and a higher level
+        # clears; the kernel part is the small ky / kx counter (CONV: l3 / l2, MAXPOOL: l1 / l0).
+        o_x_step = Mux(is_conv, step[0], step[2])
+        o_x_clear = Mux(is_conv, inner_last[1], inner_last[3])
+        o_y_step = Mux(is_conv, step[1], step[3])
+        o_y_clear = Mux(is_conv, inner_last[2], inner_last[4])
+        with m.If(setup2):
+            m.d.sync += [done.eq(0), xo.eq(0), yo.eq(0)]
+        with m.Elif(advance):
+            with m.If(final):
+                m.d.sync += done.eq(1)
+            with m.If(~final & o_x_clear):
+                m.d.sync += xo.eq(0)
+            with m.Elif(o_x_step):
+                m.d.sync += xo.eq(xo + stride)
+            with m.If(~final & o_y_clear):
+                m.d.sync += yo.eq(0)
+            with m.Elif(o_y_step):
+                m.d.sync += yo.eq(yo + stride)
 
         # ============================== CONV ==============================================
-        k3 = conv.kernel3
-        kmax = Mux(k3, 2, 0)
-        cstride = Mux(conv.stride2, 2, 1)
-        c_s_in_w = setup_reg(Mux(conv.stride2, conv.in_w << 1, conv.in_w), 11, "c_s_in_w")
-        c_top_left = setup_reg(Mux(conv.pad_top == 2, conv.in_w << 1, Mux(conv.pad_top == 1, conv.in_w, 0))
-                               + conv.pad_left, 12, "c_top_left")
-        tiles = Mux(k3, (conv.cin_blocks << 3) + conv.cin_blocks, conv.cin_blocks)
-        n_tiles, last_tile = setup_reg(tiles, 14, "n_tiles"), last_index(tiles, 14, "last_tile")
-
-        pj = Signal(14)   # tile being streamed
-        wj = Signal(14)   # tiles whose weights have been read
-        tkx, tky = Signal(2), Signal(2)
-        tile_x0, tile_y0 = Signal(signed(4)), Signal(signed(4))
-        b_base, ky_base, tile_base = Signal(_ADDR), Signal(_ADDR), Signal(_ADDR)
-        oy, ox = Signal(10), Signal(10)
-        py, px = Signal(_COORD), Signal(_COORD)
-        row_addr, addr = Signal(_ADDR), Signal(_ADDR)
-        pix = Signal(20)
+        # Tile j streams once weight tile j is in bank j % 2: ``ahead`` = tiles loaded - tiles
+        # issued (0 to 2), so the tile index itself is never needed.
+        running = state == _State.CONV
+        w_left = Signal(range(cfg.wgt_buf_tiles + 1))   # weight tiles still to load
+        waddr = Signal(w.wgt)                            # WGT entry the loader reads next
+        ahead = Signal(2)
+        pbank = Signal()        # bank of the tile being streamed
+        first_tile = Signal()
         since_first = Signal(range(_MIN_TILE_GAP + 1))
         d_max = max(cfg.rows + cfg.cols - 2, 0)
         drain = [Signal(range(d_max + 1), name=f"drain{i}") for i in range(2)]
-
-        running = state == _State.CONV
-        c_ow1, c_oh1 = last_index(conv.out_w, 10, "c_ow1"), last_index(conv.out_h, 10, "c_oh1")
-        tile_last_pix = (ox == c_ow1) & (oy == c_oh1)
-        gap_ok = (pix != 0) | (pj == 0) | (since_first == _MIN_TILE_GAP)
-        c_issue = running & (pj < n_tiles) & (wj > pj) & gap_ok
-        c_wload = running & (wj < n_tiles) & (wj <= pj + 1) & (Mux(wj[0], drain[1], drain[0]) == 0)
-        in_range = (py >= 0) & (py < conv.in_h) & (px >= 0) & (px < conv.in_w)
-
-        # The next tile's geometry (used when the last pixel of a tile is issued).
-        nt_x0, nt_y0 = Signal(signed(4)), Signal(signed(4))
-        nt_base, nt_ky_base, nt_b_base = Signal(_ADDR), Signal(_ADDR), Signal(_ADDR)
-        nt_kx, nt_ky = Signal(2), Signal(2)
-        m.d.comb += [nt_x0.eq(tile_x0), nt_y0.eq(tile_y0), nt_base.eq(tile_base), nt_ky_base.eq(ky_base),
-                     nt_b_base.eq(b_base), nt_kx.eq(tkx), nt_ky.eq(tky)]
-        with m.If(tkx != kmax):
-            m.d.comb += [nt_kx.eq(tkx + 1), nt_x0.eq(tile_x0 + 1), nt_base.eq(tile_base + 1)]
-        with m.Elif(tky != kmax):
-            m.d.comb += [nt_kx.eq(0), nt_ky.eq(tky + 1), nt_y0.eq(tile_y0 + 1), nt_x0.eq(-conv.pad_left),
-                         nt_ky_base.eq(ky_base + conv.in_w), nt_base.eq(ky_base + conv.in_w)]
-        with m.Else():
-            m.d.comb += [nt_kx.eq(0), nt_ky.eq(0), nt_y0.eq(-conv.pad_top), nt_x0.eq(-conv.pad_left),
-                         nt_b_base.eq(b_base + plane), nt_ky_base.eq(b_base + plane),
-                         nt_base.eq(b_base + plane)]
-
-        def start_tile(base, x0, y0):
-            return [oy.eq(0), ox.eq(0), py.eq(y0), px.eq(x0), row_addr.eq(base), addr.eq(base), pix.eq(0)]
-
+        tile_last_pix = last[0] & last[1]
+        gap_ok = ~first_step | first_tile | (since_first == _MIN_TILE_GAP)
+        c_issue = running & ~done & (ahead != 0) & gap_ok
+        wbank = pbank ^ ahead[0]
+        c_wload = running & (w_left != 0) & (ahead != 2) & (Mux(wbank, drain[1], drain[0]) == 0)
         for i in range(2):
             with m.If(drain[i] != 0):
                 m.d.sync += drain[i].eq(drain[i] - 1)
         with m.If(setup2):
-            first_base = conv.in_addr - c_top_left
-            m.d.sync += [pj.eq(0), wj.eq(0), tkx.eq(0), tky.eq(0), tile_x0.eq(-conv.pad_left),
-                         tile_y0.eq(-conv.pad_top), b_base.eq(first_base), ky_base.eq(first_base),
-                         tile_base.eq(first_base), since_first.eq(0), drain[0].eq(0), drain[1].eq(0),
-                         *start_tile(first_base, -conv.pad_left, -conv.pad_top)]
+            m.d.sync += [w_left.eq(Mux(conv.kernel3, (conv.cin_blocks << 3) + conv.cin_blocks, conv.cin_blocks)),
+                         waddr.eq(conv.wgt_addr), ahead.eq(0), pbank.eq(0), first_tile.eq(1),
+                         since_first.eq(0), drain[0].eq(0), drain[1].eq(0)]
         with m.If(c_wload):
-            m.d.sync += wj.eq(wj + 1)
+            m.d.sync += [w_left.eq(w_left - 1), waddr.eq(waddr + 1)]
         with m.If(c_issue):
-            with m.If(pix == 0):
+            with m.If(first_step):
                 m.d.sync += since_first.eq(1)
             with m.Elif(since_first != _MIN_TILE_GAP):
                 m.d.sync += since_first.eq(since_first + 1)
             with m.If(tile_last_pix):
-                m.d.sync += [pj.eq(pj + 1), tkx.eq(nt_kx), tky.eq(nt_ky), tile_x0.eq(nt_x0),
-                             tile_y0.eq(nt_y0), tile_base.eq(nt_base), ky_base.eq(nt_ky_base),
-                             b_base.eq(nt_b_base), *start_tile(nt_base, nt_x0, nt_y0)]
+                m.d.sync += [pbank.eq(~pbank), first_tile.eq(0), ahead.eq(ahead + c_wload - 1)]
                 for i in range(2):
-                    with m.If(pj[0] == i):
+                    with m.If(pbank == i):
                         m.d.sync += drain[i].eq(max(d_max - 1, 0))
             with m.Else():
-                m.d.sync += pix.eq(pix + 1)
-                with m.If(ox == c_ow1):
-                    m.d.sync += [ox.eq(0), oy.eq(oy + 1), py.eq(py + cstride), px.eq(tile_x0),
-                                 row_addr.eq(row_addr + c_s_in_w), addr.eq(row_addr + c_s_in_w)]
-                with m.Else():
-                    m.d.sync += [ox.eq(ox + 1), px.eq(px + cstride), addr.eq(addr + cstride)]
-        with m.Elif(running & (since_first != 0) & (since_first != _MIN_TILE_GAP)):
-            # Keep the saturating counter moving while the next tile waits for its weights.
-            m.d.sync += since_first.eq(since_first + 1)
+                m.d.sync += ahead.eq(ahead + c_wload)
+        with m.Else():
+            m.d.sync += ahead.eq(ahead + c_wload)
+            with m.If(running & (since_first != 0) & (since_first != _MIN_TILE_GAP)):
+                # Keep the saturating counter moving while the next tile waits for its weights.
+                m.d.sync += since_first.eq(since_first + 1)
 
         # Stage 1: ACT and WGT data arrive; into the array.
-        meta = data.StructLayout({"valid": 1, "acc_addr": 16, "overwrite": 1, "last": 1})
+        meta = data.StructLayout({"valid": 1, "first": 1, "overwrite": 1, "last": 1})
         c1 = Signal(meta)
-        c1_pad, c1_bank = Signal(), Signal()
+        pad1, c1_bank = Signal(), Signal()
         w1_valid, w1_bank = Signal(), Signal()
         m.d.sync += [
             c1.valid.eq(c_issue),
-            c1.acc_addr.eq(conv.acc_addr + pix),
-            c1.overwrite.eq((pj == 0) & ~conv.accumulate),
-            c1.last.eq(tile_last_pix & (pj == last_tile)),
-            c1_pad.eq(~in_range),
-            c1_bank.eq(pj[0]),
+            c1.first.eq(first_step),
+            c1.overwrite.eq(first_tile & ~conv.accumulate),
+            c1.last.eq(final),
+            pad1.eq(~in_range),
+            c1_bank.eq(pbank),
             w1_valid.eq(c_wload),
-            w1_bank.eq(wj[0]),
+            w1_bank.eq(wbank),
         ]
         m.d.comb += [
             array.a.valid.eq(c1.valid),
@@ -377,9 +451,11 @@ class ComputeUnit(wiring.Component):
             self.array_active.eq(c1.valid),
         ]
         for r in range(L):
-            m.d.comb += array.a.payload.data[r].eq(Mux(c1_pad, conv.pad_value, act_data[r]))
+            m.d.comb += array.a.payload.data[r].eq(Mux(pad1, conv.pad_value, act_data[r]))
 
         # Metadata waits beside the array; the ACC read is issued one cycle before the sums leave.
+        # Sums leave in pixel order, so the ACC address is counted there (from acc_addr at each
+        # tile's first pixel) instead of travelling with them.
         delayed = c1
         for i in range(array.latency - 1):
             nxt = Signal(meta, name=f"cmeta{i}")
@@ -388,137 +464,96 @@ class ComputeUnit(wiring.Component):
         c_rd = delayed                      # cycle before the sums leave the array: read ACC
         c_out = Signal(meta)                # the sums are on array.o
         m.d.sync += c_out.eq(c_rd)
-        c_wr = Signal(meta)                 # write stage
-        c_wr_data = Signal(acc_lanes)
-        m.d.sync += c_wr.eq(Mux(array.o.valid, c_out, 0))
-        for c in range(C):
-            m.d.sync += c_wr_data[c].eq(Mux(c_out.overwrite, 0, acc_old[c]) + array.o.payload[c])
 
         # ============================== MAXPOOL ===========================================
         p_on = state == _State.MAXPOOL
-        pk1 = last_index(pool.kernel, 2, "pk1")
-        p_ow1, p_oh1 = last_index(pool.out_w, 10, "p_ow1"), last_index(pool.out_h, 10, "p_oh1")
-        p_b1 = last_index(pool.blocks, 9, "p_b1")
-        p_s_in_w = setup_reg(Mux(pool.stride == 3, (pool.in_w << 1) + pool.in_w,
-                                 Mux(pool.stride == 2, pool.in_w << 1, pool.in_w)), 12, "p_s_in_w")
-        p_top_left = setup_reg(Mux(pool.pad_top == 2, pool.in_w << 1, Mux(pool.pad_top == 1, pool.in_w, 0))
-                               + pool.pad_left, 12, "p_top_left")
-        pb, poy, pox, pky, pkx = Signal(9), Signal(10), Signal(10), Signal(2), Signal(2)
-        # Entry addresses of the window's top-left tap, all already offset by -(pad_top*in_w +
-        # pad_left): of the block, of the window row, of the window, of the tap row, of the tap.
-        blk_start, row_start, win, tap_row, paddr = (Signal(_ADDR, name=n) for n in
-                                                     ("blk_start", "row_start", "win", "tap_row", "paddr"))
-        wy0, wx0, ty, tx = (Signal(_COORD, name=n) for n in ("wy0", "wx0", "ty", "tx"))
-        out_idx = Signal(16)
-        p_done = Signal()
-        p_issue = p_on & ~p_done
-        p_last_tap = (pky == pk1) & (pkx == pk1)
-        p_last = p_last_tap & (pox == p_ow1) & (poy == p_oh1) & (pb == p_b1)
-        p_in_range = (ty >= 0) & (ty < pool.in_h) & (tx >= 0) & (tx < pool.in_w)
-        with m.If(setup2):
-            base0 = pool.in_addr - p_top_left
-            m.d.sync += [pb.eq(0), poy.eq(0), pox.eq(0), pky.eq(0), pkx.eq(0), out_idx.eq(0), p_done.eq(0),
-                         blk_start.eq(base0), row_start.eq(base0), win.eq(base0), tap_row.eq(base0),
-                         paddr.eq(base0), wy0.eq(-pool.pad_top), wx0.eq(-pool.pad_left),
-                         ty.eq(-pool.pad_top), tx.eq(-pool.pad_left)]
-        with m.If(p_issue):
-            with m.If(p_last_tap):
-                m.d.sync += out_idx.eq(out_idx + 1)
-            with m.If(pkx != pk1):
-                m.d.sync += [pkx.eq(pkx + 1), paddr.eq(paddr + 1), tx.eq(tx + 1)]
-            with m.Elif(pky != pk1):
-                nxt = tap_row + pool.in_w
-                m.d.sync += [pkx.eq(0), pky.eq(pky + 1), tap_row.eq(nxt), paddr.eq(nxt),
-                             ty.eq(ty + 1), tx.eq(wx0)]
-            with m.Elif(pox != p_ow1):
-                nxt = win + pool.stride
-                m.d.sync += [pkx.eq(0), pky.eq(0), pox.eq(pox + 1), win.eq(nxt), tap_row.eq(nxt),
-                             paddr.eq(nxt), wx0.eq(wx0 + pool.stride), ty.eq(wy0), tx.eq(wx0 + pool.stride)]
-            with m.Elif(poy != p_oh1):
-                nxt = row_start + p_s_in_w
-                m.d.sync += [pkx.eq(0), pky.eq(0), pox.eq(0), poy.eq(poy + 1), row_start.eq(nxt),
-                             win.eq(nxt), tap_row.eq(nxt), paddr.eq(nxt), wy0.eq(wy0 + pool.stride),
-                             wx0.eq(-pool.pad_left), ty.eq(wy0 + pool.stride), tx.eq(-pool.pad_left)]
-            with m.Elif(pb != p_b1):
-                nxt = blk_start + plane
-                m.d.sync += [pkx.eq(0), pky.eq(0), pox.eq(0), poy.eq(0), pb.eq(pb + 1), blk_start.eq(nxt),
-                             row_start.eq(nxt), win.eq(nxt), tap_row.eq(nxt), paddr.eq(nxt),
-                             wy0.eq(-pool.pad_top), wx0.eq(-pool.pad_left),
-                             ty.eq(-pool.pad_top), tx.eq(-pool.pad_left)]
-            with m.Else():
-                m.d.sync += p_done.eq(1)
-        # Stage 1: running maximum; stage 2: OUT write.
-        p1_valid, p1_first, p1_lasttap, p1_pad, p1_last = Signal(), Signal(), Signal(), Signal(), Signal()
-        p1_out = Signal(16)
-        m.d.sync += [p1_valid.eq(p_issue), p1_first.eq((pky == 0) & (pkx == 0)), p1_lasttap.eq(p_last_tap),
-                     p1_pad.eq(~p_in_range), p1_last.eq(p_last), p1_out.eq(pool.out_addr + out_idx)]
+        p_issue = p_on & ~done
+        # Stage 1: running maximum; stage 2: OUT write of run_max (the window's maximum: the next
+        # window's first tap only replaces it at the end of that cycle).
+        p1_valid, p1_first, p1_lasttap, p1_last = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [p1_valid.eq(p_issue), p1_first.eq(first_step), p1_lasttap.eq(last[0] & last[1]),
+                     p1_last.eq(final)]
         run_max = Signal(act_lanes)
         new_max = Signal(act_lanes)
         for l in range(L):
-            prev = Mux(p1_first, -128, run_max[l])
-            tap = Mux(p1_pad, -128, act_data[l])
-            m.d.comb += new_max[l].eq(Mux(tap > prev, tap, prev))
+            # -128 is max's identity: a padded tap keeps the running value, a first tap replaces it.
+            take = ~pad1 & (p1_first | (act_data[l] > run_max[l]))
+            keep = Mux(p1_first, -128, run_max[l])
+            m.d.comb += new_max[l].eq(Mux(take, act_data[l], keep))
         with m.If(p1_valid):
             m.d.sync += run_max.eq(new_max)
-        p2_write, p2_last, p2_out = Signal(), Signal(), Signal(16)
-        p2_data = Signal(act_lanes)
-        m.d.sync += [p2_write.eq(p1_valid & p1_lasttap), p2_last.eq(p1_valid & p1_last),
-                     p2_out.eq(p1_out), p2_data.eq(new_max)]
+        p2_write, p2_last = Signal(), Signal()
+        m.d.sync += [p2_write.eq(p1_valid & p1_lasttap), p2_last.eq(p1_valid & p1_last)]
 
         # ============================== GAP ===============================================
         g_on = state == _State.GAP
-        g_i, g_p, g_b, g_e = Signal(20), Signal(16), Signal(9), Signal(16)
-        g_kb = Signal(range(max(K, 2)))
-        g_done = Signal()
-        g_issue = g_on & ~g_done
-        g_pix1, g_b1 = last_index(gap.pixels, 16, "g_pix1"), last_index(gap.blocks, 9, "g_b1")
-        g_blast = g_p == g_pix1
-        g_last = g_blast & (g_b == g_b1)
-        with m.If(setup):
-            m.d.sync += [g_i.eq(0), g_p.eq(0), g_b.eq(0), g_e.eq(0), g_kb.eq(0), g_done.eq(0)]
-        with m.If(g_issue):
-            m.d.sync += g_i.eq(g_i + 1)
-            with m.If(~g_blast):
-                m.d.sync += g_p.eq(g_p + 1)
-            with m.Else():
-                m.d.sync += [g_p.eq(0), g_b.eq(g_b + 1)]
-                with m.If(g_kb == K - 1):
-                    m.d.sync += [g_kb.eq(0), g_e.eq(g_e + 1)]
-                with m.Else():
-                    m.d.sync += g_kb.eq(g_kb + 1)
-                with m.If(g_last):
-                    m.d.sync += g_done.eq(1)
-        g1_valid, g1_first, g1_blast, g1_last = Signal(), Signal(), Signal(), Signal()
-        g1_kb, g1_entry = Signal.like(g_kb), Signal(16)
-        m.d.sync += [g1_valid.eq(g_issue), g1_first.eq(g_p == 0), g1_blast.eq(g_blast), g1_last.eq(g_last),
-                     g1_kb.eq(g_kb), g1_entry.eq(gap.acc_addr + g_e)]
-        g_run = Signal(data.ArrayLayout(signed(32), L))
-        g_new = Signal(data.ArrayLayout(signed(32), L))
-        for l in range(L):
-            m.d.comb += g_new[l].eq(Mux(g1_first, 0, g_run[l]) + act_data[l])
+        g_issue = g_on & ~done
+        g_kb = Signal(range(max(K, 2)))      # lane block of the current block
+        first_blk = Signal()                 # the block being read is the instruction's first
+        with m.If(setup2):
+            m.d.sync += [g_kb.eq(0), first_blk.eq(1)]
+        with m.If(g_issue & last[0]):
+            m.d.sync += [g_kb.eq(Mux(g_kb == K - 1, 0, g_kb + 1)), first_blk.eq(0)]
+        g1_valid, g1_first, g1_blast, g1_last, g1_firstblk = Signal(), Signal(), Signal(), Signal(), Signal()
+        g1_kb = Signal.like(g_kb)
+        m.d.sync += [g1_valid.eq(g_issue), g1_first.eq(cnt[0] == 0), g1_blast.eq(last[0]), g1_last.eq(final),
+                     g1_kb.eq(g_kb), g1_firstblk.eq(first_blk)]
+        # Running sums are only as wide as pixels*128 needs (pixels <= act_buf_entries); the ACC
+        # update below sign-extends them and wraps modulo 2**32 like the golden model.
+        g_run = Signal(data.ArrayLayout(signed(w.gap_sum), L))
         with m.If(g1_valid):
-            m.d.sync += g_run.eq(g_new)
+            for l in range(L):
+                m.d.sync += g_run[l].eq(Mux(g1_first, 0, g_run[l]) + act_data[l])
+        # Stage 2: the ACC entry is on the read port and g_run holds the block's sum (the next
+        # block's first entry only replaces it at the end of this cycle).
         g2_write, g2_last = Signal(), Signal()
-        g2_kb, g2_entry = Signal.like(g_kb), Signal(16)
-        g2_sum = Signal(data.ArrayLayout(signed(32), L))
-        m.d.sync += [g2_write.eq(g1_valid & g1_blast), g2_last.eq(g1_valid & g1_last), g2_kb.eq(g1_kb),
-                     g2_entry.eq(g1_entry), g2_sum.eq(g_new)]
-        g2_old = Signal(data.ArrayLayout(signed(32), L))
-        m.d.comb += g2_old.eq(self.acc_r.data.word_select(g2_kb, 32 * L))
-        # Stage 3: the write (registered after the adder behind the ACC read port).
-        g3_write, g3_last = Signal(), Signal()
-        g3_kb, g3_entry = Signal.like(g_kb), Signal(16)
-        g3_data = Signal(data.ArrayLayout(signed(32), L))
-        m.d.sync += [g3_write.eq(g2_write), g3_last.eq(g2_last), g3_kb.eq(g2_kb), g3_entry.eq(g2_entry)]
-        for l in range(L):
-            m.d.sync += g3_data[l].eq(g2_sum[l] + Mux(gap.accumulate, g2_old[l], 0))
+        g2_kb = Signal.like(g_kb)
+        m.d.sync += [g2_write.eq(g1_valid & g1_blast), g2_last.eq(g1_valid & g1_last), g2_kb.eq(g1_kb)]
+
+        # ============================== ACC read-modify-write (CONV and GAP) ==============
+        # The ACC read address: acc_addr at a CONV tile's first pixel / GAP's first block, else
+        # the entry after the previous one (GAP: after the entry's last lane block).
+        r_next = Signal(w.acc)
+        r_first = Mux(g_on, g1_firstblk, c_rd.first)
+        r_addr = Mux(r_first, Mux(g_on, gap.acc_addr, conv.acc_addr), r_next)
+        with m.If(Mux(g_on, g1_valid & g1_blast, c_rd.valid)):
+            m.d.sync += r_next.eq(r_addr + Mux(g_on, g1_kb == K - 1, 1))
+        o_addr, wr_addr = Signal(w.acc), Signal(w.acc)
+        m.d.sync += [o_addr.eq(r_addr), wr_addr.eq(o_addr)]
+        # One adder per lane for both: CONV adds the sums to the old entry (or 0 when it
+        # overwrites), GAP adds the block's sum to every lane block (only one is written).
+        wr_valid, wr_last = Signal(), Signal()
+        wr_en = Signal(K)
+        wr_data = Signal(acc_lanes)
+        all_blocks = (1 << K) - 1
+        zero_old = Mux(g_on, ~gap.accumulate, c_out.overwrite)
+        for c in range(C):
+            m.d.sync += wr_data[c].eq(Mux(zero_old, 0, acc_old[c])
+                                      + Mux(g_on, g_run[c % L], array.o.payload[c]))
+        m.d.sync += [wr_valid.eq(Mux(g_on, g2_write, array.o.valid & c_out.valid)),
+                     wr_last.eq(Mux(g_on, g2_last, c_out.last)),
+                     wr_en.eq(Mux(g_on, Const(1, K) << g2_kb, all_blocks))]
+
+        m.d.comb += advance.eq(c_issue | p_issue | g_issue)
+
+        def last_index(value, width: int, name: str) -> Signal:
+            """``value - 1``, registered in SETUP, so the loop end is an equality test."""
+            reg = Signal(width, name=name)
+            with m.If(setup):
+                m.d.sync += reg.eq(value - 1)
+            return reg
 
         # ============================== ADD ===============================================
         # Left out with AccelConfig.add_unit = False (the checker then rejects ADD).
+        o_cnt = Signal(range(cfg.out_buf_entries))   # OUT entries written so far (MAXPOOL, ADD)
+        with m.If(setup):
+            m.d.sync += o_cnt.eq(0)
+        with m.If(self.out_w.en):
+            m.d.sync += o_cnt.eq(o_cnt + 1)
         if cfg.add_unit:
             a_on = state == _State.ADD
-            a_cnt1 = last_index(add.count, 16, "a_cnt1")
-            a_i = Signal(16)
+            a_cnt1 = last_index(add.count, w.addr_span, "a_cnt1")
+            a_i = Signal(w.addr_span)
             a_phase = Signal()
             a_done = Signal()
             a_issue = a_on & ~a_done
@@ -557,41 +592,26 @@ class ComputeUnit(wiring.Component):
                     rq.i.payload.acc[l].eq(a3_acc[l]),
                     rq.i.payload.params[l].eq(params[l]),
                 ]
-            a_out = Signal(16)
-            with m.If(setup):
-                m.d.sync += a_out.eq(0)
-            with m.If(rq.o.valid):
-                m.d.sync += a_out.eq(a_out + 1)
 
         # ============================== shared ports ======================================
-        with m.Switch(state):
-            with m.Case(_State.CONV):
-                m.d.comb += self.act_r.addr.eq(addr)
-            with m.Case(_State.MAXPOOL):
-                m.d.comb += self.act_r.addr.eq(paddr)
-            with m.Case(_State.GAP):
-                m.d.comb += self.act_r.addr.eq(gap.in_addr + g_i)
-            if cfg.add_unit:
-                with m.Case(_State.ADD):
-                    m.d.comb += self.act_r.addr.eq(Mux(a_phase, add.b_addr, add.a_addr) + a_i)
+        m.d.comb += self.act_r.addr.eq(addr)
+        if cfg.add_unit:
+            with m.If(state == _State.ADD):
+                m.d.comb += self.act_r.addr.eq(Mux(a_phase, add.b_addr, add.a_addr) + a_i)
         m.d.comb += [
-            self.wgt_r.addr.eq(conv.wgt_addr + wj),
+            self.wgt_r.addr.eq(waddr),
             self.param_r.addr.eq(add.param_addr),
-            self.acc_r.addr.eq(Mux(state == _State.GAP, g1_entry, c_rd.acc_addr)),
+            self.acc_r.addr.eq(r_addr),
         ]
         # ACC writes: CONV (all lanes) or GAP (one lane block); OUT writes: MAXPOOL or ADD.
-        all_blocks = (1 << K) - 1
-        with m.If(c_wr.valid):
-            m.d.comb += [self.acc_w.en.eq(all_blocks), self.acc_w.addr.eq(c_wr.acc_addr),
-                         self.acc_w.data.eq(c_wr_data), finish.eq(c_wr.last)]
-        with m.Elif(g3_write):
-            m.d.comb += [self.acc_w.en.eq(Const(1, K) << g3_kb), self.acc_w.addr.eq(g3_entry),
-                         self.acc_w.data.eq(Cat(*([g3_data] * K))), finish.eq(g3_last)]
+        with m.If(wr_valid):
+            m.d.comb += [self.acc_w.en.eq(wr_en), self.acc_w.addr.eq(wr_addr),
+                         self.acc_w.data.eq(wr_data), finish.eq(wr_last)]
         with m.If(p2_write):
-            m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(p2_out), self.out_w.data.eq(p2_data),
-                         finish.eq(p2_last)]
+            m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(pool.out_addr + o_cnt),
+                         self.out_w.data.eq(run_max), finish.eq(p2_last)]
         if cfg.add_unit:
             with m.Elif(rq.o.valid):
-                m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(add.out_addr + a_out),
-                             self.out_w.data.eq(rq.o.payload), finish.eq(a_on & (a_out == a_cnt1))]
+                m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(add.out_addr + o_cnt),
+                             self.out_w.data.eq(rq.o.payload), finish.eq(a_on & (o_cnt == a_cnt1))]
         return m

@@ -7,16 +7,21 @@ a STORE's writes inside ``[wr_lo, wr_hi)``). Its tests compare it with :func:`~s
 fuzzed words.
 
 :class:`Fetch` reads 128-bit instructions from external memory (``128 / ext_data_bits`` bus words
-each, lowest word first) into a small prefetch queue. It reserves a queue slot before it requests an
+each, lowest word first) into a small prefetch queue (``AccelConfig.fetch_depth``), or, with
+``fetch_depth = 0``, into a single register assembled in place that is also the decode register:
+the next instruction's first word is then requested the cycle after the dispatch that frees it
+(plus one cycle to settle its range flags), so each instruction's front-end time is its fetch
+(``128 / ext_data_bits`` words and the memory latency), its check and its dispatch. It reserves a queue slot before it requests an
 instruction, so it always accepts the read data it asked for and never blocks the shared read port.
 Fetching instruction ``insn_count`` is ``FETCH_RANGE``; an instruction whose bytes reach past
 ``mem_bytes`` (or any, when ``insn_addr`` is not word aligned) is ``DRAM_RANGE``, as in the golden
 model. Neither is reported until the dispatcher actually reaches that
 instruction, so prefetching never raises an error a program would not hit.
 
-:class:`Controller` runs the program: ``start`` latches the run parameters and clears the status; each
-instruction is popped from the queue, checked (``Checker.LATENCY`` cycles, pipelined; the
-instruction waits in ``cur``), and dispatched when its unit and the units named in its ``wait``
+:class:`Controller` runs the program: ``start`` latches the writable window and clears the status
+(the fetch takes ``insn_addr``/``insn_count`` in that cycle; ``mem_bytes`` is static and read as
+given); each instruction is popped from the queue, checked (``Checker.latency`` cycles, pipelined;
+the instruction waits in ``cur``, or in the fetch register without a queue), and dispatched when its unit and the units named in its ``wait``
 flags are idle. A unit contract: ``busy`` is high from the cycle after its ``cmd`` handshake until
 every effect of the instruction is complete (buffer writes done, external writes handshaken).
 ``END`` waits for all units and then sets ``done``. On an error the controller dispatches nothing
@@ -26,7 +31,7 @@ the effects of the instructions before the failing one, as in the golden model.
 
 Worst case (no hang): once memory answers every request, a unit finishes an instruction in at most
 ``rows * row_len * words_per_entry`` bus transfers (LOAD/STORE) or the compute unit's bounded loop
-count; fetch has at most ``QUEUE_DEPTH * 128 / ext_data_bits`` reads outstanding. So ``busy`` falls a
+count; fetch has at most ``max(1, fetch_depth) * 128 / ext_data_bits`` reads outstanding. So ``busy`` falls a
 bounded number of cycles after an error or END.
 """
 
@@ -82,10 +87,18 @@ class Checker(wiring.Component):
     already exceeds the buffer. That keeps each such multiplier within one 18x18 DSP.
 
     With ``AccelConfig.serial_products`` the four products are computed without multipliers, MSB
-    first with one adder each: stages 1 and 2 take :data:`SERIAL_A_BITS` and :data:`SERIAL_B_BITS`
-    cycles, started by a ``start`` pulse in the clock edge that loads ``insn``; :attr:`code` is
-    then valid :attr:`latency` = ``SERIAL_A_BITS + SERIAL_B_BITS + 2`` edges after that edge (the
-    controller reads it exactly then).
+    first with one adder each, saturated at the deepest buffer's bits (a sticky flag stands for
+    the high bits: a product only grows as bits are shifted in): stages 1 and 2 take
+    :data:`SERIAL_A_BITS` and :data:`SERIAL_B_BITS` cycles, started by a ``start`` pulse in the
+    clock edge that loads ``insn``; :attr:`code` is then valid :attr:`latency` = ``SERIAL_A_BITS +
+    SERIAL_B_BITS + 2`` edges after that edge (the controller reads it exactly then). The DRAM
+    span of a LOAD/STORE is then checked bit-serially, least significant bits first, in the same
+    cycles (:data:`SERIAL_DRAM_BITS` bits per cycle over :data:`SERIAL_DRAM_STEPS`): the end
+    address comes out of a serial-parallel multiplier and the three comparisons are serial, so
+    the 32-bit product, adders and comparators of the pipelined checker are bit selects.
+
+    Every buffer-span comparison ``start + count > depth`` is done on ``depth.bit_length() + 1``
+    bits: a start or count of ``2**w > depth`` or more is over on its own.
 
     Parameters
     ----------
@@ -110,6 +123,11 @@ class Checker(wiring.Component):
     SERIAL_A_BITS = 10
     #: Serial stage 2 iterates over the bits of cin_blocks / blocks (9 bits).
     SERIAL_B_BITS = 9
+    #: The serial DRAM range check takes this many bits per cycle ...
+    SERIAL_DRAM_BITS = 2
+    #: ... over this many cycles (34 bits: a 32-bit address plus a 32-bit span plus a row),
+    #: within stages 1 and 2.
+    SERIAL_DRAM_STEPS = 17
 
     insn: In(isa.Instruction)
     start: In(1)
@@ -153,91 +171,166 @@ class Checker(wiring.Component):
         target = ld.target.as_value()
         source = st.source.as_value()
 
+        serial = c.serial_products
+        # Every register here is recomputed from `insn` before `code` is read: no reset needed
+        # (on iCE40 a reset on a register with an enable costs a LUT per bit).
+        def reg(shape, **kw):
+            return Signal(shape, reset_less=True, **kw)
+
+        # Buffer spans only matter up to the deepest buffer: the serial products saturate there.
+        w_max = max(c.act_buf_entries, c.wgt_buf_tiles, c.param_buf_entries, c.out_buf_entries,
+                    c.acc_buf_entries).bit_length()
+
         # Stage 1: shared multipliers, their inputs muxed by opcode (no opcode needs both at once).
-        p1 = Signal(26)   # LOAD/STORE rows*row_len, CONV/MAXPOOL in_h*in_w, GAP blocks*pixels
-        p2 = Signal(32)   # LOAD/STORE (rows-1)*dram_stride, CONV/MAXPOOL out_h*out_w
-        row_bytes = Signal(32)
-        taps = Signal(13)  # CONV weight tiles: cin_blocks * k * k
-        # (rows-1) * dram_stride: the low 18 stride bits on one 18x18 DSP, the top 4 by shift-and-add
-        # in LUTs (a second DSP for a 10x4 product would be a waste on the DSP-bound ulx3s build).
+        # p1: LOAD/STORE rows*row_len, CONV/MAXPOOL in_h*in_w, GAP blocks*pixels;
+        # p2: LOAD/STORE (rows-1)*dram_stride, CONV/MAXPOOL out_h*out_w. With serial products both
+        # keep only their low w_max bits and a sticky `*_big` flag (2**w_max or more), and p2 is
+        # only the CONV/MAXPOOL product: the DRAM span is checked bit-serially (below).
+        p1 = reg(w_max if serial else 26)
+        p2 = reg(w_max if serial else 32)
+        p1_big = reg(1) if serial else Const(0)
+        p2_big = reg(1) if serial else Const(0)
+        # Serial checkers have cycles to spare (the flags settle long before `code` is read):
+        # stage 1's taps and stage 3's flags are then plain logic, not registers.
+        staged = m.d.comb if serial else m.d.sync
+        taps = Signal(13) if serial else reg(13)    # CONV weight tiles: cin_blocks * k * k
         p2_a = Mux(is_ls, (ld.rows - 1)[:10], sp_oh)
         p1_a = Mux(is_ls, ld.rows, Mux(is_gap, gp.blocks, sp_h))
         p1_b = Mux(is_ls, ld.row_len, Mux(is_gap, gp.pixels, sp_w))
-        serial = c.serial_products
+        row_bytes = Mux(opcode == Op.LOAD.value, _row_bytes_load(c, target, ld.row_len),
+                        _row_bytes_store(c, source, ld.row_len))
+        # * 9 as a shift and an add: no multiplier for a constant.
+        staged += taps.eq(Mux(cv.kernel3, (cv.cin_blocks << 3) + cv.cin_blocks, cv.cin_blocks))
+
+        # Stage 2: blocks * plane on the low bits that matter (see the class docstring).
+        w_act = c.act_buf_entries.bit_length()
+        w_out = c.out_buf_entries.bit_length()
+        # blocks * in_h*in_w (CONV/MAXPOOL) and blocks * out_h*out_w (MAXPOOL), valid when the
+        # *_big flag is 0 (with serial products: saturated at the buffer's bits).
+        p3 = reg(w_act if serial else 9 + w_act)
+        p4 = reg(w_out if serial else 9 + w_out)
+        p3_big, p4_big = reg(1), reg(1)
+        f_mem, f_window = reg(1), reg(1)
         if not serial:
+            # (rows-1) * dram_stride: the low 18 stride bits on one 18x18 DSP, the top 4 by
+            # shift-and-add in LUTs (a second DSP for a 10x4 product would be a waste on the
+            # DSP-bound ulx3s build).
             p2_lo = p2_a * Mux(is_ls, ld.dram_stride[:18], sp_ow)
             p2_hi = Signal(14)
             stride_hi = ld.dram_stride[18:]
             m.d.comb += p2_hi.eq(sum(Mux(is_ls & stride_hi[i], p2_a << i, 0) for i in range(len(stride_hi))))
             m.d.sync += [p1.eq(p1_a * p1_b), p2.eq(p2_lo + (p2_hi << 18))]
-        m.d.sync += [
-            row_bytes.eq(Mux(opcode == Op.LOAD.value, _row_bytes_load(c, target, ld.row_len),
-                             _row_bytes_store(c, source, ld.row_len))),
-            # * 9 as a shift and an add: no multiplier for a constant.
-            taps.eq(Mux(cv.kernel3, (cv.cin_blocks << 3) + cv.cin_blocks, cv.cin_blocks)),
-        ]
-
-        # Stage 2: blocks * plane on the low bits that matter (see the class docstring).
-        w_act = c.act_buf_entries.bit_length()
-        w_out = c.out_buf_entries.bit_length()
-        p3 = Signal(9 + w_act)   # blocks * in_h*in_w (CONV/MAXPOOL), valid when p3_big is 0
-        p4 = Signal(9 + w_out)   # blocks * out_h*out_w (MAXPOOL), valid when p4_big is 0
-        p3_big, p4_big = Signal(), Signal()
-        end = Signal(34)         # one past the last DRAM byte touched (LOAD/STORE)
-        m.d.sync += [
-            p3_big.eq(p1[w_act:] != 0), p4_big.eq(p2[w_out:] != 0),
-            end.eq(ld.dram_addr + p2 + row_bytes),
-        ]
-        if not serial:
-            m.d.sync += [p3.eq(sp_blocks * p1[:w_act]), p4.eq(sp_blocks * p2[:w_out])]
+            row_bytes_q = reg(len(row_bytes))
+            end = reg(34)            # one past the last DRAM byte touched (LOAD/STORE)
+            m.d.sync += [row_bytes_q.eq(row_bytes), end.eq(ld.dram_addr + p2 + row_bytes_q)]
+            m.d.sync += [p3_big.eq(p1[w_act:] != 0), p4_big.eq(p2[w_out:] != 0),
+                         p3.eq(sp_blocks * p1[:w_act]), p4.eq(sp_blocks * p2[:w_out])]
+            m.d.sync += [f_mem.eq(end > self.mem_bytes),
+                         f_window.eq((st.dram_addr < self.wr_lo) | (end > self.wr_hi))]
         else:
             # Shift-and-add, most significant multiplier bit first: x = 2*x + (bit ? b : 0).
             A, B = self.SERIAL_A_BITS, self.SERIAL_B_BITS
+            R, D = self.SERIAL_DRAM_BITS, self.SERIAL_DRAM_STEPS
+            assert R * D >= 34 and D <= A + B
+            # A product of 2**w or more stays so (x only grows): a sticky flag replaces its high bits.
             step = Signal(range(A + B + 1), init=A + B)     # A + B: idle, results final
+
+            def sat_step(x, big, take, b, w, b_big):
+                """x = 2*x + (take ? b : 0) on w bits; `big` is set once it reaches 2**w."""
+                nxt = Cat(Const(0, 1), x) + Mux(take, b[:w], 0)
+                return [x.eq(nxt[:w]), big.eq(big | (nxt[w:] != 0) | b_big)]
+
+            def wide(take, b):
+                return take & (b[w_max:] != 0) if len(b) > w_max else 0
+
+            # The DRAM span, least significant bits first, R bits per step over D steps (in the
+            # shadow of stages 1 and 2): end = dram_addr + (rows-1)*dram_stride + row_bytes by a
+            # serial-parallel multiplier whose accumulator also takes the two addends' bits, and
+            # end > mem_bytes, end > wr_hi, dram_addr < wr_lo as serial comparisons (a later bit
+            # decides where the bits differ). Bit selects are cheap muxes; wide adders and
+            # comparators are not.
+            acc = reg(11)       # the running sum above bit i (carries of a 10-bit multiplier)
+            gt_mem, gt_hi, lt_lo = reg(1), reg(1), reg(1)
+            n_bits = R * D
+
+            def lanes(value):
+                """value (zero-padded to R*D bits) split into R sequences: bit R*j + r at [r][j]."""
+                bits = Cat(value, Const(0, n_bits - len(value)))
+                return [Cat(*(bits[R * j + r] for j in range(D))) for r in range(R)]
+
+            mul_a = (ld.rows - 1)[:10]
+            ops = [lanes(v) for v in (ld.dram_stride, ld.dram_addr, row_bytes, self.mem_bytes,
+                                      self.wr_hi, self.wr_lo)]
             with m.If(self.start):
-                m.d.sync += [step.eq(0), p1.eq(0), p2.eq(0), p3.eq(0), p4.eq(0)]
+                m.d.sync += [acc.eq(0), gt_mem.eq(0), gt_hi.eq(0), lt_lo.eq(0)]
+            with m.Elif(step < D):
+                a_, g_m, g_h, l_l = acc, gt_mem, gt_hi, lt_lo
+                for r in range(R):
+                    b_i, d_i, rb_i, m_i, h_i, l_i = (op[r].bit_select(step, 1) for op in ops)
+                    total = a_ + Mux(b_i, mul_a, 0) + d_i + rb_i
+                    e_i = total[0]
+                    a_ = total[1:]
+                    g_m = Mux(e_i ^ m_i, e_i, g_m)
+                    g_h = Mux(e_i ^ h_i, e_i, g_h)
+                    l_l = Mux(d_i ^ l_i, l_i, l_l)
+                m.d.sync += [acc.eq(a_), gt_mem.eq(g_m), gt_hi.eq(g_h), lt_lo.eq(l_l)]
+            m.d.comb += [f_mem.eq(gt_mem), f_window.eq(lt_lo | gt_hi)]
+
+            with m.If(self.start):
+                m.d.sync += [step.eq(0), p1.eq(0), p1_big.eq(0), p2.eq(0), p2_big.eq(0),
+                             p3.eq(0), p4.eq(0), p3_big.eq(0), p4_big.eq(0)]
             with m.Elif(step < A):
                 bit = (A - 1 - step)[:4]
-                m.d.sync += [
-                    p1.eq((p1 << 1) + Mux(p1_a.bit_select(bit, 1), p1_b, 0)),
-                    p2.eq((p2 << 1) + Mux(p2_a.bit_select(bit, 1), Mux(is_ls, ld.dram_stride, sp_ow), 0)),
-                    step.eq(step + 1),
-                ]
+                take = p1_a.bit_select(bit, 1)
+                m.d.sync += sat_step(p1, p1_big, take, p1_b, w_max, wide(take, p1_b))
+                take = sp_oh.bit_select(bit, 1)
+                m.d.sync += sat_step(p2, p2_big, take, sp_ow, w_max, wide(take, sp_ow))
+                m.d.sync += step.eq(step + 1)
             with m.Elif(step < A + B):
+                # A plane of 2**w or more overflows the buffer whatever `blocks` (>= 1; a zero is
+                # BAD_FIELD earlier in the priority), so it sets the flag outright.
                 bit = (A + B - 1 - step)[:4]
                 take = sp_blocks.bit_select(bit, 1)
-                m.d.sync += [
-                    p3.eq((p3 << 1) + Mux(take, p1[:w_act], 0)),
-                    p4.eq((p4 << 1) + Mux(take, p2[:w_out], 0)),
-                    step.eq(step + 1),
-                ]
+                m.d.sync += sat_step(p3, p3_big, take, p1, w_act,
+                                     p1_big | (p1[w_act:] != 0 if w_max > w_act else 0))
+                m.d.sync += sat_step(p4, p4_big, take, p2, w_out,
+                                     p2_big | (p2[w_out:] != 0 if w_max > w_out else 0))
+                m.d.sync += step.eq(step + 1)
 
         # Stage 3: one registered flag per range comparison.
-        def over(start, count, depth):
-            return start + count > depth
+        def over(start, count, depth, w=None):
+            """start + count > depth, on the bits of the depth: with depth < 2**w, a start or a
+            count of 2**w or more is over on its own, and the rest is a (w+1)-bit add."""
+            w = depth.bit_length() if w is None else w
+            flag = start[:w] + count[:w] > depth
+            for v in (start, count):
+                if len(v) > w:
+                    flag = flag | (v[w:] != 0)
+            return flag
 
         load_depth = Mux(target == isa.LoadTarget.ACT.value, c.act_buf_entries,
                          Mux(target == isa.LoadTarget.WGT.value, c.wgt_buf_tiles, c.param_buf_entries))
         in_addr = Mux(is_conv, cv.in_addr, mp.in_addr)
         # GAP: acc_addr + ceil(blocks / K) > depth  <=>  blocks > (depth - acc_addr) * K
-        room = Signal(range(-(1 << 16), c.acc_buf_entries + 1))
-        m.d.comb += room.eq(c.acc_buf_entries - gp.acc_addr)
-        f_load_buf, f_out_buf, f_acc_buf = Signal(), Signal(), Signal()
-        f_mem, f_window = Signal(), Signal()
-        f_in, f_wgt, f_acc, f_pool_out = Signal(), Signal(), Signal(), Signal()
-        f_gap_in, f_gap_acc, f_add = Signal(), Signal(), Signal()
-        m.d.sync += [
-            f_load_buf.eq(over(ld.sram_addr, p1, load_depth)),
-            f_out_buf.eq(over(st.sram_addr, p1, c.out_buf_entries)),
-            f_acc_buf.eq(over(st.sram_addr, p1, c.acc_buf_entries)),
-            f_mem.eq(end > self.mem_bytes),
-            f_window.eq((st.dram_addr < self.wr_lo) | (end > self.wr_hi)),
+        # (an acc_addr of 2**w or more is past the end on its own: room on w + 1 signed bits)
+        w_acc = c.acc_buf_entries.bit_length()
+        room = Signal(range(-(1 << w_acc), c.acc_buf_entries + 1))
+        m.d.comb += room.eq(c.acc_buf_entries - gp.acc_addr[:w_acc])
+        flag = (lambda: Signal()) if serial else (lambda: reg(1))
+        f_load_buf, f_out_buf, f_acc_buf = flag(), flag(), flag()
+        f_in, f_wgt, f_acc, f_pool_out = flag(), flag(), flag(), flag()
+        f_gap_in, f_gap_acc, f_add = flag(), flag(), flag()
+        w_load = max(c.act_buf_entries, c.wgt_buf_tiles, c.param_buf_entries).bit_length()
+        staged += [
+            f_load_buf.eq(p1_big | over(ld.sram_addr, p1, load_depth, w_load)),
+            f_out_buf.eq(p1_big | over(st.sram_addr, p1, c.out_buf_entries)),
+            f_acc_buf.eq(p1_big | over(st.sram_addr, p1, c.acc_buf_entries)),
             f_in.eq(p3_big | over(in_addr, p3, c.act_buf_entries)),
             f_wgt.eq(over(cv.wgt_addr, taps, c.wgt_buf_tiles)),
-            f_acc.eq(over(cv.acc_addr, p2, c.acc_buf_entries)),
+            f_acc.eq(p2_big | over(cv.acc_addr, p2, c.acc_buf_entries)),
             f_pool_out.eq(p4_big | over(mp.out_addr, p4, c.out_buf_entries)),
-            f_gap_in.eq(over(gp.in_addr, p1, c.act_buf_entries)),
-            f_gap_acc.eq((room < 0) | (gp.blocks > room * K)),
+            f_gap_in.eq(p1_big | over(gp.in_addr, p1, c.act_buf_entries)),
+            f_gap_acc.eq((gp.acc_addr[w_acc:] != 0) | (room < 0) | (gp.blocks > room * K)),
             f_add.eq(over(ad.a_addr, ad.count, c.act_buf_entries)
                      | over(ad.b_addr, ad.count, c.act_buf_entries)
                      | over(ad.out_addr, ad.count, c.out_buf_entries)),
@@ -326,23 +419,27 @@ class Fetch(wiring.Component):
     ----------
     config : AccelConfig
     depth : int
-        Instructions held or in flight at most.
+        Instructions held or in flight at most. With 1 the instruction is assembled in place in a
+        single register (no queue), which :attr:`insn` presents until it is popped.
 
     Members
     -------
     start : ``In(1)``
-        Begin fetching at instruction 0 (clears the queue).
+        Begin fetching at instruction 0 (clears the queue); ``insn_addr`` and ``insn_count`` are
+        read in this cycle only.
     stop : ``In(1)``
         Issue no more reads (the run ended); outstanding reads still drain.
-    insn_addr, insn_count, mem_bytes : ``In(32)``
-        Run parameters, read from the cycle after ``start`` on (the controller latches them in the
-        ``start`` edge) and held stable during a run.
+    insn_addr, insn_count : ``In(32)``
+        Run parameters, sampled with ``start``.
+    mem_bytes : ``In(32)``
+        Read from the cycle after ``start`` on and held stable during a run.
     rd_cmd : ``Out(stream.Signature(32))``
         Word-address read requests.
     rd_data : ``In(stream.Signature(ext_data_bits))``
         Read data, in request order; always accepted.
     insn : ``Out(stream.Signature(isa.Instruction))``
-        Fetched instructions, in program order.
+        Fetched instructions, in program order. The payload is stable while ``valid`` and not popped.
+        With ``depth`` 1 its ``reserved`` bits are 0 (no instruction field lives there).
     fault : ``Out(isa.ErrorCode)``
         Non-zero once the fetch stopped on ``FETCH_RANGE``/``DRAM_RANGE`` at the
         instruction after the last one it delivers; valid when ``insn`` is empty and ``idle``.
@@ -354,6 +451,8 @@ class Fetch(wiring.Component):
         if config.ext_data_bits > isa.INSN_BITS:
             raise ValueError(f"config {config.name!r}: ext_data_bits = {config.ext_data_bits}: the "
                              f"fetch unit supports buses up to {isa.INSN_BITS} bits (one instruction)")
+        if depth < 1:
+            raise ValueError(f"Fetch depth must be at least 1, not {depth}")
         self.config = config
         self.depth = depth
         super().__init__({
@@ -372,33 +471,29 @@ class Fetch(wiring.Component):
         W = isa.INSN_BITS // E                 # bus words per instruction
         shift = (self.config.ext_bytes - 1).bit_length()
 
-        # Reset by start: drops instructions left over from a previous run.
-        queue = fifo.SyncFIFO(width=isa.INSN_BITS, depth=self.depth)
-        m.submodules.queue = ResetInserter(self.start)(queue)
-
-        pc = Signal(32)                          # next instruction to request
+        left = Signal(32)                        # instructions left to request (insn_count - pc)
         word = Signal(range(W))                  # next word of it
         reserved = Signal(range(self.depth + 1)) # queue slots held or in flight
         outstanding = Signal(range(self.depth * W + 1))
         rx_word = Signal(range(W))
-        rx_shift = Signal(isa.INSN_BITS)
         running = Signal()
         fault = Signal(isa.ErrorCode)
         bad_base = Signal()                      # insn_addr not word aligned: fetch is DRAM_RANGE
 
-        # The request address and the range flags of instruction `pc` are registers, so that
+        # The request address and the range flags of the next instruction are registers, so that
         # `rd_cmd.valid`/`payload` come straight from flip-flops: they feed the shared read port's
         # arbiter and the memory controller combinationally (formerly the board's critical path).
         # The flags are recomputed every cycle and `stale` holds the issue for the one cycle after
-        # `pc` (or the run) changes; `prime` is the cycle after `start`, when the run parameters
-        # latched by the controller in that same edge become visible.
-        byte_addr = Signal(37)                   # byte address of instruction `pc`
-        word_addr = Signal(32)                   # bus-word address of the next request
+        # the address (or the run) changes; `prime` is the cycle after `start` (the run's
+        # parameters are settled from then on). The range check works in bus
+        # words: byte_addr + 16 > mem_bytes  <=>  word_addr + W > mem_bytes // E (both sides of the
+        # first are multiples of E on the left), and word_addr never passes mem_bytes // E.
+        word_addr = Signal(32 - shift)           # bus-word address of the next request
         past_count, past_mem = Signal(), Signal()
         stale, prime = Signal(), Signal()
         m.d.comb += self.rd_cmd.payload.eq(word_addr)
-        m.d.sync += [past_count.eq(pc >= self.insn_count),
-                     past_mem.eq(bad_base | (byte_addr + isa.INSN_BYTES > self.mem_bytes))]
+        m.d.sync += [past_count.eq(left == 0),
+                     past_mem.eq(bad_base | (word_addr + W > (self.mem_bytes >> shift)))]
 
         can_issue = running & ~self.stop & (fault == isa.ErrorCode.NONE) & ~stale
         new_insn = word == 0
@@ -416,36 +511,57 @@ class Fetch(wiring.Component):
         with m.If(issued):
             m.d.sync += word_addr.eq(word_addr + 1)
             with m.If(word == W - 1):
-                m.d.sync += [word.eq(0), pc.eq(pc + 1), byte_addr.eq(byte_addr + isa.INSN_BYTES)]
+                m.d.sync += [word.eq(0), left.eq(left - 1)]
             with m.Else():
                 m.d.sync += word.eq(word + 1)
         m.d.sync += prime.eq(0)
-        with m.If(prime):
-            m.d.sync += [byte_addr.eq(self.insn_addr), word_addr.eq(self.insn_addr >> shift),
-                         bad_base.eq(_misaligned(self.insn_addr, 1 << shift))]
 
-        # Responses: assemble W words, lowest first.
+        # Responses: W words per instruction, lowest first.
         m.d.comb += self.rd_data.ready.eq(1)
         received = self.rd_data.valid & self.rd_data.ready
-        assembled = Signal(isa.INSN_BITS)
-        if W == 1:
-            m.d.comb += assembled.eq(self.rd_data.payload)
-        else:
-            m.d.comb += assembled.eq(Cat(rx_shift[E:], self.rd_data.payload))
         with m.If(received):
-            m.d.sync += rx_shift.eq(assembled)
             with m.If(rx_word == W - 1):
                 m.d.sync += rx_word.eq(0)
             with m.Else():
                 m.d.sync += rx_word.eq(rx_word + 1)
-        m.d.comb += [queue.w_data.eq(assembled), queue.w_en.eq(received & (rx_word == W - 1))]
-
-        m.d.comb += [
-            self.insn.payload.eq(queue.r_data),
-            self.insn.valid.eq(queue.r_rdy),
-            queue.r_en.eq(self.insn.ready),
-        ]
+        last_word = received & (rx_word == W - 1)
         popped = self.insn.valid & self.insn.ready
+
+        if self.depth == 1:
+            # One instruction, assembled in place: word k goes straight into its slice (a clock
+            # enable per slice, no shifter, no queue). A slot is reserved before its first word is
+            # requested, so no word arrives while the instruction is still held.
+            hold = Signal(isa.INSN_BITS, reset_less=True)   # (a reset would cost a LUT per bit)
+            full = Signal()
+            used = isa.Instruction.as_shape()["reserved"].offset   # the reserved bits stay 0
+            for k in range(W):
+                if k * E < used:
+                    n = min(E, used - k * E)
+                    with m.If(received & (rx_word == k)):
+                        m.d.sync += hold[k * E:k * E + n].eq(self.rd_data.payload[:n])
+            with m.If(last_word):
+                m.d.sync += full.eq(1)
+            with m.Elif(popped):
+                m.d.sync += full.eq(0)
+            with m.If(self.start):
+                m.d.sync += full.eq(0)
+            m.d.comb += [self.insn.payload.eq(hold), self.insn.valid.eq(full)]
+        else:
+            # Reset by start: drops instructions left over from a previous run.
+            queue = fifo.SyncFIFO(width=isa.INSN_BITS, depth=self.depth)
+            m.submodules.queue = ResetInserter(self.start)(queue)
+            rx_shift = Signal(isa.INSN_BITS)
+            assembled = Signal(isa.INSN_BITS)
+            if W == 1:
+                m.d.comb += assembled.eq(self.rd_data.payload)
+            else:
+                m.d.comb += assembled.eq(Cat(rx_shift[E:], self.rd_data.payload))
+            with m.If(received):
+                m.d.sync += rx_shift.eq(assembled)
+            m.d.comb += [queue.w_data.eq(assembled), queue.w_en.eq(last_word),
+                         self.insn.payload.eq(queue.r_data), self.insn.valid.eq(queue.r_rdy),
+                         queue.r_en.eq(self.insn.ready)]
+
         m.d.sync += [
             reserved.eq(reserved + (issued & new_insn) - popped),
             outstanding.eq(outstanding + issued - received),
@@ -453,7 +569,9 @@ class Fetch(wiring.Component):
         m.d.comb += [self.fault.eq(fault), self.idle.eq(outstanding == 0)]
 
         with m.If(self.start):
-            m.d.sync += [pc.eq(0), word.eq(0), reserved.eq(0), rx_word.eq(0), running.eq(1),
+            m.d.sync += [word.eq(0), reserved.eq(0), rx_word.eq(0), running.eq(1),
+                         left.eq(self.insn_count), word_addr.eq(self.insn_addr >> shift),
+                         bad_base.eq(_misaligned(self.insn_addr, 1 << shift)),
                          fault.eq(isa.ErrorCode.NONE), prime.eq(1), stale.eq(1)]
         return m
 
@@ -464,6 +582,12 @@ class Controller(wiring.Component):
     Parameters
     ----------
     config : AccelConfig
+        ``config.fetch_depth`` sets the prefetch: with ``N > 0`` a :class:`Fetch` queue of ``N``
+        instructions feeds a decode register ``cur``; with ``0`` the fetch's single instruction
+        register is the decode register (the next fetch starts when the instruction is dispatched).
+    unit_faults : bool
+        Whether ``compute_fault``/``store_fault`` are driven (a unit that can stop on bad data).
+        Without them the failing pc is the retired count itself and no per-unit pc is kept.
 
     Members
     -------
@@ -478,17 +602,21 @@ class Controller(wiring.Component):
     compute_fault, store_fault : ``In(1)``
         For units that can stop an instruction on bad data (none do today: PARAM lanes are
         well defined by ``quant.effective_params``): ``BAD_FIELD`` with that instruction's index.
-        Instructions dispatched to other units after it still complete.
+        Instructions dispatched to other units after it still complete. Used with ``unit_faults``.
     mem_bytes_q, wr_lo_q, wr_hi_q : ``Out(32)``
-        The run's latched parameters, for the units.
+        The run's parameters, for the units: the window latched at start, ``mem_bytes`` as given
+        (it must not change while busy).
     clear : ``Out(1)``
         The accepted start pulse (clears counters).
     dispatch_stall, retired : ``Out(1)``
         Counter events.
+    retired_count : ``Out(32)``
+        Instructions retired since start (NOP and END included): the ``INSNS`` counter.
     """
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, unit_faults: bool = False):
         self.config = config
+        self.unit_faults = unit_faults
         cmd = stream.Signature(isa.Instruction)
         super().__init__({
             "start": In(1), "insn_addr": In(32), "insn_count": In(32), "mem_bytes": In(32),
@@ -501,52 +629,75 @@ class Controller(wiring.Component):
             "compute_fault": In(1), "store_fault": In(1),
             "mem_bytes_q": Out(32), "wr_lo_q": Out(32), "wr_hi_q": Out(32),
             "fetch_idle": Out(1),
-            "clear": Out(1), "dispatch_stall": Out(1), "retired": Out(1),
+            "clear": Out(1), "dispatch_stall": Out(1), "retired": Out(1), "retired_count": Out(32),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fetch = fetch = Fetch(self.config)
+        prefetch = self.config.fetch_depth > 0
+        m.submodules.fetch = fetch = Fetch(self.config, depth=max(1, self.config.fetch_depth))
         m.submodules.checker = checker = Checker(self.config)
         wiring.connect(m, wiring.flipped(self.rd_cmd), fetch.rd_cmd)
         wiring.connect(m, wiring.flipped(self.rd_data), fetch.rd_data)
 
-        insn_addr, insn_count = Signal(32), Signal(32)
-        mem_bytes, wr_lo, wr_hi = self.mem_bytes_q, self.wr_lo_q, self.wr_hi_q
-        m.d.comb += [fetch.insn_addr.eq(insn_addr), fetch.insn_count.eq(insn_count),
+        # insn_addr and insn_count are read by the fetch in the start cycle: no copy here.
+        # The memory size is static (boards tie it to a constant, which then folds into the
+        # range checks): no copy. The window is latched by every start before use, without a
+        # reset (on iCE40 a reset on a register with an enable costs a LUT per bit).
+        mem_bytes = self.mem_bytes
+        wr_lo, wr_hi = (Signal(32, reset_less=True, name=n) for n in ("wr_lo", "wr_hi"))
+        m.d.comb += [self.mem_bytes_q.eq(mem_bytes), self.wr_lo_q.eq(wr_lo), self.wr_hi_q.eq(wr_hi)]
+        m.d.comb += [fetch.insn_addr.eq(self.insn_addr), fetch.insn_count.eq(self.insn_count),
                      fetch.mem_bytes.eq(mem_bytes), self.fetch_idle.eq(fetch.idle)]
         m.d.comb += [checker.mem_bytes.eq(mem_bytes), checker.wr_lo.eq(wr_lo), checker.wr_hi.eq(wr_hi)]
         latency = checker.latency
 
-        pc = Signal(32)                    # index of the instruction in `cur`
-        cur = Signal(isa.Instruction)
+        # `pc` counts retired instructions (END included), so it is the INSNS counter, and while
+        # an instruction is in decode it is that instruction's index.
+        pc = self.retired_count
+        if prefetch:
+            cur = Signal(isa.Instruction)
+        else:
+            cur = fetch.insn.payload       # held by the fetch until popped at dispatch
         m.d.comb += checker.insn.eq(cur)
-        code = checker.code                # registered; valid LATENCY cycles after `cur` is set
+        code = checker.code                # registered; valid `latency` cycles after `cur` is set
         check_wait = Signal(range(latency))
         pending_error = Signal(isa.ErrorCode)
-        pending_pc = Signal(32)
-        pending_valid = Signal()
         status_done = Signal()
         status_error = Signal(isa.ErrorCode)
-        status_pc = Signal(32)
-        m.d.comb += [self.done.eq(status_done), self.error.eq(status_error), self.error_pc.eq(status_pc)]
+        m.d.comb += [self.done.eq(status_done), self.error.eq(status_error)]
 
         units_idle = ~self.load_busy & ~self.compute_busy & ~self.store_busy
-        # Index of the instruction each unit last received, for a data fault reported by the unit.
-        compute_pc, store_pc = Signal(32), Signal(32)
-        with m.If(self.compute_cmd.valid & self.compute_cmd.ready):
-            m.d.sync += compute_pc.eq(pc)
-        with m.If(self.store_cmd.valid & self.store_cmd.ready):
-            m.d.sync += store_pc.eq(pc)
-        # The earliest faulting unit instruction (a rising fault is seen once: the unit holds it).
-        unit_fault = Signal()
-        unit_fault_pc = Signal(32)
         fault_seen = Signal()
-        m.d.comb += [
-            unit_fault.eq((self.compute_fault | self.store_fault) & ~fault_seen),
-            unit_fault_pc.eq(Mux(self.compute_fault & (~self.store_fault | (compute_pc < store_pc)),
-                                 compute_pc, store_pc)),
-        ]
+        if self.unit_faults:
+            pending_pc = Signal(32)
+            pending_valid = Signal()
+            status_pc = Signal(32)
+            m.d.comb += self.error_pc.eq(status_pc)
+            # Index of the instruction each unit last received, for a data fault reported by the unit.
+            compute_pc, store_pc = Signal(32), Signal(32)
+            with m.If(self.compute_cmd.valid & self.compute_cmd.ready):
+                m.d.sync += compute_pc.eq(pc)
+            with m.If(self.store_cmd.valid & self.store_cmd.ready):
+                m.d.sync += store_pc.eq(pc)
+            # The earliest faulting unit instruction (a rising fault is seen once: the unit holds it).
+            unit_fault = Signal()
+            unit_fault_pc = Signal(32)
+            m.d.comb += [
+                unit_fault.eq((self.compute_fault | self.store_fault) & ~fault_seen),
+                unit_fault_pc.eq(Mux(self.compute_fault & (~self.store_fault | (compute_pc < store_pc)),
+                                     compute_pc, store_pc)),
+            ]
+        else:
+            # No pc copies: nothing is dispatched after the failing instruction, so `pc` stays its
+            # index. Reported only with an error (0 otherwise, as the status register was).
+            m.d.comb += self.error_pc.eq(Mux(status_error != isa.ErrorCode.NONE, pc, 0))
+
+        def record(code_value):
+            m.d.sync += pending_error.eq(code_value)
+            if self.unit_faults:
+                m.d.sync += [pending_pc.eq(pc), pending_valid.eq(1)]
+
         wait = cur.wait
         waits_ok = ((~wait.load | ~self.load_busy) & (~wait.compute | ~self.compute_busy)
                     & (~wait.store | ~self.store_busy))
@@ -558,22 +709,26 @@ class Controller(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += [self.clear.eq(1), fetch.start.eq(1)]
-                    m.d.sync += [insn_addr.eq(self.insn_addr), insn_count.eq(self.insn_count),
-                                 mem_bytes.eq(self.mem_bytes), wr_lo.eq(self.wr_lo), wr_hi.eq(self.wr_hi),
+                    m.d.sync += [wr_lo.eq(self.wr_lo), wr_hi.eq(self.wr_hi),
                                  status_done.eq(0), status_error.eq(isa.ErrorCode.NONE),
-                                 status_pc.eq(0), pc.eq(0), pending_valid.eq(0), fault_seen.eq(0)]
+                                 pc.eq(0), fault_seen.eq(0)]
+                    if self.unit_faults:
+                        m.d.sync += [status_pc.eq(0), pending_valid.eq(0)]
                     m.next = "NEXT"
             with m.State("NEXT"):
                 m.d.comb += self.busy.eq(1)
-                m.d.comb += fetch.insn.ready.eq(1)
+                if prefetch:
+                    m.d.comb += fetch.insn.ready.eq(1)
                 with m.If(fault_seen):
                     m.next = "DRAIN"
                 with m.Elif(fetch.insn.valid):
                     m.d.comb += checker.start.eq(1)
-                    m.d.sync += [cur.eq(fetch.insn.payload), check_wait.eq(0)]
+                    m.d.sync += check_wait.eq(0)
+                    if prefetch:
+                        m.d.sync += cur.eq(fetch.insn.payload)
                     m.next = "CHECK"
                 with m.Elif(fetch.idle & (fetch.fault != isa.ErrorCode.NONE)):
-                    m.d.sync += [pending_error.eq(fetch.fault), pending_pc.eq(pc), pending_valid.eq(1)]
+                    record(fetch.fault)
                     m.next = "DRAIN"
             with m.State("CHECK"):
                 m.d.comb += self.busy.eq(1)
@@ -589,7 +744,7 @@ class Controller(wiring.Component):
                 with m.If(fault_seen):
                     m.next = "DRAIN"
                 with m.Elif(code != isa.ErrorCode.NONE):
-                    m.d.sync += [pending_error.eq(code), pending_pc.eq(pc), pending_valid.eq(1)]
+                    record(code)
                     m.next = "DRAIN"
                 with m.Elif(opcode == isa.Opcode.END):
                     with m.If(units_idle):
@@ -622,16 +777,21 @@ class Controller(wiring.Component):
                                        Mux(unit == isa.Unit.STORE, self.store_cmd.ready, 1)))
                     with m.If(go & accepted):
                         m.d.comb += retire.eq(1)
-                        m.d.sync += pc.eq(pc + 1)
                         m.next = "NEXT"
                     with m.Else():
                         m.d.comb += self.dispatch_stall.eq(1)
                 m.d.comb += self.retired.eq(retire)
+                with m.If(retire):
+                    m.d.sync += pc.eq(pc + 1)
+                    if not prefetch:
+                        m.d.comb += fetch.insn.ready.eq(1)   # frees the register for the next fetch
             with m.State("DRAIN"):
                 # Stop fetching; let the units finish what they hold and outstanding reads drain.
                 m.d.comb += [self.busy.eq(1), fetch.stop.eq(1), fetch.insn.ready.eq(1)]
                 with m.If(units_idle & fetch.idle):
-                    m.d.sync += [status_error.eq(pending_error), status_pc.eq(pending_pc)]
+                    m.d.sync += status_error.eq(pending_error)
+                    if self.unit_faults:
+                        m.d.sync += status_pc.eq(pending_pc)
                     m.next = "IDLE"
             with m.State("FINISH"):
                 m.d.comb += [self.busy.eq(1), fetch.stop.eq(1), fetch.insn.ready.eq(1)]
@@ -640,11 +800,12 @@ class Controller(wiring.Component):
                 with m.Elif(fetch.idle):
                     m.d.sync += status_done.eq(1)
                     m.next = "IDLE"
-        # A data fault in a unit: record the earliest (after the FSM: it outranks a later
-        # instruction's own error recorded in the same cycle).
-        with m.If(unit_fault & self.busy):
-            m.d.sync += fault_seen.eq(1)
-            with m.If(~pending_valid | (unit_fault_pc < pending_pc)):
-                m.d.sync += [pending_error.eq(isa.ErrorCode.BAD_FIELD), pending_pc.eq(unit_fault_pc),
-                             pending_valid.eq(1)]
+        if self.unit_faults:
+            # A data fault in a unit: record the earliest (after the FSM: it outranks a later
+            # instruction's own error recorded in the same cycle).
+            with m.If(unit_fault & self.busy):
+                m.d.sync += fault_seen.eq(1)
+                with m.If(~pending_valid | (unit_fault_pc < pending_pc)):
+                    m.d.sync += [pending_error.eq(isa.ErrorCode.BAD_FIELD), pending_pc.eq(unit_fault_pc),
+                                 pending_valid.eq(1)]
         return m

@@ -30,6 +30,12 @@ class Counters(wiring.Component):
         Reset every counter to 0 (takes priority over events of the same cycle).
     events : ``In(N_COUNTERS)``
         Bit ``isa.Counter.X.value`` counts ``X`` this cycle.
+
+    Parameters
+    ----------
+    external : iterable of isa.Counter
+        Counters another unit already keeps (the engine's ``INSNS`` is the controller's retired
+        count); their outputs here are 0 and their event bits are ignored.
     counters : ``Out(counters_layout())``
     """
 
@@ -37,9 +43,16 @@ class Counters(wiring.Component):
     events: In(N_COUNTERS)
     counters: Out(counters_layout())
 
+    def __init__(self, external=()):
+        #: Counters kept elsewhere (the engine drives their slots): no register here, output 0.
+        self.external = frozenset(isa.Counter(c) for c in external)
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
         for c in isa.Counter:
+            if c in self.external:
+                continue
             value = self.counters[c.value]
             with m.If(self.clear):
                 m.d.sync += value.eq(0)

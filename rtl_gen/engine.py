@@ -17,7 +17,7 @@ Counters (:class:`sqzhw.isa.Counter`): ``CYCLES`` while busy; ``*_BUSY`` the uni
 ``ARRAY_ACTIVE`` from the compute unit; ``DISPATCH_STALL`` a checked instruction waiting for its unit
 or its wait flags; ``MEM_READ_STALL`` a read request not taken or a read in flight without data;
 ``MEM_WRITE_STALL`` ``wr`` valid and not ready; ``INSNS`` every dispatched instruction, NOP and END
-included.
+included (the controller's retired count, which is also its pc).
 """
 
 from amaranth.hdl import Cat, Module
@@ -77,13 +77,16 @@ class Engine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.ctrl = ctrl = Controller(self.config)
+        # A compute unit with a `fault` output gets the controller's per-unit pc tracking.
+        unit_faults = "fault" in self.compute.signature.members
+        m.submodules.ctrl = ctrl = Controller(self.config, unit_faults=unit_faults)
         m.submodules.arbiter = arb = ReadArbiter(self.config)
         m.submodules.load = load = LoadUnit(self.config)
         m.submodules.store = store = StoreUnit(self.config)
         m.submodules.compute = compute = self.compute
         m.submodules.buffers = bufs = Buffers(self.config)
-        m.submodules.counters = counters = Counters()
+        # INSNS is the controller's retired count (its pc), not a second register.
+        m.submodules.counters = counters = Counters(external=(isa.Counter.INSNS,))
 
         m.d.comb += [
             ctrl.start.eq(self.start), ctrl.insn_addr.eq(self.insn_addr),
@@ -105,7 +108,7 @@ class Engine(wiring.Component):
         wiring.connect(m, ctrl.store_cmd, store.cmd)
         m.d.comb += [ctrl.load_busy.eq(load.busy), ctrl.compute_busy.eq(compute.busy),
                      ctrl.store_busy.eq(store.busy)]
-        if "fault" in compute.signature.members:   # optional: a compute unit that checks ADD params
+        if unit_faults:   # optional: a compute unit that checks ADD params
             m.d.comb += ctrl.compute_fault.eq(compute.fault)
 
         for name in ("act_w", "wgt_w", "param_w"):
@@ -125,8 +128,8 @@ class Engine(wiring.Component):
         events[C.DISPATCH_STALL.value] = ctrl.dispatch_stall
         events[C.MEM_READ_STALL.value] = arb.stall
         events[C.MEM_WRITE_STALL.value] = store.write_stall
-        events[C.INSNS.value] = ctrl.retired
         m.d.comb += [counters.clear.eq(ctrl.clear), counters.events.eq(Cat(*events)),
-                     self.counters.eq(counters.counters)]
+                     self.counters.eq(counters.counters),
+                     self.counters[C.INSNS.value].eq(ctrl.retired_count)]
         return m
 

@@ -80,6 +80,12 @@ class AccelConfig:
         so the only DSPs are the array's and the requantizers'. Costs decode latency (see
         ``rtl_gen.control.Checker``) and 9 set-up cycles per compute instruction. Throughput only:
         not in :attr:`tag`.
+    fetch_depth : int
+        Instructions the fetch unit prefetches into its queue ahead of the one in decode (``4``, the
+        default). ``0``: no queue; each instruction is fetched into the decode register after the
+        previous one is dispatched (saves ``4 x 128`` flip-flops and a 128-bit register on small
+        FPGAs; the fetch's bus words then add to the front end's latency, see
+        ``rtl_gen.control``). Throughput only: not in :attr:`tag`.
     """
 
     name: str
@@ -99,6 +105,7 @@ class AccelConfig:
     requant_lanes: int = 0
     add_unit: bool = True
     serial_products: bool = False
+    fetch_depth: int = 4
 
     def __post_init__(self) -> None:
         def fail(field: str, rule: str) -> None:
@@ -132,6 +139,9 @@ class AccelConfig:
                 or self.requant_lanes < 0 or (self.requant_lanes and (not _is_pow2(self.requant_lanes)
                                                                       or self.rows % self.requant_lanes))):
             fail("requant_lanes", f"must be 0 (= rows) or a power of two that divides rows ({self.rows})")
+        if (not isinstance(self.fetch_depth, int) or isinstance(self.fetch_depth, bool)
+                or not 0 <= self.fetch_depth <= 16):
+            fail("fetch_depth", "must be an integer from 0 to 16")
         for field in ("add_unit", "serial_products"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "must be true or false")

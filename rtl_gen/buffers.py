@@ -44,8 +44,14 @@ from amaranth.lib.wiring import Out, flipped
 
 from sqzhw.config import PARAM_LANE_BYTES, AccelConfig
 
-__all__ = ["BufferSpec", "buffer_specs", "Buffers", "PARAM_USED_BITS", "compact_param", "param_lane_bits",
+__all__ = ["BufferSpec", "buffer_specs", "Buffers", "NO_INIT_ATTR", "PARAM_USED_BITS", "compact_param", "param_lane_bits",
            "param_rows"]
+
+#: Attribute of the read data registers: their power-up value is never read (a port's data is only
+#: used after a read), so the board builds remove their ``init`` (``setattr -unset init a:<this>``)
+#: and yosys need not emulate an initial value the iCE40 block RAM's output cannot have (a LUT per
+#: read bit).
+NO_INIT_ATTR = "sqzhw_no_init"
 
 #: Bits of an :class:`isa.ParamLane` the engine uses: bias, multiplier, shift (the rest is padding).
 PARAM_USED_BITS = 72
@@ -188,7 +194,7 @@ class Buffers(wiring.Component):
                 # block RAM read port and, unlike for a synchronous port, honours no_rw_check (no
                 # old-data emulation: a flip-flop per written bit and a LUT per read bit on iCE40).
                 port, rp = getattr(self, reader), mem.read_port(domain="comb")
-                data = Signal(spec.width, name=f"{reader}_data", reset_less=True)
+                data = Signal(spec.width, name=f"{reader}_data", reset_less=True, attrs={NO_INIT_ATTR: 1})
                 m.d.comb += [rp.addr.eq(port.addr), port.data.eq(data)]
                 with m.If(port.en):
                     m.d.sync += data.eq(rp.data)

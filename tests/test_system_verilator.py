@@ -98,6 +98,19 @@ def full_scenario(transport, program, other_program, inputs, fault_specs) -> dic
     return out
 
 
+def network_scenario(transport, program, inputs) -> dict:
+    acc = Accelerator(transport, program.config, retries=2)
+    out = {"info": acc.info()}
+    acc.load(program)
+    out["runs"] = []
+    for x in inputs:
+        r = acc.infer_full(x)
+        out["runs"].append({"sums": r.sums, "logits": r.logits,
+                            "counters": {c.name: v for c, v in r.counters.items()}})
+    out["stats"] = transport.stats()
+    return out
+
+
 def uart_scenario(transport) -> dict:
     acc = Accelerator(transport, CONFIG, retries=2)
     info = acc.info()
@@ -177,6 +190,31 @@ def test_network_through_driver_on_simulated_ulx3s_system():
           f"{out['load']['bytes']} B in {out['load']['wall']:.2f} s "
           f"({out['load']['bytes'] / out['load']['wall']:,.0f} B/s); infer {out['clean'][0]['wall']:.2f} s; "
           f"faulty runs " + ", ".join(f"{f['wall']:.1f} s/{f['stats']['retries']} retries" for f in out["faulty"]))
+
+
+def test_network_on_simulated_icebreaker_system():
+    """The iCEBreaker's system (its area-reduced config, the SPRAM memory directly behind the
+    arbiter): a compiled Fire network loaded and run through the driver, bit-exact with the golden
+    model."""
+    _skip_without_tools()
+    from sqzhw import runtime
+    from sqzhw.driver.sim_transport import run_in_verilator
+
+    ice = load_config("icebreaker")
+    program = _program(ice)
+    inputs = [_input(program, seed) for seed in (4, 5)]
+    out = run_in_verilator(ice, network_scenario, program, inputs, memory="spram", sim_seconds=0.5)
+    assert out["info"].tag == ice.tag and out["info"].mem_bytes == 128 << 10
+    for got, x in zip(out["runs"], inputs):
+        golden = runtime.run_golden(program, x)
+        np.testing.assert_array_equal(got["sums"], golden.sums)
+        np.testing.assert_array_equal(got["logits"], golden.logits)
+        assert got["counters"]["INSNS"] == len(program.instructions), got["counters"]
+    assert not np.array_equal(out["runs"][0]["sums"], out["runs"][1]["sums"])
+    c = out["runs"][0]["counters"]
+    print(f"\nicebreaker system: {c['CYCLES']:,} engine cycles per inference "
+          f"({c['CYCLES'] / ice.clock_mhz / 1e3:.2f} ms at {ice.clock_mhz:g} MHz), "
+          f"{out['stats']['cycles']:,} simulated cycles in all")
 
 
 def test_uart_bit_level_frames():

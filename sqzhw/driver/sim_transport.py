@@ -79,6 +79,9 @@ TEST_MODULE = "sim.system_bench"
 #: Host-to-device burst (bytes per wide signal write) and device-to-host ring size of the wrapper.
 TX_BYTES = 1024
 RX_BYTES = 4096
+#: Words in one iCE40 UP SPRAM block (``boards.common.SPRAMMemory.BLOCK_WORDS``).
+SPRAM_BLOCK_WORDS = 1 << 14
+
 #: Default simulated memory: 64 KiB (small networks; pass ``mem_words`` for more).
 DEFAULT_MEM_BYTES = 64 << 10
 
@@ -139,10 +142,12 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
     link : {"stream", "uart"}
         ``"stream"``: bytes straight into the host link (fast); ``"uart"``: through the board's
         UART pins, bit by bit, at ``uart_divisor`` cycles per bit.
-    memory : {"sdram-model", "bram"}
-        External memory: the SDRAM controller on the cycle-level SDRAM model, or block RAM.
+    memory : {"sdram-model", "bram", "spram"}
+        External memory: the SDRAM controller on the cycle-level SDRAM model, block RAM, or the
+        iCEBreaker's single-port SPRAM blocks (behavioural, directly behind the arbiter as on that
+        board: no command slice).
     mem_words : int, optional
-        Words of simulated memory (a power of two; default 64 KiB worth).
+        Words of simulated memory (a power of two; default 64 KiB worth, 128 KiB for ``"spram"``).
     uart_divisor : int, optional
         Clock cycles per UART bit (``link="uart"``; default 8, a fast test setting; a board's
         real rate is ``round(clk_hz / sqzhw.protocol.DEFAULT_BAUD)``).
@@ -158,10 +163,10 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
     config = _resolve_config(config)
     if link not in ("stream", "uart"):
         raise ValueError(f"link = {link!r}: 'stream' or 'uart'")
-    if memory not in ("sdram-model", "bram"):
-        raise ValueError(f"memory = {memory!r}: 'sdram-model' or 'bram' (a simulation has no SDRAM pins)")
+    if memory not in ("sdram-model", "bram", "spram"):
+        raise ValueError(f"memory = {memory!r}: 'sdram-model', 'bram' or 'spram' (a simulation has no SDRAM pins)")
     if mem_words is None:
-        mem_words = DEFAULT_MEM_BYTES // config.ext_bytes
+        mem_words = 4 * SPRAM_BLOCK_WORDS if memory == "spram" else DEFAULT_MEM_BYTES // config.ext_bytes
     if mem_words < 1 or mem_words & (mem_words - 1):
         raise ValueError(f"mem_words = {mem_words!r}: a power of two")
     if link == "uart":
@@ -299,6 +304,7 @@ def _build(config: AccelConfig, path: Path, options: dict, progress: Callable[[s
     progress(f"exporting SystemTop({config.name}, memory={options['memory']!r}, link={options['link']!r}) "
              f"to Verilog ...")
     top = SystemTop(config, memory=options["memory"], link=options["link"], mem_words=options["mem_words"],
+                    mem_slice=options["memory"] != "spram",
                     uart_divisor=options["uart_divisor"], engine=options["engine"])
     sdram_model = options["memory"] == "sdram-model"
     # The SDRAM model's storage (mem_words deep, the design's deepest memory) never gets a zero

@@ -35,16 +35,16 @@ last ``wr`` handshake (STORE).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sqzhw import isa
 from sqzhw.config import PARAM_LANE_BYTES, AccelConfig
 
-from .buffers import PARAM_USED_BITS, buffer_specs, compact_param, param_lane_bits
+from .buffers import NO_INIT_ATTR, PARAM_USED_BITS, buffer_specs, compact_param, param_lane_bits
 from .requant import Requantizer
 
-__all__ = ["MAX_READS", "ReadArbiter", "LoadUnit", "StoreUnit", "write_layout"]
+__all__ = ["MAX_READS", "RamQueue", "ReadArbiter", "LoadUnit", "StoreUnit", "write_layout"]
 
 #: Reads in flight on the shared external read port at most.
 MAX_READS = 16
@@ -58,6 +58,69 @@ def write_layout(config: AccelConfig) -> data.StructLayout:
 def _shift(config: AccelConfig) -> int:
     """log2 of the bus word in bytes: byte address -> word address."""
     return (config.ext_bytes - 1).bit_length()
+
+
+class RamQueue(wiring.Component):
+    """First-word-fall-through queue in a block RAM, with the timing of :class:`fifo.SyncFIFO`.
+
+    An entry written in cycle ``t`` is at ``r_data`` with ``r_rdy`` in cycle ``t + 1``, as in
+    ``SyncFIFO`` (whose memory is flip-flops: an iCE40 logic cell per bit). The RAM's read port is
+    synchronous and addressed with the head the queue will have after this cycle's pop; an entry
+    written to that very address in the same cycle (the queue was empty after the pop) is taken
+    from a bypass register instead, so the RAM need not be read-transparent.
+
+    Members
+    -------
+    w_data, w_en, w_rdy, r_data, r_en, r_rdy :
+        As :class:`amaranth.lib.fifo.SyncFIFO`.
+    """
+
+    def __init__(self, *, width: int, depth: int):
+        self.width, self.depth = width, depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+            "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        D = self.depth
+        # As rtl_gen.buffers: an asynchronous port and a register without reset, which yosys merges
+        # into a block RAM read port without old-data emulation (no_rw_check; the bypass below
+        # covers the one read that meets a write).
+        m.submodules.mem = mem = memory.Memory(shape=self.width, depth=D, init=[],
+                                               attrs={"ram_style": "block", "no_rw_check": 1})
+        wp, rp = mem.write_port(), mem.read_port(domain="comb")
+        rd_data = Signal(self.width, reset_less=True, attrs={NO_INIT_ATTR: 1})
+        level = Signal(range(D + 1))
+        w_ptr = Signal(range(D))
+        r_ptr = Signal(range(D))
+        bypass = Signal()
+        bypass_data = Signal(self.width, reset_less=True)
+
+        def succ(ptr):
+            return Mux(ptr == D - 1, 0, ptr + 1)
+
+        do_w = self.w_en & self.w_rdy
+        do_r = self.r_en & self.r_rdy
+        r_next = Mux(do_r, succ(r_ptr), r_ptr)
+        m.d.comb += [
+            self.w_rdy.eq(level != D), self.r_rdy.eq(level != 0),
+            wp.addr.eq(w_ptr), wp.data.eq(self.w_data), wp.en.eq(do_w),
+            rp.addr.eq(r_next),
+            self.r_data.eq(Mux(bypass, bypass_data, rd_data)),
+        ]
+        m.d.sync += [
+            rd_data.eq(rp.data),
+            level.eq(level + do_w - do_r),
+            bypass.eq(do_w & (w_ptr == r_next)),
+            bypass_data.eq(self.w_data),
+        ]
+        with m.If(do_w):
+            m.d.sync += w_ptr.eq(succ(w_ptr))
+        with m.If(do_r):
+            m.d.sync += r_ptr.eq(r_next)
+        return m
 
 
 class ReadArbiter(wiring.Component):
@@ -306,7 +369,8 @@ class StoreUnit(wiring.Component):
         # each (as fast as the bus takes them), so the queue is not acc-entry wide.
         width = c.act_entry_bytes * 8
         chunks = acc_words // act_words            # = 4 * K
-        m.submodules.queue = queue = fifo.SyncFIFO(width=width, depth=self.queue_depth)
+        # In a block RAM: as flip-flops the queue costs an iCE40 logic cell per bit.
+        m.submodules.queue = queue = RamQueue(width=width, depth=self.queue_depth)
         credits = Signal(range(self.queue_depth + 1))    # entries read and not yet fully written out
 
         with m.FSM(name="store"):

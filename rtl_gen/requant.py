@@ -12,9 +12,12 @@ Pipeline (``LATENCY`` register stages, all moving together; the whole pipe stall
 is valid and not ready, so ``i.ready`` is ``~o.valid | o.ready``):
 
 1. ``s = acc + bias`` (int32 wrap);
-2. four 17x17-bit partial products of ``s`` and ``multiplier`` (16-bit halves), each one ECP5
+2. four 16x16-bit partial products of ``s`` and ``multiplier`` (16-bit halves), each one ECP5
    ``MULT18X18D`` / iCE40 ``SB_MAC16`` with registered inputs (stage 1) and outputs (stage 2);
-3. ``mid = lh + hl``; 4. ``p = ll + (mid << 16) + (hh << 32)``: the exact product (63 bits signed);
+   each has operands of one signedness (so yosys does not split it), so ``hl`` takes the high half
+   of ``s`` unsigned and ``corr = (s < 0) ? m_lo : 0`` restores the sign in stage 3;
+3. ``plo = ll + (lh << 16)``, ``phi = hl + ((hh - corr) << 16)``; 4. ``p = plo + (phi << 16)``:
+   the exact product (63 bits signed);
 5. of ``2*p >> (shift & 56)`` only the 19 low bits (all the fine shift can reach) and whether any
    bit above them differs from the sign; 6. ``>> (shift & 7)``, saturated to 12 bits (``w``);
 7. ``y = clamp(((w + 1) >> 1) + zp_out, zp_out if relu else -128, 127)``.
@@ -105,7 +108,7 @@ class Requantizer(wiring.Component):
 
         # Values used after stage 1 travel beside the lanes, as far as they are needed.
         def carry(value, shape, name, depth=n_stages):
-            regs = [Signal(shape, name=f"{name}{k}") for k in range(depth)]
+            regs = [Signal(shape, name=f"{name}{k}", reset_less=True) for k in range(depth)]
             with m.If(advance):
                 m.d.sync += regs[0].eq(value)
                 m.d.sync += [regs[k].eq(regs[k - 1]) for k in range(1, depth)]
@@ -120,31 +123,43 @@ class Requantizer(wiring.Component):
         for j in range(self.lanes):
             lane = self.i.payload.params[j]
             # quant.effective_params: shift clamped to MAX_SHIFT, multiplier bits 30:0 (below).
-            shift = carry(Mux(lane.shift > quant.MAX_SHIFT, quant.MAX_SHIFT, lane.shift)[:6], unsigned(6),
-                          f"shift_{j}_", depth=5)
+            n_eff = Mux(lane.shift > quant.MAX_SHIFT, quant.MAX_SHIFT, lane.shift)[:6]
+            # Each half only as far as it is used (stage 5: n // 8, stage 6: n % 8).
+            coarse = carry(n_eff[3:], unsigned(3), f"coarse_{j}_", depth=4)[3]
+            f7 = carry(n_eff[:3], unsigned(3), f"fine_{j}_", depth=5)[4]
+            # Data registers have no reset (only the valid bits need one): a reset would keep yosys
+            # from moving them into the iCE40 SB_MAC16's own registers.
+            def reg(shape, name):
+                return Signal(shape, name=f"{name}_{j}", reset_less=True)
             # 1: bias add (int32 wrap) and the multiplier, registered (the DSP input registers).
-            s = Signal(signed(32), name=f"s_{j}")
-            mult = Signal(unsigned(31), name=f"mult_{j}")
-            # 2: partial products (the DSP output registers).
-            ll = Signal(unsigned(32), name=f"ll_{j}")
-            lh = Signal(unsigned(31), name=f"lh_{j}")
-            hl = Signal(signed(32), name=f"hl_{j}")
-            hh = Signal(signed(31), name=f"hh_{j}")
-            # 3, 4: summing the partial products.
-            mid = Signal(signed(33), name=f"mid_{j}")
-            ll3 = Signal(unsigned(32), name=f"ll3_{j}")
-            hh3 = Signal(signed(31), name=f"hh3_{j}")
-            prod = Signal(signed(63), name=f"prod_{j}")       # |s * M| < 2**62
+            s = reg(signed(32), "s")
+            m_lo = reg(unsigned(16), "m_lo")   # two registers: yosys moves m_hi's into the DSPs
+            m_hi = reg(unsigned(15), "m_hi")
+            # 2: partial products (the DSP pipeline registers). Each is one whole 16x16 product of
+            # operands of one signedness, so no DSP is split into a DSP plus fabric logic: hl takes
+            # the high half of s as unsigned, and corr (s < 0 ? m_lo : 0) makes hh3 signed again.
+            ll = reg(unsigned(32), "ll")
+            lh = reg(unsigned(31), "lh")
+            hl = reg(unsigned(32), "hl")
+            hh = reg(signed(31), "hh")
+            corr = reg(unsigned(16), "corr")
+            # 3: plo = ll + (lh << 16), phi = hl + ((hh - corr) << 16) (= s_hi * M); 4: the sum. No
+            # register only copies a product and no adder is narrow enough for yosys' ice40_dsp to
+            # pull it into an SB_MAC16 (both misbuild: the 16x16 pipeline register 2 and the
+            # adder's carry out lose their drivers).
+            plo = reg(unsigned(48), "plo")
+            phi = reg(signed(48), "phi")
+            prod = reg(signed(63), "prod")                    # |s * M| < 2**62
             # 5: the 19 bits of 2p >> (n & 56) the fine shift can reach, and whether any bit above
             # them differs from the sign; 6: fine shift and saturation; 7: the int8 result.
-            win = Signal(19, name=f"win_{j}")
-            bad = Signal(name=f"bad_{j}")
-            neg = Signal(name=f"neg_{j}")
-            w = Signal(signed(12), name=f"w_{j}")
-            y = Signal(signed(8), name=f"y_{j}")
+            win = reg(19, "win")
+            bad = reg(1, "bad")
+            neg = reg(1, "neg")
+            w = reg(signed(12), "w")
+            y = reg(signed(8), "y")
 
             s_lo, s_hi = s[:16], s[16:].as_signed()
-            m_lo, m_hi = mult[:16], mult[16:]
+            s_hi_u = s[16:]         # s_hi * m_lo = s_hi_u * m_lo - (s < 0) * (m_lo << 16)
 
             # Stage 5 logic: byte-coarse window of 2p (64 bits), sign-extended past the top.
             p2 = Cat(Const(0, 1), prod)                     # 2p, bit 63 is the sign
@@ -152,7 +167,6 @@ class Requantizer(wiring.Component):
             ext = Cat(p2, sign.replicate(8 * 7 + 19 - 64))
             differs = Signal(64, name=f"differs_{j}")
             m.d.comb += differs.eq(p2 ^ sign.replicate(64))
-            coarse = shift[3][3:]                           # n // 8
             win_next = Signal(19, name=f"win_next_{j}")
             bad_next = Signal(name=f"bad_next_{j}")
             with m.Switch(coarse):
@@ -163,7 +177,6 @@ class Requantizer(wiring.Component):
                                      bad_next.eq(top.any() if len(top) else 0)]
             # Stage 6 logic: fine shift (n & 7) inside the window; saturate to 12 bits: beyond that
             # every result clamps the same way (module docstring).
-            f7 = shift[4][:3]
             fine = Signal(19, name=f"fine_{j}")
             m.d.comb += fine.eq(win >> f7)                 # bits 12.. unused, so no sign fill needed
             win_differs = win ^ neg.replicate(19)
@@ -181,15 +194,15 @@ class Requantizer(wiring.Component):
             with m.If(advance):
                 m.d.sync += [
                     s.eq(self.i.payload.acc[j] + lane.bias),
-                    mult.eq(lane.multiplier[:31]),
+                    m_lo.eq(lane.multiplier[:16]), m_hi.eq(lane.multiplier[16:31]),
                     ll.eq(s_lo * m_lo),
                     lh.eq(s_lo * m_hi),
-                    hl.eq(s_hi * m_lo),
+                    hl.eq(s_hi_u * m_lo),
                     hh.eq(s_hi * m_hi),
-                    mid.eq(lh + hl),
-                    ll3.eq(ll),
-                    hh3.eq(hh),
-                    prod.eq(ll3 + (mid << 16) + (hh3 << 32)),
+                    corr.eq(Mux(s[31], m_lo, 0)),
+                    plo.eq(ll + (lh << 16)),
+                    phi.eq(hl + ((hh - corr) << 16)),
+                    prod.eq(plo + (phi << 16)),
                     win.eq(win_next), bad.eq(bad_next), neg.eq(sign),
                     w.eq(Mux(overflow, Mux(neg, -2048, 2047), fine[:12].as_signed())),
                     y.eq(Mux(total > 127, 127, Mux(total < lo, lo, total))),

@@ -73,7 +73,10 @@ Area
 CONV, MAXPOOL and GAP share one address walker (a nest of five loop counters; one adder serves
 every level's address register, since one level steps per cycle) and one ACC write datapath.
 Register widths come from the config's buffer sizes (:class:`_Widths`), relying on the bounds
-that :func:`sqzhw.isa.check` (and the controller's checker) already enforce.
+that :func:`sqzhw.isa.check` (and the controller's checker) already enforce. The instruction is
+not copied: at the ``cmd`` handshake each register takes the value it needs, already selected by
+opcode (loop limits, pads, stride, base addresses, the weight count), so ``cmd.payload`` is read
+only in the handshake cycle.
 """
 
 from __future__ import annotations
@@ -237,31 +240,63 @@ class ComputeUnit(wiring.Component):
         acc_old = acc_lanes(self.acc_r.data)
 
         state = Signal(_State)
-        insn = Signal(isa.Instruction)
         finish = Signal()  # the instruction's last buffer write happens this cycle
         m.d.comb += [
             self.cmd.ready.eq(state == _State.IDLE),
             self.busy.eq(state != _State.IDLE),
             self.act_r.en.eq(1), self.wgt_r.en.eq(1), self.param_r.en.eq(1), self.acc_r.en.eq(1),
         ]
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [insn.eq(self.cmd.payload), state.eq(_State.SETUP)]
+        take = self.cmd.valid & self.cmd.ready
+        with m.If(take):
+            m.d.sync += state.eq(_State.SETUP)
         with m.If(finish):
             m.d.sync += state.eq(_State.IDLE)
 
-        conv, pool, gap, add = insn.payload.conv, insn.payload.maxpool, insn.payload.gap, insn.payload.add
-
-        # ---- shared per-instruction values ---------------------------------------------------------
+        # ---- per-instruction values, latched at the handshake ------------------------------------
+        # The instruction is not copied: each register below takes the value the unit uses, already
+        # selected by opcode (and cut to the config's widths) from the controller's register, so the
+        # opcode muxes sit in front of flip-flops (one logic cell per bit) and the unused fields
+        # cost nothing. CONV and MAXPOOL share the offsets of in_addr, in_h, in_w,
+        # cin_blocks/blocks, out_h, out_w (and GAP those of in_addr).
         w = _Widths(cfg)
-        is_conv = insn.opcode == isa.Opcode.CONV
-        is_pool = insn.opcode == isa.Opcode.MAXPOOL
-        is_gap = insn.opcode == isa.Opcode.GAP
-        # CONV and MAXPOOL share the offsets of in_addr, in_h, in_w, cin_blocks/blocks, out_h, out_w
-        # (and GAP that of in_addr); the Muxes only pick the fields that differ.
-        in_h, in_w = conv.in_h, conv.in_w
-        pad_top = Mux(is_conv, conv.pad_top, pool.pad_top)
-        pad_left = Mux(is_conv, conv.pad_left, pool.pad_left)
-        stride = Mux(is_conv, Cat(~conv.stride2, conv.stride2), pool.stride)   # 1 to 3
+        new = self.cmd.payload
+        n_conv, n_pool, n_gap = (new.payload.conv, new.payload.maxpool, new.payload.gap)
+        t_conv = new.opcode == isa.Opcode.CONV
+        t_pool = new.opcode == isa.Opcode.MAXPOOL
+        t_gap = new.opcode == isa.Opcode.GAP
+        t_add = (new.opcode == isa.Opcode.ADD) if cfg.add_unit else Const(0)
+
+        def latch(value, shape, name: str) -> Signal:
+            reg = Signal(shape, name=name)
+            with m.If(take):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        is_conv = latch(t_conv, 1, "is_conv")
+        is_pool = latch(t_pool, 1, "is_pool")
+        is_gap = latch(t_gap, 1, "is_gap")
+        is_add = latch(t_add, 1, "is_add")
+        in_h = latch(n_conv.in_h, 10, "in_h")
+        in_w = latch(n_conv.in_w, 10, "in_w")
+        pad_top = latch(Mux(t_conv, n_conv.pad_top, n_pool.pad_top), 2, "pad_top")
+        pad_left = latch(Mux(t_conv, n_conv.pad_left, n_pool.pad_left), 2, "pad_left")
+        stride = latch(Mux(t_conv, Cat(~n_conv.stride2, n_conv.stride2), n_pool.stride), 2, "stride")  # 1 to 3
+        in_addr = latch(n_conv.in_addr, w.addr, "in_addr")
+        pad_value = latch(n_conv.pad_value, signed(8), "pad_value")
+        acc_base = latch(Mux(t_gap, n_gap.acc_addr, n_conv.acc_addr), w.acc, "acc_base")
+        accumulate = latch(Mux(t_gap, n_gap.accumulate, n_conv.accumulate), 1, "accumulate")
+        if cfg.add_unit:
+            add = latch(new.payload.add, isa.AddFields, "add")
+        # Loop limits of the window walker (see below), latched per level at the field's used width
+        # (legal fields fit it); a loop ends when the incremented counter equals its limit.
+        k_new = Mux(n_conv.kernel3, 3, 1)
+        lim_vals = [Mux(t_conv, n_conv.out_w, Mux(t_pool, n_pool.kernel, n_gap.pixels)),
+                    Mux(t_conv, n_conv.out_h, Mux(t_pool, n_pool.kernel, 1)),
+                    Mux(t_conv, k_new, Mux(t_pool, n_pool.out_w, 1)),
+                    Mux(t_conv, k_new, Mux(t_pool, n_pool.out_h, 1)),
+                    Mux(t_gap, n_gap.blocks, n_conv.cin_blocks)]
+        lims = [latch(v, Shape.cast(range(n)).width + 1, f"lim{i}")
+                for i, (v, n) in enumerate(zip(lim_vals, w.levels))]
         plane = Signal(w.addr)   # in_h*in_w (GAP: pixels), modulo the ACT address range
         k_reg = Signal(w.addr)   # stride*in_w (MAXPOOL stride: 1 to 3)
         pk = Signal(range(_PLANE_BITS))    # serial_products: the in_h bit SETUP adds next
@@ -281,23 +316,20 @@ class ComputeUnit(wiring.Component):
             else:
                 m.d.sync += [plane.eq(in_h * in_w), state.eq(_State.SETUP2)]
             m.d.sync += k_reg.eq(Mux(stride[1], in_w << 1, 0) + Mux(stride[0], in_w, 0))
-            with m.If(~is_conv & ~is_pool & ~is_gap
-                      & ((insn.opcode != isa.Opcode.ADD) | (not cfg.add_unit))):
+            with m.If(~is_conv & ~is_pool & ~is_gap & ~is_add):
                 # Not a compute opcode (the controller never sends one): drop it, never hang.
                 m.d.sync += state.eq(_State.IDLE)
         with m.If(setup2):
             with m.If(is_gap):
-                m.d.sync += plane.eq(gap.pixels)
-            with m.Switch(insn.opcode):
-                with m.Case(isa.Opcode.CONV):
-                    m.d.sync += state.eq(_State.CONV)
-                with m.Case(isa.Opcode.MAXPOOL):
-                    m.d.sync += state.eq(_State.MAXPOOL)
-                with m.Case(isa.Opcode.GAP):
-                    m.d.sync += state.eq(_State.GAP)
-                if cfg.add_unit:
-                    with m.Case(isa.Opcode.ADD):
-                        m.d.sync += state.eq(_State.ADD)
+                m.d.sync += plane.eq(lims[0])   # GAP: pixels
+            with m.If(is_conv):
+                m.d.sync += state.eq(_State.CONV)
+            with m.If(is_pool):
+                m.d.sync += state.eq(_State.MAXPOOL)
+            with m.If(is_gap):
+                m.d.sync += state.eq(_State.GAP)
+            with m.If(is_add):
+                m.d.sync += state.eq(_State.ADD)
 
         # ============================== the window walker =================================
         # CONV, MAXPOOL and GAP walk the same nest of loops, b > l3 > l2 > l1 > l0, one ACT entry
@@ -313,16 +345,9 @@ class ComputeUnit(wiring.Component):
         s_outer = Mux(is_conv, 1, stride)        # stride of l2 and l3
         row_inner = Mux(is_conv, k_reg, in_w)    # address step of l1
         row_outer = Mux(is_conv, in_w, k_reg)    # address step of l3
-        k = Mux(conv.kernel3, 3, 1)
-        lims = [Mux(is_conv, conv.out_w, Mux(is_pool, pool.kernel, gap.pixels)),
-                Mux(is_conv, conv.out_h, Mux(is_pool, pool.kernel, 1)),
-                Mux(is_conv, k, Mux(is_pool, pool.out_w, 1)),
-                Mux(is_conv, k, Mux(is_pool, pool.out_h, 1)),
-                Mux(is_gap, gap.blocks, conv.cin_blocks)]
         cnt = [Signal(range(n), name=f"l{i}") for i, n in enumerate(w.levels)]
         cnt[4].name = "lb"
-        # Loop ends compare the incremented counter with the field (legal fields fit the slice).
-        last = [(c + 1) == lim[:len(c) + 1] for c, lim in zip(cnt, lims)]
+        last = [(c + 1) == lim for c, lim in zip(cnt, lims)]
         inner_last = [Const(1)]                  # inner_last[i]: every level below i is at its end
         for i in range(4):
             inner_last.append(inner_last[-1] & last[i])
@@ -344,7 +369,7 @@ class ComputeUnit(wiring.Component):
         with m.If(setup2):
             # The first tap: in_addr - (pad_top*in_w + pad_left) (GAP: in_addr).
             top_left = Mux(is_gap, 0, Mux(pad_top == 2, in_w << 1, Mux(pad_top == 1, in_w, 0)) + pad_left)
-            m.d.comb += a_sum.eq(conv.in_addr - top_left)
+            m.d.comb += a_sum.eq(in_addr - top_left)
         with m.Elif(step[0]):
             m.d.comb += a_sum.eq(addr + s_inner)
         with m.Elif(step[1]):
@@ -403,9 +428,12 @@ class ComputeUnit(wiring.Component):
         for i in range(2):
             with m.If(drain[i] != 0):
                 m.d.sync += drain[i].eq(drain[i] - 1)
+        with m.If(take):   # the loader only runs in CONV, after SETUP
+            m.d.sync += [w_left.eq(Mux(n_conv.kernel3, (n_conv.cin_blocks << 3) + n_conv.cin_blocks,
+                                       n_conv.cin_blocks)),
+                         waddr.eq(n_conv.wgt_addr)]
         with m.If(setup2):
-            m.d.sync += [w_left.eq(Mux(conv.kernel3, (conv.cin_blocks << 3) + conv.cin_blocks, conv.cin_blocks)),
-                         waddr.eq(conv.wgt_addr), ahead.eq(0), pbank.eq(0), first_tile.eq(1),
+            m.d.sync += [ahead.eq(0), pbank.eq(0), first_tile.eq(1),
                          since_first.eq(0), drain[0].eq(0), drain[1].eq(0)]
         with m.If(c_wload):
             m.d.sync += [w_left.eq(w_left - 1), waddr.eq(waddr + 1)]
@@ -435,7 +463,7 @@ class ComputeUnit(wiring.Component):
         m.d.sync += [
             c1.valid.eq(c_issue),
             c1.first.eq(first_step),
-            c1.overwrite.eq(first_tile & ~conv.accumulate),
+            c1.overwrite.eq(first_tile & ~accumulate),
             c1.last.eq(final),
             pad1.eq(~in_range),
             c1_bank.eq(pbank),
@@ -451,7 +479,7 @@ class ComputeUnit(wiring.Component):
             self.array_active.eq(c1.valid),
         ]
         for r in range(L):
-            m.d.comb += array.a.payload.data[r].eq(Mux(pad1, conv.pad_value, act_data[r]))
+            m.d.comb += array.a.payload.data[r].eq(Mux(pad1, pad_value, act_data[r]))
 
         # Metadata waits beside the array; the ACC read is issued one cycle before the sums leave.
         # Sums leave in pixel order, so the ACC address is counted there (from acc_addr at each
@@ -477,9 +505,9 @@ class ComputeUnit(wiring.Component):
         new_max = Signal(act_lanes)
         for l in range(L):
             # -128 is max's identity: a padded tap keeps the running value, a first tap replaces it.
-            take = ~pad1 & (p1_first | (act_data[l] > run_max[l]))
+            better = ~pad1 & (p1_first | (act_data[l] > run_max[l]))
             keep = Mux(p1_first, -128, run_max[l])
-            m.d.comb += new_max[l].eq(Mux(take, act_data[l], keep))
+            m.d.comb += new_max[l].eq(Mux(better, act_data[l], keep))
         with m.If(p1_valid):
             m.d.sync += run_max.eq(new_max)
         p2_write, p2_last = Signal(), Signal()
@@ -515,7 +543,7 @@ class ComputeUnit(wiring.Component):
         # the entry after the previous one (GAP: after the entry's last lane block).
         r_next = Signal(w.acc)
         r_first = Mux(g_on, g1_firstblk, c_rd.first)
-        r_addr = Mux(r_first, Mux(g_on, gap.acc_addr, conv.acc_addr), r_next)
+        r_addr = Mux(r_first, acc_base, r_next)
         with m.If(Mux(g_on, g1_valid & g1_blast, c_rd.valid)):
             m.d.sync += r_next.eq(r_addr + Mux(g_on, g1_kb == K - 1, 1))
         o_addr, wr_addr = Signal(w.acc), Signal(w.acc)
@@ -526,7 +554,7 @@ class ComputeUnit(wiring.Component):
         wr_en = Signal(K)
         wr_data = Signal(acc_lanes)
         all_blocks = (1 << K) - 1
-        zero_old = Mux(g_on, ~gap.accumulate, c_out.overwrite)
+        zero_old = Mux(g_on, ~accumulate, c_out.overwrite)
         for c in range(C):
             m.d.sync += wr_data[c].eq(Mux(zero_old, 0, acc_old[c])
                                       + Mux(g_on, g_run[c % L], array.o.payload[c]))
@@ -545,12 +573,19 @@ class ComputeUnit(wiring.Component):
 
         # ============================== ADD ===============================================
         # Left out with AccelConfig.add_unit = False (the checker then rejects ADD).
-        o_cnt = Signal(range(cfg.out_buf_entries))   # OUT entries written so far (MAXPOOL, ADD)
-        with m.If(setup):
-            m.d.sync += o_cnt.eq(0)
+        # The OUT entry written next (MAXPOOL, ADD): out_addr at the handshake, then counted.
+        o_ptr = Signal(buffer_specs(cfg)["out"].addr_width)
+        with m.If(take):
+            m.d.sync += o_ptr.eq(Mux(t_pool, n_pool.out_addr, new.payload.add.out_addr)
+                                 if cfg.add_unit else n_pool.out_addr)
         with m.If(self.out_w.en):
-            m.d.sync += o_cnt.eq(o_cnt + 1)
+            m.d.sync += o_ptr.eq(o_ptr + 1)
         if cfg.add_unit:
+            o_cnt = Signal(range(cfg.out_buf_entries))   # OUT entries an ADD has written
+            with m.If(setup):
+                m.d.sync += o_cnt.eq(0)
+            with m.If(self.out_w.en):
+                m.d.sync += o_cnt.eq(o_cnt + 1)
             a_on = state == _State.ADD
             a_cnt1 = last_index(add.count, w.addr_span, "a_cnt1")
             a_i = Signal(w.addr_span)
@@ -600,7 +635,7 @@ class ComputeUnit(wiring.Component):
                 m.d.comb += self.act_r.addr.eq(Mux(a_phase, add.b_addr, add.a_addr) + a_i)
         m.d.comb += [
             self.wgt_r.addr.eq(waddr),
-            self.param_r.addr.eq(add.param_addr),
+            self.param_r.addr.eq(add.param_addr if cfg.add_unit else 0),
             self.acc_r.addr.eq(r_addr),
         ]
         # ACC writes: CONV (all lanes) or GAP (one lane block); OUT writes: MAXPOOL or ADD.
@@ -608,10 +643,10 @@ class ComputeUnit(wiring.Component):
             m.d.comb += [self.acc_w.en.eq(wr_en), self.acc_w.addr.eq(wr_addr),
                          self.acc_w.data.eq(wr_data), finish.eq(wr_last)]
         with m.If(p2_write):
-            m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(pool.out_addr + o_cnt),
+            m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(o_ptr),
                          self.out_w.data.eq(run_max), finish.eq(p2_last)]
         if cfg.add_unit:
             with m.Elif(rq.o.valid):
-                m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(add.out_addr + o_cnt),
+                m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(o_ptr),
                              self.out_w.data.eq(rq.o.payload), finish.eq(a_on & (o_cnt == a_cnt1))]
         return m

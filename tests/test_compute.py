@@ -167,9 +167,10 @@ class Harness(Elaboratable):
 
 
 def run_program(config: AccelConfig, program: list[tuple[Opcode, dict]], seed: int = 0,
-                idle: float = 0.3) -> tuple[Buffers, Buffers, list[int], int]:
+                idle: float = 0.3, scramble: bool = False) -> tuple[Buffers, Buffers, list[int], int]:
     """Run ``program`` on the RTL and on the reference; returns both buffer sets, the busy cycles of
-    each instruction and the cycles of array activity."""
+    each instruction and the cycles of array activity. ``scramble``: random payload bits after each
+    handshake (the unit must keep what it needs from the handshake cycle)."""
     rng = np.random.default_rng(seed)
     ref = Buffers(config, rng)
     harness = Harness(config, ref)
@@ -191,6 +192,8 @@ def run_program(config: AccelConfig, program: list[tuple[Opcode, dict]], seed: i
             ctx.set(dut.cmd.valid, 1)
             await ctx.tick().until(dut.cmd.ready)
             ctx.set(dut.cmd.valid, 0)
+            if scramble:
+                ctx.set(dut.cmd.payload, isa.Instruction.from_bits(prng.getrandbits(128)))
             n = 0
             while True:
                 _, _, busy, act = await ctx.tick().sample(dut.busy, dut.array_active)
@@ -228,8 +231,8 @@ def _expected_cycles(config, op, f) -> int:
     return add_cycles(f["count"], config)
 
 
-def check(config, program, seed=0, idle=0.3):
-    ref, rtl, busy, active = run_program(config, program, seed=seed, idle=idle)
+def check(config, program, seed=0, idle=0.3, scramble=False):
+    ref, rtl, busy, active = run_program(config, program, seed=seed, idle=idle, scramble=scramble)
     np.testing.assert_array_equal(rtl.acc, ref.acc)
     np.testing.assert_array_equal(rtl.out, ref.out)
     assert busy == [_expected_cycles(config, op, f) for op, f in program]
@@ -544,3 +547,15 @@ def test_golden_cycle_model_counts_serial_setup():
     for op, f in (conv(5, 4, 3, 2, kernel3=1), maxpool(5, 5, 2, 2), gap(6, 3), add(5)):
         d = decode_fields(isa.encode(op, **f))
         assert CycleModel().cycles(d, serial) - CycleModel().cycles(d, plain) == setup_extra(serial)
+
+
+@pytest.mark.parametrize("add_unit", [True, False])
+def test_payload_only_read_at_handshake(add_unit):
+    """The unit latches what it uses at the handshake: the controller may reuse its register."""
+    import dataclasses
+    cfg = dataclasses.replace(make_config(2, 2), add_unit=add_unit)
+    program = [gap(2, 2, acc_addr=1), conv(2, 2, 2, 2, acc_addr=0, accumulate=1),
+               maxpool(3, 3, 1, 1, in_addr=2, out_addr=5)]
+    if add_unit:
+        program.append(add(2, a_addr=4, b_addr=9, out_addr=3, param_addr=2))
+    check(cfg, program, seed=21, scramble=True)

@@ -62,6 +62,19 @@ def _row_bytes_store(config: AccelConfig, source, row_len):
                row_len * config.act_entry_bytes)
 
 
+def rotate_fields(m, word, rotate):
+    """Rotate the LOAD/STORE ``dram_addr`` (``rotate[0]``) and ``dram_stride`` (``rotate[1]``)
+    fields of the decode register ``word`` right by :data:`Checker.SERIAL_DRAM_BITS` bits: the
+    serial :class:`Checker` reads them at their low bits (:attr:`Checker.rotate`); they are back in
+    place when the check is over."""
+    for i, name in enumerate(("dram_addr", "dram_stride")):
+        info = isa.PAYLOAD_FIELDS[isa.Opcode.LOAD][name]
+        bits = word.as_value() if hasattr(word, "as_value") else word
+        field = bits[info.offset:info.offset + info.width]
+        with m.If(rotate[i]):
+            m.d.sync += field.eq(field.rotate_right(Checker.SERIAL_DRAM_BITS))
+
+
 def _misaligned(value, ext_bytes: int):
     bits = (ext_bytes - 1).bit_length()
     return value[:bits] != 0 if bits else Const(0)
@@ -93,9 +106,13 @@ class Checker(wiring.Component):
     clock edge that loads ``insn``; :attr:`code` is then valid :attr:`latency` = ``SERIAL_A_BITS +
     SERIAL_B_BITS + 2`` edges after that edge (the controller reads it exactly then). The DRAM
     span of a LOAD/STORE is then checked bit-serially, least significant bits first, in the same
-    cycles (:data:`SERIAL_DRAM_BITS` bits per cycle over :data:`SERIAL_DRAM_STEPS`): the end
-    address comes out of a serial-parallel multiplier and the three comparisons are serial, so
-    the 32-bit product, adders and comparators of the pipelined checker are bit selects.
+    cycles (:data:`SERIAL_DRAM_BITS` bits per cycle over :data:`SERIAL_DRAM_STEPS`, after one
+    cycle that loads the row bytes into the accumulator): the end address comes out of a
+    serial-parallel multiplier and the three comparisons are serial. Its serial operands are read
+    at the low bits of registers that rotate: the latched window here, and ``dram_addr`` /
+    ``dram_stride`` in the decode register, which its owner turns as :attr:`rotate` says
+    (:func:`rotate_fields`); every rotation is complete, the fields back in place, before
+    :attr:`code` is read.
 
     Every buffer-span comparison ``start + count > depth`` is done on ``depth.bit_length() + 1``
     bits: a start or count of ``2**w > depth`` or more is over on its own.
@@ -112,9 +129,15 @@ class Checker(wiring.Component):
         High in the cycle whose clock edge loads a new ``insn`` (only used with
         ``serial_products``).
     mem_bytes, wr_lo, wr_hi : ``In(32)``
-        External memory size and the writable window of the run.
+        External memory size and the writable window of the run (the window is latched with
+        ``load_window``).
+    load_window : ``In(1)``
+        Latch ``wr_lo``/``wr_hi`` (the run's start).
     code : ``Out(isa.ErrorCode)``
         ``NONE`` when the instruction may execute, else the first violation's code.
+    rotate : ``Out(2)``
+        With ``serial_products``: rotate the decode register's ``dram_addr`` (bit 0) and
+        ``dram_stride`` (bit 1) in this clock edge (:func:`rotate_fields`); 0 otherwise.
     """
 
     #: Clock edges from stable inputs to a valid :attr:`code` (with multipliers).
@@ -134,13 +157,16 @@ class Checker(wiring.Component):
     mem_bytes: In(32)
     wr_lo: In(32)
     wr_hi: In(32)
+    load_window: In(1)
     code: Out(isa.ErrorCode)
+    rotate: Out(2)
 
     def __init__(self, config: AccelConfig):
         self.config = config
         #: Clock edges from the ``start`` edge (or stable inputs) to a valid :attr:`code`.
-        self.latency = (self.SERIAL_A_BITS + self.SERIAL_B_BITS + 2 if config.serial_products
-                        else self.LATENCY)
+        #: Steps of the serial checker: products (A + B) and the DRAM span (1 + D) side by side.
+        self.serial_steps = max(self.SERIAL_A_BITS + self.SERIAL_B_BITS, self.SERIAL_DRAM_STEPS + 1)
+        self.latency = self.serial_steps + 2 if config.serial_products else self.LATENCY
         super().__init__()
 
     def elaborate(self, platform):
@@ -211,7 +237,11 @@ class Checker(wiring.Component):
         p4 = reg(w_out if serial else 9 + w_out)
         p3_big, p4_big = reg(1), reg(1)
         f_mem, f_window = reg(1), reg(1)
+        # The run's writable window, latched by `load_window` (no reset: it is loaded before use).
+        wr_lo, wr_hi = reg(32, name="wr_lo_q"), reg(32, name="wr_hi_q")
         if not serial:
+            with m.If(self.load_window):
+                m.d.sync += [wr_lo.eq(self.wr_lo), wr_hi.eq(self.wr_hi)]
             # (rows-1) * dram_stride: the low 18 stride bits on one 18x18 DSP, the top 4 by
             # shift-and-add in LUTs (a second DSP for a 10x4 product would be a waste on the
             # DSP-bound ulx3s build).
@@ -226,14 +256,15 @@ class Checker(wiring.Component):
             m.d.sync += [p3_big.eq(p1[w_act:] != 0), p4_big.eq(p2[w_out:] != 0),
                          p3.eq(sp_blocks * p1[:w_act]), p4.eq(sp_blocks * p2[:w_out])]
             m.d.sync += [f_mem.eq(end > self.mem_bytes),
-                         f_window.eq((st.dram_addr < self.wr_lo) | (end > self.wr_hi))]
+                         f_window.eq((st.dram_addr < wr_lo) | (end > wr_hi))]
         else:
             # Shift-and-add, most significant multiplier bit first: x = 2*x + (bit ? b : 0).
             A, B = self.SERIAL_A_BITS, self.SERIAL_B_BITS
             R, D = self.SERIAL_DRAM_BITS, self.SERIAL_DRAM_STEPS
-            assert R * D >= 34 and D <= A + B
+            assert R * D >= 34
+            N = self.serial_steps
             # A product of 2**w or more stays so (x only grows): a sticky flag replaces its high bits.
-            step = Signal(range(A + B + 1), init=A + B)     # A + B: idle, results final
+            step = Signal(range(N + 1), init=N)     # N: idle, results final
 
             def sat_step(x, big, take, b, w, b_big):
                 """x = 2*x + (take ? b : 0) on w bits; `big` is set once it reaches 2**w."""
@@ -243,13 +274,18 @@ class Checker(wiring.Component):
             def wide(take, b):
                 return take & (b[w_max:] != 0) if len(b) > w_max else 0
 
-            # The DRAM span, least significant bits first, R bits per step over D steps (in the
+            # The DRAM span, least significant bits first, R bits per step in steps 1 .. D (in the
             # shadow of stages 1 and 2): end = dram_addr + (rows-1)*dram_stride + row_bytes by a
-            # serial-parallel multiplier whose accumulator also takes the two addends' bits, and
-            # end > mem_bytes, end > wr_hi, dram_addr < wr_lo as serial comparisons (a later bit
-            # decides where the bits differ). Bit selects are cheap muxes; wide adders and
-            # comparators are not.
-            acc = reg(11)       # the running sum above bit i (carries of a 10-bit multiplier)
+            # serial-parallel multiplier whose accumulator starts at row_bytes (step 0) and takes
+            # dram_addr's bits, and end > mem_bytes, end > wr_hi, dram_addr < wr_lo as serial
+            # comparisons (a later bit decides where the bits differ). The serial operands are
+            # read at fixed bits of registers that rotate by R bits per step and are back in place
+            # when the step is over: dram_addr and dram_stride in the decode register (the
+            # register's owner applies :attr:`rotate`, see :func:`rotate_fields`) and the latched
+            # window here. A bit select of a register costs about a LUT per bit on iCE40; the
+            # rotation rides in the LUT that already feeds each flip-flop.
+            w_acc_s = max(11, len(row_bytes) + 1)
+            acc = reg(w_acc_s)  # the running sum above bit i (row_bytes, then multiplier carries)
             gt_mem, gt_hi, lt_lo = reg(1), reg(1), reg(1)
             n_bits = R * D
 
@@ -258,16 +294,38 @@ class Checker(wiring.Component):
                 bits = Cat(value, Const(0, n_bits - len(value)))
                 return [Cat(*(bits[R * j + r] for j in range(D))) for r in range(R)]
 
+            def rotating(value, rot):
+                """The R low bits of a register rotated by R bits per step while `rot`: its bits
+                R*j .. R*j+R-1 in step j+1 (zero once its last bits have passed)."""
+                return value[:R] & Mux(rot, (1 << R) - 1, 0)
+
+            n_addr = 32 // R             # steps for which each rotating register turns
+            n_stride = -(-len(ld.dram_stride) // R)
+            assert 32 % R == 0 and len(ld.dram_stride) % R == 0
+            busy_dram = (step >= 1) & (step <= D)
+            rot_addr = is_ls & (step >= 1) & (step <= n_addr) & ~self.start
+            rot_stride = is_ls & (step >= 1) & (step <= n_stride) & ~self.start
+            rot_win = (step >= 1) & (step <= n_addr) & ~self.start
+            m.d.comb += self.rotate.eq(Cat(rot_addr, rot_stride))
+            with m.If(self.load_window):
+                m.d.sync += [wr_lo.eq(self.wr_lo), wr_hi.eq(self.wr_hi)]
+            with m.Elif(rot_win):
+                m.d.sync += [wr_lo.eq(wr_lo.rotate_right(R)), wr_hi.eq(wr_hi.rotate_right(R))]
+
             mul_a = (ld.rows - 1)[:10]
-            ops = [lanes(v) for v in (ld.dram_stride, ld.dram_addr, row_bytes, self.mem_bytes,
-                                      self.wr_hi, self.wr_lo)]
-            with m.If(self.start):
-                m.d.sync += [acc.eq(0), gt_mem.eq(0), gt_hi.eq(0), lt_lo.eq(0)]
-            with m.Elif(step < D):
+            b_bits = rotating(ld.dram_stride, rot_stride)
+            d_bits = rotating(ld.dram_addr, rot_addr)
+            h_bits = rotating(wr_hi, rot_win)
+            l_bits = rotating(wr_lo, rot_win)
+            mem_ops = lanes(self.mem_bytes)   # a constant on boards
+            with m.If(step == 0):
+                m.d.sync += [acc.eq(row_bytes), gt_mem.eq(0), gt_hi.eq(0), lt_lo.eq(0)]
+            with m.Elif(busy_dram):
                 a_, g_m, g_h, l_l = acc, gt_mem, gt_hi, lt_lo
                 for r in range(R):
-                    b_i, d_i, rb_i, m_i, h_i, l_i = (op[r].bit_select(step, 1) for op in ops)
-                    total = a_ + Mux(b_i, mul_a, 0) + d_i + rb_i
+                    b_i, d_i, h_i, l_i = b_bits[r], d_bits[r], h_bits[r], l_bits[r]
+                    m_i = mem_ops[r].bit_select((step - 1)[:len(step)], 1)
+                    total = a_ + Mux(b_i, mul_a, 0) + d_i
                     e_i = total[0]
                     a_ = total[1:]
                     g_m = Mux(e_i ^ m_i, e_i, g_m)
@@ -295,6 +353,8 @@ class Checker(wiring.Component):
                                      p1_big | (p1[w_act:] != 0 if w_max > w_act else 0))
                 m.d.sync += sat_step(p4, p4_big, take, p2, w_out,
                                      p2_big | (p2[w_out:] != 0 if w_max > w_out else 0))
+                m.d.sync += step.eq(step + 1)
+            with m.Elif(step < N):
                 m.d.sync += step.eq(step + 1)
 
         # Stage 3: one registered flag per range comparison.
@@ -433,6 +493,9 @@ class Fetch(wiring.Component):
         Run parameters, sampled with ``start``.
     mem_bytes : ``In(32)``
         Read from the cycle after ``start`` on and held stable during a run.
+    rotate : ``In(2)``
+        With ``depth`` 1: rotate fields of the held instruction for the serial checker
+        (:func:`rotate_fields`); only while it is held and no read is outstanding.
     rd_cmd : ``Out(stream.Signature(32))``
         Word-address read requests.
     rd_data : ``In(stream.Signature(ext_data_bits))``
@@ -458,6 +521,7 @@ class Fetch(wiring.Component):
         super().__init__({
             "start": In(1), "stop": In(1),
             "insn_addr": In(32), "insn_count": In(32), "mem_bytes": In(32),
+            "rotate": In(2),
             "rd_cmd": Out(stream.Signature(32)),
             "rd_data": In(stream.Signature(config.ext_data_bits)),
             "insn": Out(stream.Signature(isa.Instruction)),
@@ -492,8 +556,10 @@ class Fetch(wiring.Component):
         past_count, past_mem = Signal(), Signal()
         stale, prime = Signal(), Signal()
         m.d.comb += self.rd_cmd.payload.eq(word_addr)
+        # word_addr + W > mem_words, as a compare with a bound (a constant on boards: no adder).
+        mem_words = self.mem_bytes >> shift
         m.d.sync += [past_count.eq(left == 0),
-                     past_mem.eq(bad_base | (word_addr + W > (self.mem_bytes >> shift)))]
+                     past_mem.eq(bad_base | (mem_words < W) | (word_addr > mem_words - W))]
 
         can_issue = running & ~self.stop & (fault == isa.ErrorCode.NONE) & ~stale
         new_insn = word == 0
@@ -539,6 +605,7 @@ class Fetch(wiring.Component):
                     n = min(E, used - k * E)
                     with m.If(received & (rx_word == k)):
                         m.d.sync += hold[k * E:k * E + n].eq(self.rd_data.payload[:n])
+            rotate_fields(m, hold, self.rotate)
             with m.If(last_word):
                 m.d.sync += full.eq(1)
             with m.Elif(popped):
@@ -603,9 +670,6 @@ class Controller(wiring.Component):
         For units that can stop an instruction on bad data (none do today: PARAM lanes are
         well defined by ``quant.effective_params``): ``BAD_FIELD`` with that instruction's index.
         Instructions dispatched to other units after it still complete. Used with ``unit_faults``.
-    mem_bytes_q, wr_lo_q, wr_hi_q : ``Out(32)``
-        The run's parameters, for the units: the window latched at start, ``mem_bytes`` as given
-        (it must not change while busy).
     clear : ``Out(1)``
         The accepted start pulse (clears counters).
     dispatch_stall, retired : ``Out(1)``
@@ -627,7 +691,6 @@ class Controller(wiring.Component):
             "load_cmd": Out(cmd), "compute_cmd": Out(cmd), "store_cmd": Out(cmd),
             "load_busy": In(1), "compute_busy": In(1), "store_busy": In(1),
             "compute_fault": In(1), "store_fault": In(1),
-            "mem_bytes_q": Out(32), "wr_lo_q": Out(32), "wr_hi_q": Out(32),
             "fetch_idle": Out(1),
             "clear": Out(1), "dispatch_stall": Out(1), "retired": Out(1), "retired_count": Out(32),
         })
@@ -642,14 +705,12 @@ class Controller(wiring.Component):
 
         # insn_addr and insn_count are read by the fetch in the start cycle: no copy here.
         # The memory size is static (boards tie it to a constant, which then folds into the
-        # range checks): no copy. The window is latched by every start before use, without a
-        # reset (on iCE40 a reset on a register with an enable costs a LUT per bit).
+        # range checks): no copy. The window is latched by the checker at every start.
         mem_bytes = self.mem_bytes
-        wr_lo, wr_hi = (Signal(32, reset_less=True, name=n) for n in ("wr_lo", "wr_hi"))
-        m.d.comb += [self.mem_bytes_q.eq(mem_bytes), self.wr_lo_q.eq(wr_lo), self.wr_hi_q.eq(wr_hi)]
         m.d.comb += [fetch.insn_addr.eq(self.insn_addr), fetch.insn_count.eq(self.insn_count),
                      fetch.mem_bytes.eq(mem_bytes), self.fetch_idle.eq(fetch.idle)]
-        m.d.comb += [checker.mem_bytes.eq(mem_bytes), checker.wr_lo.eq(wr_lo), checker.wr_hi.eq(wr_hi)]
+        m.d.comb += [checker.mem_bytes.eq(mem_bytes), checker.wr_lo.eq(self.wr_lo),
+                     checker.wr_hi.eq(self.wr_hi), checker.load_window.eq(self.clear)]
         latency = checker.latency
 
         # `pc` counts retired instructions (END included), so it is the INSNS counter, and while
@@ -657,8 +718,10 @@ class Controller(wiring.Component):
         pc = self.retired_count
         if prefetch:
             cur = Signal(isa.Instruction)
+            rotate_fields(m, cur, checker.rotate)
         else:
             cur = fetch.insn.payload       # held by the fetch until popped at dispatch
+            m.d.comb += fetch.rotate.eq(checker.rotate)
         m.d.comb += checker.insn.eq(cur)
         code = checker.code                # registered; valid `latency` cycles after `cur` is set
         check_wait = Signal(range(latency))
@@ -709,8 +772,7 @@ class Controller(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += [self.clear.eq(1), fetch.start.eq(1)]
-                    m.d.sync += [wr_lo.eq(self.wr_lo), wr_hi.eq(self.wr_hi),
-                                 status_done.eq(0), status_error.eq(isa.ErrorCode.NONE),
+                    m.d.sync += [status_done.eq(0), status_error.eq(isa.ErrorCode.NONE),
                                  pc.eq(0), fault_seen.eq(0)]
                     if self.unit_faults:
                         m.d.sync += [status_pc.eq(0), pending_valid.eq(0)]

@@ -7,10 +7,40 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from rtl_gen.control import Checker, Fetch
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl_gen.control import Checker, Fetch, rotate_fields
 from rtl_gen.testing import dram_violation, random_word
 from sqzhw import isa
 from sqzhw.config import load_config
+
+
+class _CheckerBench(wiring.Component):
+    """A :class:`Checker` with its decode register, as in the controller: ``start`` loads ``insn``
+    into the register (and latches the window), which then turns as the checker asks
+    (:func:`rotate_fields`)."""
+
+    def __init__(self, config):
+        self.config = config
+        super().__init__({"insn": In(isa.Instruction), "start": In(1), "mem_bytes": In(32),
+                          "wr_lo": In(32), "wr_hi": In(32), "code": Out(isa.ErrorCode),
+                          "held": Out(isa.Instruction)})
+        self.checker = Checker(config)
+        self.latency = self.checker.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.checker = checker = self.checker
+        with m.If(self.start):
+            m.d.sync += self.held.eq(self.insn)
+        rotate_fields(m, self.held, checker.rotate)
+        m.d.comb += [checker.insn.eq(self.held), checker.start.eq(self.start),
+                     checker.load_window.eq(self.start), checker.mem_bytes.eq(self.mem_bytes),
+                     checker.wr_lo.eq(self.wr_lo), checker.wr_hi.eq(self.wr_hi),
+                     self.code.eq(checker.code)]
+        return m
 
 
 def _config(name):
@@ -23,17 +53,20 @@ def _config(name):
 async def _settle(ctx, dut):
     """The clock edge that loads the instruction (with the ``start`` pulse the controller gives),
     then ``latency`` more edges, as the controller waits (``serial_products`` configs compute their
-    products bit-serially, so this is exact for them)."""
+    products bit-serially, so this is exact for them). The decode register must then hold the
+    instruction as loaded (the serial checker's rotations are complete)."""
     ctx.set(dut.start, 1)
     await ctx.tick()
     ctx.set(dut.start, 0)
+    loaded = ctx.get(dut.held.as_value())
     await ctx.tick().repeat(dut.latency)
+    assert ctx.get(dut.held.as_value()) == loaded
 
 
 @pytest.mark.parametrize("name", ["tiny", "default", "small", "icebreaker", "default+serial"])
 def test_checker_matches_isa_check(name):
     config = _config(name)
-    dut = Checker(config)
+    dut = _CheckerBench(config)
     rng = random.Random(1234)
     mem_bytes, wr_lo, wr_hi = 1 << 20, 1 << 18, (1 << 20) - 4096
     words = [random_word(rng, config, mem_bytes) for _ in range(1500)]
@@ -74,7 +107,7 @@ def test_checker_large_planes(name):
     """Planes of ``2**w`` or more entries (``w`` = bits of the buffer depth), whose low bits are
     small: the pipelined checker multiplies only the low bits, so these must still be BUF_RANGE."""
     config = _config(name)
-    dut = Checker(config)
+    dut = _CheckerBench(config)
     words = []
     for h, w in [(1023, 1023), (128, 128), (256, 64), (64, 64), (1, 1), (1023, 1)]:
         for blocks in (1, 3):
@@ -108,7 +141,7 @@ def test_checker_large_strides(name):
     """LOAD/STORE ending exactly at and one byte past the memory (and window) end, with strides
     using the top bits of the 22-bit field (the checker splits that product across a DSP and LUTs)."""
     config = _config(name)
-    dut = Checker(config)
+    dut = _CheckerBench(config)
     cases = []
     for stride in (1 << 18, (1 << 21) + 2 * config.ext_bytes, (1 << 22) - config.ext_bytes,
                    (3 << 18) | (1 << 17), 0xABC * config.ext_bytes):

@@ -1,15 +1,22 @@
 """The engine's DMA: the LOAD and STORE units and the read-port arbiter shared by fetch and LOAD.
 
 :class:`ReadArbiter` merges two requesters onto the external ``rd_cmd`` stream and routes ``rd_data``
-back to whichever asked, in request order (a FIFO of 1-bit tags, :data:`MAX_READS` deep, bounds the
-reads in flight). Fetch has priority: its requests are bounded by its small queue, while a LOAD may
+back to whichever asked, in request order (a FIFO of 1-bit tags, ``AccelConfig.max_reads`` deep,
+bounds the reads in flight: 16 by default, 2 where the memory never has more). Fetch has priority: its requests are bounded by its small queue, while a LOAD may
 stream thousands of words and would otherwise starve the prefetch of the instructions that could run
 beside it. A granted request keeps the grant until its handshake, so ``rd_cmd`` is stable while valid.
 
 :class:`LoadUnit` executes ``LOAD``: it walks the ``rows x row_len`` entries row by row, issuing one
 word-address read per cycle (many in flight), and writes each returning bus word straight into its
 slice of the target entry through a write port with bus-word granularity (so no entry-wide assembly
-register). It always accepts read data, so the shared read port never blocks on it.
+register). It always accepts read data, so the shared read port never blocks on it. It keeps at
+most ``max_reads`` reads in flight itself (in the engine the arbiter's tag FIFO is full by then too).
+
+Addresses: the LOAD and STORE address arithmetic (row base, stride, word in row) and the word
+addresses they emit have :func:`word_addr_bits` bits, from ``AccelConfig.ext_addr_bits``. That is
+exact: the controller rejects an access reaching past ``mem_bytes``, and the engine clamps
+``mem_bytes`` to ``2**ext_addr_bits`` (:func:`sqzhw.isa.mem_limit`), so every legal row lies below
+it. (The address of the row after the last may wrap; it is never used.)
 
 :class:`StoreUnit` executes ``STORE``: it reads source entries (OUT or ACC, synchronous memories),
 for ``ACC_REQUANT`` pushes lanes ``lane_block*L .. +L`` with their parameter lanes through a
@@ -34,7 +41,7 @@ idle, ``busy`` is high from the cycle after the handshake until the last buffer 
 last ``wr`` handshake (STORE).
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,9 +51,10 @@ from sqzhw.config import PARAM_LANE_BYTES, AccelConfig
 from .buffers import NO_INIT_ATTR, PARAM_USED_BITS, buffer_specs, compact_param, param_lane_bits
 from .requant import Requantizer
 
-__all__ = ["MAX_READS", "RamQueue", "ReadArbiter", "LoadUnit", "StoreUnit", "write_layout"]
+__all__ = ["MAX_READS", "RamQueue", "ReadArbiter", "LoadUnit", "StoreUnit", "word_addr_bits",
+           "write_layout"]
 
-#: Reads in flight on the shared external read port at most.
+#: Reads in flight on the shared external read port at most, by default (``AccelConfig.max_reads``).
 MAX_READS = 16
 
 
@@ -58,6 +66,21 @@ def write_layout(config: AccelConfig) -> data.StructLayout:
 def _shift(config: AccelConfig) -> int:
     """log2 of the bus word in bytes: byte address -> word address."""
     return (config.ext_bytes - 1).bit_length()
+
+
+def _last_word(row_len, words: int):
+    """``row_len * words - 1`` (``row_len >= 1``, a legal instruction's): the last word of a row,
+    registered at the handshake so the per-cycle compare has no decrement. A power-of-two
+    ``words`` is a concatenation, no adder."""
+    if words & (words - 1) == 0:
+        return Cat(Const(words - 1, (words - 1).bit_length()), row_len - 1)
+    return (row_len - 1) * words + (words - 1)
+
+
+def word_addr_bits(config: AccelConfig) -> int:
+    """Bits of an external word address the engine drives (the rest of its 32-bit memory
+    command addresses are 0): ``ext_addr_bits`` less the bus word's byte bits."""
+    return config.ext_addr_bits - _shift(config)
 
 
 class RamQueue(wiring.Component):
@@ -136,10 +159,15 @@ class ReadArbiter(wiring.Component):
         A request waits for ``rd_cmd.ready`` or a read in flight has no data this cycle.
     idle : ``Out(1)``
         No read in flight.
+
+    Only the low :func:`word_addr_bits` bits of the request addresses are forwarded (the rest are
+    0): the fetch and LOAD never request past ``mem_bytes``, which the engine clamps to
+    ``2**ext_addr_bits``. ``max_reads`` (default ``config.max_reads``) is the tag FIFO's depth.
     """
 
-    def __init__(self, config: AccelConfig, max_reads: int = MAX_READS):
-        self.max_reads = max_reads
+    def __init__(self, config: AccelConfig, max_reads: int | None = None):
+        self.max_reads = config.max_reads if max_reads is None else max_reads
+        self.addr_bits = word_addr_bits(config)
         word = stream.Signature(config.ext_data_bits)
         super().__init__({
             "fetch_cmd": In(stream.Signature(32)), "load_cmd": In(stream.Signature(32)),
@@ -157,7 +185,8 @@ class ReadArbiter(wiring.Component):
         choose_load = Mux(locked, grant_load, ~self.fetch_cmd.valid)
         m.d.comb += [
             self.rd_cmd.valid.eq(Mux(choose_load, self.load_cmd.valid, self.fetch_cmd.valid) & tags.w_rdy),
-            self.rd_cmd.payload.eq(Mux(choose_load, self.load_cmd.payload, self.fetch_cmd.payload)),
+            self.rd_cmd.payload[:self.addr_bits].eq(Mux(choose_load, self.load_cmd.payload[:self.addr_bits],
+                                                        self.fetch_cmd.payload[:self.addr_bits])),
             self.load_cmd.ready.eq(choose_load & self.rd_cmd.ready & tags.w_rdy),
             self.fetch_cmd.ready.eq(~choose_load & self.rd_cmd.ready & tags.w_rdy),
             tags.w_data.eq(choose_load),
@@ -191,10 +220,13 @@ class LoadUnit(wiring.Component):
         Its share of the read port (data always accepted).
     act_w, wgt_w, param_w : ``In(WritePort.Signature)``
         Buffer write ports (bus-word granularity).
+
+    ``max_reads`` (default ``config.max_reads``): reads it keeps in flight at most.
     """
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, max_reads: int | None = None):
         self.config = config
+        self.max_reads = config.max_reads if max_reads is None else max_reads
         self.specs = buffer_specs(config)
         members = {
             "cmd": In(stream.Signature(isa.Instruction)), "busy": Out(1),
@@ -224,12 +256,17 @@ class LoadUnit(wiring.Component):
         # isa.check keeps rows * row_len within the target buffer, so counters need no more bits.
         depth = max(c.act_buf_entries, c.wgt_buf_tiles, c.param_buf_entries)
         rows_left = Signal(range(depth))           # rows still to request after the current one
-        row_words = Signal(range(depth * max(max_words, c.param_entry_bytes * 8 // E) + 1))
-        word_in_row = Signal.like(row_words)
-        row_base = Signal(32)                      # word address of the current row
-        stride = Signal(32)                        # in words
+        # Bus words per row: isa.check keeps row_len within the target's depth.
+        word_in_row = Signal(range(max(c.act_buf_entries * words[isa.LoadTarget.ACT],
+                                       c.wgt_buf_tiles * words[isa.LoadTarget.WGT],
+                                       c.param_buf_entries * (c.param_entry_bytes * 8 // E))))
+        last_word = Signal.like(word_in_row)       # bus words per row - 1
+        WA = word_addr_bits(c)                     # legal rows lie below 2**ext_addr_bits
+        row_base = Signal(WA)                      # word address of the current row
+        stride = Signal(WA)                        # in words
         issuing = Signal()
-        outstanding = Signal(range(MAX_READS * 2 + 1))
+        outstanding = Signal(range(self.max_reads + 1))
+        full = Signal()                            # max_reads in flight after this cycle
         entry = Signal(max(self.specs[n].addr_width for n in ("act", "wgt", "param")))  # row written
         k = Signal(range(max_words))               # word within it
         wpe = Signal(range(max_words + 1))
@@ -241,9 +278,9 @@ class LoadUnit(wiring.Component):
             m.d.sync += [
                 target.eq(t), rows_left.eq(f.rows - 1), word_in_row.eq(0), issuing.eq(1),
                 row_base.eq(f.dram_addr >> _shift(c)), stride.eq(f.dram_stride >> _shift(c)),
-                row_words.eq(Mux(t == isa.LoadTarget.ACT, f.row_len * words[isa.LoadTarget.ACT],
-                                 Mux(t == isa.LoadTarget.WGT, f.row_len * words[isa.LoadTarget.WGT],
-                                     f.row_len * (c.param_entry_bytes * 8 // E)))),
+                last_word.eq(Mux(t == isa.LoadTarget.ACT, _last_word(f.row_len, words[isa.LoadTarget.ACT]),
+                                 Mux(t == isa.LoadTarget.WGT, _last_word(f.row_len, words[isa.LoadTarget.WGT]),
+                                     _last_word(f.row_len, c.param_entry_bytes * 8 // E)))),
                 wpe.eq(Mux(t == isa.LoadTarget.ACT, words[isa.LoadTarget.ACT],
                            Mux(t == isa.LoadTarget.WGT, words[isa.LoadTarget.WGT],
                                words[isa.LoadTarget.PARAM]))),
@@ -251,10 +288,11 @@ class LoadUnit(wiring.Component):
             ]
 
         # Requests: row by row, word by word.
-        m.d.comb += [self.rd_cmd.valid.eq(issuing), self.rd_cmd.payload.eq(row_base + word_in_row)]
+        m.d.comb += [self.rd_cmd.valid.eq(issuing & ~full),
+                     self.rd_cmd.payload.eq((row_base + word_in_row)[:WA])]
         issued = self.rd_cmd.valid & self.rd_cmd.ready
         with m.If(issued):
-            with m.If(word_in_row == row_words - 1):
+            with m.If(word_in_row == last_word):
                 m.d.sync += [word_in_row.eq(0), row_base.eq(row_base + stride), rows_left.eq(rows_left - 1)]
                 with m.If(rows_left == 0):
                     m.d.sync += issuing.eq(0)
@@ -264,7 +302,9 @@ class LoadUnit(wiring.Component):
         # Data: each word into its slice of the entry; entries are consecutive across rows.
         m.d.comb += self.rd_data.ready.eq(1)
         received = self.rd_data.valid & self.rd_data.ready
-        m.d.sync += outstanding.eq(outstanding + issued - received)
+        # `full` is a register so that rd_cmd.valid stays two flip-flops and a gate.
+        next_outstanding = outstanding + issued - received
+        m.d.sync += [outstanding.eq(next_outstanding), full.eq(next_outstanding == self.max_reads)]
         with m.If(received):
             with m.If(k == wpe - 1):
                 m.d.sync += [k.eq(0), entry.eq(entry + 1)]
@@ -341,13 +381,15 @@ class StoreUnit(wiring.Component):
         sram = Signal(max(self.specs["out"].addr_width, self.specs["acc"].addr_width))
         rd_rows_left = Signal(range(depth))
         rd_col = Signal(range(depth))
-        row_len = Signal(range(depth + 1))
+        last_col = Signal(range(depth))            # row_len - 1
         reading = Signal()
-        row_base = Signal(32)
-        stride = Signal(32)
+        WA = word_addr_bits(c)                     # legal rows lie below 2**ext_addr_bits
+        row_base = Signal(WA)
+        stride = Signal(WA)
         wr_rows_left = Signal(range(depth))
-        wr_word = Signal(range(depth * acc_words + 1))
-        row_words = Signal.like(wr_word)
+        # Bus words per row (row_len is within the source's depth; requantized: act_words each).
+        wr_word = Signal(range(max(c.out_buf_entries * act_words, c.acc_buf_entries * acc_words) + 1))
+        last_word = Signal.like(wr_word)           # bus words per row - 1
         writing = Signal()
         lane_block = Signal(3)
         zp_out = Signal(8)
@@ -379,10 +421,11 @@ class StoreUnit(wiring.Component):
                 with m.If(self.cmd.valid):
                     m.d.sync += [
                         source.eq(f.source), sram.eq(f.sram_addr), rd_rows_left.eq(f.rows - 1),
-                        rd_col.eq(0), row_len.eq(f.row_len),
+                        rd_col.eq(0), last_col.eq(f.row_len - 1),
                         row_base.eq(f.dram_addr >> _shift(c)), stride.eq(f.dram_stride >> _shift(c)),
                         wr_rows_left.eq(f.rows - 1), wr_word.eq(0),
-                        row_words.eq(Mux(f.source == S.ACC, f.row_len * acc_words, f.row_len * act_words)),
+                        last_word.eq(Mux(f.source == S.ACC, _last_word(f.row_len, acc_words),
+                                         _last_word(f.row_len, act_words))),
                         param_base.eq(base), lane_block.eq(f.lane_block),
                         zp_out.eq(f.zp_out), relu.eq(f.relu),
                     ]
@@ -425,7 +468,7 @@ class StoreUnit(wiring.Component):
             m.d.sync += chunk.eq(Mux(next_entry, 0, chunk + 1))
         with m.If(issue & next_entry):
             m.d.sync += sram.eq(sram + 1)
-            with m.If(rd_col == row_len - 1):
+            with m.If(rd_col == last_col):
                 m.d.sync += [rd_col.eq(0), rd_rows_left.eq(rd_rows_left - 1)]
                 with m.If(rd_rows_left == 0):
                     m.d.sync += reading.eq(0)
@@ -512,7 +555,7 @@ class StoreUnit(wiring.Component):
         m.d.comb += [
             self.wr.valid.eq(queue.r_rdy & writing),
             self.wr.payload.data.eq(words[k]),
-            self.wr.payload.addr.eq(row_base + wr_word),
+            self.wr.payload.addr.eq((row_base + wr_word)[:WA]),
             self.write_stall.eq(self.wr.valid & ~self.wr.ready),
         ]
         sent = self.wr.valid & self.wr.ready
@@ -521,7 +564,7 @@ class StoreUnit(wiring.Component):
         m.d.sync += credits.eq(credits + issue - popped)
         with m.If(sent):
             m.d.sync += k.eq(Mux(k == wpe - 1, 0, k + 1))
-            with m.If(wr_word == row_words - 1):
+            with m.If(wr_word == last_word):
                 m.d.sync += [wr_word.eq(0), row_base.eq(row_base + stride), wr_rows_left.eq(wr_rows_left - 1)]
                 with m.If(wr_rows_left == 0):
                     m.d.sync += writing.eq(0)

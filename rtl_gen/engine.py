@@ -20,7 +20,7 @@ or its wait flags; ``MEM_READ_STALL`` a read request not taken or a read in flig
 included (the controller's retired count, which is also its pc).
 """
 
-from amaranth.hdl import Cat, Module
+from amaranth.hdl import Cat, Module, Mux
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -75,6 +75,12 @@ class Engine(wiring.Component):
             "wr": Out(stream.Signature(write_layout(config))),
         })
 
+    def _mem_limit(self):
+        """``mem_bytes`` clamped to ``2**ext_addr_bits`` (:func:`sqzhw.isa.mem_limit`): the DMA's
+        address arithmetic has ``ext_addr_bits`` bits, so nothing past that is addressable."""
+        A = self.config.ext_addr_bits
+        return self.mem_bytes if A >= 32 else Mux(self.mem_bytes[A:] != 0, 1 << A, self.mem_bytes)
+
     def elaborate(self, platform):
         m = Module()
         # A compute unit with a `fault` output gets the controller's per-unit pc tracking.
@@ -90,7 +96,7 @@ class Engine(wiring.Component):
 
         m.d.comb += [
             ctrl.start.eq(self.start), ctrl.insn_addr.eq(self.insn_addr),
-            ctrl.insn_count.eq(self.insn_count), ctrl.mem_bytes.eq(self.mem_bytes),
+            ctrl.insn_count.eq(self.insn_count), ctrl.mem_bytes.eq(self._mem_limit()),
             ctrl.wr_lo.eq(self.wr_lo), ctrl.wr_hi.eq(self.wr_hi),
             self.busy.eq(ctrl.busy), self.done.eq(ctrl.done), self.error.eq(ctrl.error),
             self.error_pc.eq(ctrl.error_pc),

@@ -64,7 +64,11 @@ class AccelConfig:
         Operand and accumulator widths. Only 8/8/32 is implemented; they are here so the tag and the
         overflow check say so explicitly.
     ext_addr_bits : int
-        Byte-address width of external memory (ISA address fields are 32 bits).
+        Byte-address width of external memory, 10 to 32 (ISA address fields are 32 bits). The
+        LOAD/STORE address datapaths and the memory command addresses are this wide (less the
+        word's byte bits); the engine and the golden model treat a memory larger than
+        ``2**ext_addr_bits`` bytes as that size (:func:`sqzhw.isa.mem_limit`), so a legal access
+        always fits. Area only: not in :attr:`tag`.
     requant_lanes : int
         Lanes of the STORE unit's requantizer (each lane is four 16x16 multipliers and a 64-bit
         shifter). ``0`` (the default) means ``rows``: one activation entry per cycle. A smaller power
@@ -86,6 +90,11 @@ class AccelConfig:
         previous one is dispatched (saves ``4 x 128`` flip-flops and a 128-bit register on small
         FPGAs; the fetch's bus words then add to the front end's latency, see
         ``rtl_gen.control``). Throughput only: not in :attr:`tag`.
+    max_reads : int
+        Reads the engine keeps in flight on its external read port at most (the depth of the read
+        arbiter's tag FIFO), 1 to 64. ``16`` (the default) covers the ULX3S SDRAM path's latency; a
+        memory that never has more than ``n`` reads in flight (the iCEBreaker's SPRAM behind a
+        2-deep board arbiter) loses nothing with ``n``. Throughput only: not in :attr:`tag`.
     """
 
     name: str
@@ -106,6 +115,7 @@ class AccelConfig:
     add_unit: bool = True
     serial_products: bool = False
     fetch_depth: int = 4
+    max_reads: int = 16
 
     def __post_init__(self) -> None:
         def fail(field: str, rule: str) -> None:
@@ -127,8 +137,9 @@ class AccelConfig:
             fail("ext_data_bits", "must be a power of two from 8 to 512")
         if self.rows % self.ext_bytes:
             fail("ext_data_bits", f"must divide an activation entry ({self.rows} bytes)")
-        if self.ext_addr_bits != 32:
-            fail("ext_addr_bits", "ISA address fields are 32 bits")
+        if (not isinstance(self.ext_addr_bits, int) or isinstance(self.ext_addr_bits, bool)
+                or not 10 <= self.ext_addr_bits <= 32):
+            fail("ext_addr_bits", "must be an integer from 10 to 32 (ISA address fields are 32 bits)")
         for field in ("act_buf_entries", "out_buf_entries", "acc_buf_entries", "wgt_buf_tiles",
                       "param_buf_entries"):
             if getattr(self, field) > 1 << 16:
@@ -142,6 +153,9 @@ class AccelConfig:
         if (not isinstance(self.fetch_depth, int) or isinstance(self.fetch_depth, bool)
                 or not 0 <= self.fetch_depth <= 16):
             fail("fetch_depth", "must be an integer from 0 to 16")
+        if (not isinstance(self.max_reads, int) or isinstance(self.max_reads, bool)
+                or not 1 <= self.max_reads <= 64):
+            fail("max_reads", "must be an integer from 1 to 64")
         for field in ("add_unit", "serial_products"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "must be true or false")
@@ -204,8 +218,8 @@ class AccelConfig:
         """Identity of the hardware a program is compiled for (VTA style), e.g.
         ``16x16_i8w8a32_A8192_W1024_C4096_O4096_P128_M128``. Everything the compiled instruction
         stream depends on is in it (an engine without the ADD unit adds ``_noadd``); the clock,
-        the preset name and throughput-only knobs (``requant_lanes``, ``serial_products``) are
-        not."""
+        the preset name, throughput-only knobs (``requant_lanes``, ``serial_products``,
+        ``fetch_depth``, ``max_reads``) and ``ext_addr_bits`` are not."""
         return (f"{self.rows}x{self.cols}_i{self.act_bits}w{self.wgt_bits}a{self.acc_bits}"
                 f"_A{self.act_buf_entries}_W{self.wgt_buf_tiles}_C{self.acc_buf_entries}"
                 f"_O{self.out_buf_entries}_P{self.param_buf_entries}_M{self.ext_data_bits}"

@@ -63,7 +63,7 @@ from amaranth.lib import data, enum
 from .config import AccelConfig
 
 __all__ = [
-    "Access", "footprint", "entry_bytes", "dram_span", "max_padding",
+    "Access", "footprint", "entry_bytes", "dram_span", "mem_limit", "max_padding",
     "INSN_BITS", "INSN_BYTES", "Opcode", "Unit", "LoadTarget", "StoreSource", "ErrorCode", "Counter",
     "WaitFlags", "LoadFields", "StoreFields", "ConvFields", "MaxPoolFields", "GapFields", "AddFields",
     "ParamLane", "Payload", "Instruction", "UNIT_OF", "encode", "decode", "to_bytes", "from_bytes",
@@ -484,8 +484,9 @@ def max_padding(opcode: Opcode, kernel: int) -> int:
 
 def check(word: int, config: AccelConfig) -> Violation | None:
     """Static legality of one instruction for ``config`` (everything but DRAM ranges, which depend
-    on the memory the engine is given). The RTL decoder implements the same rules; this function is
-    their specification and the golden model's check.
+    on the memory the engine is given: :func:`mem_limit` bytes, checked by the golden model and
+    the engine). The RTL decoder implements the same rules; this function is their specification
+    and the golden model's check.
     """
     d = decode_fields(word)
     opcode = d.opcode
@@ -630,6 +631,13 @@ def dram_span(f: dict, entry_bytes: int) -> tuple[int, int]:
     """``[first, last + 1)`` byte span of a LOAD/STORE's strided rows in external memory."""
     lo = f["dram_addr"]
     return lo, lo + (f["rows"] - 1) * f["dram_stride"] + f["row_len"] * entry_bytes
+
+
+def mem_limit(config: AccelConfig, mem_bytes: int) -> int:
+    """Bytes of external memory an engine for ``config`` can address: ``mem_bytes``, at most
+    ``2**config.ext_addr_bits``. A read (LOAD, instruction fetch) reaching past it, or a write
+    past it, is ``DRAM_RANGE``; the engine clamps its ``mem_bytes`` input the same way."""
+    return min(mem_bytes, 1 << config.ext_addr_bits)
 
 
 def footprint(d: Decoded, config: AccelConfig) -> list[Access]:

@@ -96,3 +96,30 @@ def test_fetch_depth_default_and_tag():
     assert tiny.fetch_depth == 4
     assert AccelConfig.from_dict({**tiny.to_dict(), "fetch_depth": 0}).tag == tiny.tag  # throughput only
     assert load_config("icebreaker").fetch_depth == 0
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"ext_addr_bits": 9}, "ext_addr_bits"), ({"ext_addr_bits": 33}, "ext_addr_bits"),
+    ({"ext_addr_bits": True}, "ext_addr_bits"), ({"ext_addr_bits": 17.0}, "ext_addr_bits"),
+    ({"max_reads": 0}, "max_reads"), ({"max_reads": 65}, "max_reads"), ({"max_reads": True}, "max_reads"),
+])
+def test_address_and_read_knobs_validated(change, field):
+    values = {**load_config("tiny").to_dict(), **change}
+    with pytest.raises(ConfigError, match=f"{field} = "):
+        AccelConfig.from_dict(values)
+
+
+def test_address_and_read_knobs_defaults_and_tag():
+    from sqzhw.isa import mem_limit
+
+    tiny = load_config("tiny")
+    assert (tiny.ext_addr_bits, tiny.max_reads) == (32, 16)
+    for name in ("default", "ulx3s"):      # their engines (and cycle counts) stay as they were
+        assert (load_config(name).ext_addr_bits, load_config(name).max_reads) == (32, 16)
+    narrow = AccelConfig.from_dict({**tiny.to_dict(), "ext_addr_bits": 10, "max_reads": 1})
+    assert narrow.tag == tiny.tag                                   # area only
+    ice = load_config("icebreaker")
+    assert (ice.ext_addr_bits, ice.max_reads) == (17, 2)             # the 128 KiB SPRAM
+    # The one DRAM limit of the golden model and the engine: mem_bytes, at most 2**ext_addr_bits.
+    assert mem_limit(ice, 1 << 20) == 1 << 17 and mem_limit(ice, 4096) == 4096
+    assert mem_limit(tiny, (1 << 32) - 1) == (1 << 32) - 1

@@ -23,6 +23,7 @@ from sim import runner
 from sim.randprog import KINDS, fuzz_words, random_case
 from sqzhw import isa
 from sqzhw.config import load_config
+from sqzhw.golden.executor import Executor
 
 pytestmark = pytest.mark.rtl
 
@@ -39,7 +40,6 @@ def _need(simulator: str) -> None:
 
 
 def _golden(config, words, memory, wr_window, check_hazards=True):
-    from sqzhw.golden.executor import Executor
 
     image, insn_addr = runner.place_words(config, words, memory)
     result = Executor(config, image, wr_window, check_hazards=check_hazards).run(insn_addr, len(words))
@@ -131,6 +131,53 @@ def test_area_knobs_match_golden():
         assert r.writes_outside_window == 0
         assert_memory_equal(r.memory[:lo], expected[:lo], f"fuzz seed {seed} on {config.name}: below")
         assert_memory_equal(r.memory[hi:], expected[hi:], f"fuzz seed {seed} on {config.name}: above")
+
+
+def test_narrow_address_top_of_memory_matches_golden():
+    """``ext_addr_bits = 17`` (the iCEBreaker config): in a memory larger than 2**17 bytes the
+    engine (its mem_bytes clamped) and the golden model (``isa.mem_limit``) both see 2**17 bytes.
+    LOAD and STORE at the very top work; a LOAD or a STORE one word past it stops both with
+    DRAM_RANGE at the same instruction."""
+    _need("verilator")
+    config = load_config("icebreaker")
+    assert config.ext_addr_bits == 17
+    top, L, U = 1 << 17, config.act_entry_bytes, isa.Unit
+    rng = np.random.default_rng(17)
+    memory = bytearray(rng.integers(0, 256, top + 1024, dtype=np.uint8).tobytes())
+    enc = isa.encode
+    load_act = lambda sram, dram, **kw: enc(isa.Opcode.LOAD, target=isa.LoadTarget.ACT, sram_addr=sram,
+                                            dram_addr=dram, rows=1, row_len=1, **kw)
+    programs = {
+        "top": [
+            load_act(0, top - L),                                   # the last entry of the memory
+            load_act(1, 4096),
+            enc(isa.Opcode.MAXPOOL, wait={U.LOAD}, in_addr=0, in_h=1, in_w=2, blocks=1, out_h=1,
+                out_w=2, kernel=1, stride=1, out_addr=0),
+            enc(isa.Opcode.STORE, wait={U.COMPUTE}, source=isa.StoreSource.OUT, sram_addr=0,
+                dram_addr=top - 2 * L, rows=1, row_len=2),          # up to the last byte
+            load_act(2, top, wait={U.STORE}),                       # past the end: DRAM_RANGE
+            enc(isa.Opcode.END),
+        ],
+        "store past": [
+            enc(isa.Opcode.STORE, source=isa.StoreSource.OUT, sram_addr=0, dram_addr=top - L,
+                rows=1, row_len=2),                                 # one entry past the end
+            enc(isa.Opcode.END),
+        ],
+    }
+    # Instructions at the bottom (place_words would put them past 2**17); writes anywhere above.
+    wr_window = (1024, len(memory))
+    for name, words in programs.items():
+        image, _ = runner.place_words(config, words, memory, insn_addr=0)
+        golden = Executor(config, image, wr_window).run(0, len(words))
+        want_pc = 4 if name == "top" else 0
+        assert (golden.error, golden.error_pc) == (isa.ErrorCode.DRAM_RANGE, want_pc), golden.message
+        r = runner.run_words(config, words, memory, wr_window, insn_addr=0, simulator="verilator",
+                             latency=2, stall_pct=20, seed=5)
+        assert _status(r) == _status(golden), f"{name}: rtl {_status(r)}, golden {golden.message}"
+        assert r.writes_outside_window == 0
+        assert_memory_equal(r.memory, image, f"{name} on {config.name}", wr_window)
+        if name == "top":
+            assert image[top - 2 * L:top] == memory[top - L:top] + memory[4096:4096 + L]
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)

@@ -284,7 +284,8 @@ class Executor:
     config : AccelConfig
         The engine; buffer sizes come from it.
     memory : bytearray
-        External memory, modified in place by STOREs. Its length is ``mem_bytes``.
+        External memory, modified in place by STOREs. Its length is ``mem_bytes``; only its first
+        :func:`sqzhw.isa.mem_limit` bytes (``2**config.ext_addr_bits`` at most) are addressable.
     wr_window : (int, int)
         The writable byte window ``[lo, hi)``; a write outside it is ``DRAM_RANGE``. Default: all.
     check_hazards : bool
@@ -317,9 +318,10 @@ class Executor:
 
     def _read(self, mem: np.ndarray, f: dict, entry_bytes: int) -> np.ndarray:
         lo, hi = _dram_span(f, entry_bytes)
-        if hi > len(mem):
+        limit = isa.mem_limit(self.config, len(mem))
+        if hi > limit:
             raise _Fault(ErrorCode.DRAM_RANGE, f"read of bytes [{lo}, {hi}) past the end of the "
-                                               f"{len(mem)}-byte memory")
+                                               f"{limit}-byte memory")
         rows, row_bytes, stride = f["rows"], f["row_len"] * entry_bytes, f["dram_stride"]
         if rows == 1 or stride == row_bytes:
             return mem[lo:lo + rows * row_bytes].copy()
@@ -329,9 +331,10 @@ class Executor:
     def _write(self, mem: np.ndarray, f: dict, entry_bytes: int, data: np.ndarray) -> None:
         lo, hi = _dram_span(f, entry_bytes)
         wlo, whi = self.wr_window
-        if lo < wlo or hi > whi or hi > len(mem):
+        limit = isa.mem_limit(self.config, len(mem))
+        if lo < wlo or hi > whi or hi > limit:
             raise _Fault(ErrorCode.DRAM_RANGE, f"write of bytes [{lo}, {hi}) outside the writable "
-                                               f"window [{wlo}, {min(whi, len(mem))})")
+                                               f"window [{wlo}, {min(whi, limit)})")
         rows, row_bytes, stride = f["rows"], f["row_len"] * entry_bytes, f["dram_stride"]
         data = data.reshape(rows, row_bytes)
         if rows == 1 or stride == row_bytes:
@@ -477,9 +480,10 @@ class Executor:
                     raise _Fault(ErrorCode.FETCH_RANGE, f"instruction {pc} is past the instruction count "
                                                         f"{insn_count} (no END)")
                 addr = insn_base + pc * isa.INSN_BYTES
-                if insn_base % cfg.ext_bytes or addr < 0 or addr + isa.INSN_BYTES > len(mem):
+                limit = isa.mem_limit(cfg, len(mem))
+                if insn_base % cfg.ext_bytes or addr < 0 or addr + isa.INSN_BYTES > limit:
                     raise _Fault(ErrorCode.DRAM_RANGE, f"instruction fetch at byte {addr} outside the "
-                                                       f"{len(mem)}-byte memory")
+                                                       f"{limit}-byte memory")
                 word = int.from_bytes(mem[addr:addr + isa.INSN_BYTES].tobytes(), "little")
                 violation = _check(word, cfg)
                 if violation is not None:

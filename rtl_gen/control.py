@@ -99,12 +99,19 @@ class Checker(wiring.Component):
     ``blocks >= 1`` (a zero is ``BAD_FIELD`` earlier in the priority) a ``plane`` of ``2**w`` or more
     already exceeds the buffer. That keeps each such multiplier within one 18x18 DSP.
 
-    With ``AccelConfig.serial_products`` the four products are computed without multipliers, MSB
-    first with one adder each, saturated at the deepest buffer's bits (a sticky flag stands for
-    the high bits: a product only grows as bits are shifted in): stages 1 and 2 take
-    :data:`SERIAL_A_BITS` and :data:`SERIAL_B_BITS` cycles, started by a ``start`` pulse in the
-    clock edge that loads ``insn``; :attr:`code` is then valid :attr:`latency` = ``SERIAL_A_BITS +
-    SERIAL_B_BITS + 2`` edges after that edge (the controller reads it exactly then). The DRAM
+    With ``AccelConfig.serial_products`` there are no multipliers and no parallel span adders:
+    the two stage-1 products (``rows*row_len`` / ``in_h*in_w`` / ``blocks*pixels`` and
+    ``out_h*out_w``) are shift-and-add, MSB first, saturated at the deepest buffer's bits (a
+    sticky flag stands for the high bits: a product only grows as bits are shifted in), in
+    :data:`SERIAL_A_BITS` cycles started by a ``start`` pulse in the clock edge that loads
+    ``insn``. Every buffer span ``start + m * P > depth`` is then a serial-parallel multiply-add
+    compared serially with the depth (:data:`SERIAL_SPAN_BITS` bits per cycle, least significant
+    first, over :attr:`span_steps` cycles): during stage 1 the CONV weight and GAP accumulator
+    spans (``P`` a constant), after it the spans on the two products (the ``blocks`` factor is
+    the serial ``m``), all into one sticky flag (every span violation is ``BUF_RANGE`` after all
+    of its instruction's field rules). :attr:`code` is valid :attr:`latency` =
+    :attr:`serial_steps` + 2 edges after the ``start`` edge (the controller reads it exactly
+    then). The DRAM
     span of a LOAD/STORE is then checked bit-serially, least significant bits first, in the same
     cycles (:data:`SERIAL_DRAM_BITS` bits per cycle over :data:`SERIAL_DRAM_STEPS`, after one
     cycle that loads the row bytes into the accumulator): the end address comes out of a
@@ -144,8 +151,9 @@ class Checker(wiring.Component):
     LATENCY = 4
     #: Serial stage 1 iterates over the bits of rows / blocks / in_h / rows-1 / out_h (<= 10 bits).
     SERIAL_A_BITS = 10
-    #: Serial stage 2 iterates over the bits of cin_blocks / blocks (9 bits).
-    SERIAL_B_BITS = 9
+    #: The serial buffer-span checks take this many bits per cycle (2 would save 6 cycles of
+    #: decode latency for about 55 more LUTs).
+    SERIAL_SPAN_BITS = 1
     #: The serial DRAM range check takes this many bits per cycle ...
     SERIAL_DRAM_BITS = 2
     #: ... over this many cycles (34 bits: a 32-bit address plus a 32-bit span plus a row),
@@ -165,7 +173,15 @@ class Checker(wiring.Component):
         self.config = config
         #: Clock edges from the ``start`` edge (or stable inputs) to a valid :attr:`code`.
         #: Steps of the serial checker: products (A + B) and the DRAM span (1 + D) side by side.
-        self.serial_steps = max(self.SERIAL_A_BITS + self.SERIAL_B_BITS, self.SERIAL_DRAM_STEPS + 1)
+        c = config
+        span_bits = max(c.act_buf_entries, c.wgt_buf_tiles, c.param_buf_entries, c.out_buf_entries,
+                        c.lane_blocks * c.acc_buf_entries).bit_length()
+        #: Steps of one serial buffer-span check (SERIAL_SPAN_BITS bits each, least significant first).
+        self.span_steps = -(-span_bits // self.SERIAL_SPAN_BITS)
+        #: First step of the span checks on the products of stage 1 (after the first span check
+        #: and its latch step).
+        self.span_b0 = max(self.SERIAL_A_BITS, self.span_steps + 1)
+        self.serial_steps = max(self.span_b0 + self.span_steps + 1, self.SERIAL_DRAM_STEPS + 1)
         self.latency = self.serial_steps + 2 if config.serial_products else self.LATENCY
         super().__init__()
 
@@ -233,8 +249,8 @@ class Checker(wiring.Component):
         w_out = c.out_buf_entries.bit_length()
         # blocks * in_h*in_w (CONV/MAXPOOL) and blocks * out_h*out_w (MAXPOOL), valid when the
         # *_big flag is 0 (with serial products: saturated at the buffer's bits).
-        p3 = reg(w_act if serial else 9 + w_act)
-        p4 = reg(w_out if serial else 9 + w_out)
+        p3 = reg(9 + w_act)
+        p4 = reg(9 + w_out)
         p3_big, p4_big = reg(1), reg(1)
         f_mem, f_window = reg(1), reg(1)
         # The run's writable window, latched by `load_window` (no reset: it is loaded before use).
@@ -259,7 +275,7 @@ class Checker(wiring.Component):
                          f_window.eq((st.dram_addr < wr_lo) | (end > wr_hi))]
         else:
             # Shift-and-add, most significant multiplier bit first: x = 2*x + (bit ? b : 0).
-            A, B = self.SERIAL_A_BITS, self.SERIAL_B_BITS
+            A = self.SERIAL_A_BITS
             R, D = self.SERIAL_DRAM_BITS, self.SERIAL_DRAM_STEPS
             assert R * D >= 34
             N = self.serial_steps
@@ -335,8 +351,7 @@ class Checker(wiring.Component):
             m.d.comb += [f_mem.eq(gt_mem), f_window.eq(lt_lo | gt_hi)]
 
             with m.If(self.start):
-                m.d.sync += [step.eq(0), p1.eq(0), p1_big.eq(0), p2.eq(0), p2_big.eq(0),
-                             p3.eq(0), p4.eq(0), p3_big.eq(0), p4_big.eq(0)]
+                m.d.sync += [step.eq(0), p1.eq(0), p1_big.eq(0), p2.eq(0), p2_big.eq(0)]
             with m.Elif(step < A):
                 bit = (A - 1 - step)[:4]
                 take = p1_a.bit_select(bit, 1)
@@ -344,18 +359,107 @@ class Checker(wiring.Component):
                 take = sp_oh.bit_select(bit, 1)
                 m.d.sync += sat_step(p2, p2_big, take, sp_ow, w_max, wide(take, sp_ow))
                 m.d.sync += step.eq(step + 1)
-            with m.Elif(step < A + B):
-                # A plane of 2**w or more overflows the buffer whatever `blocks` (>= 1; a zero is
-                # BAD_FIELD earlier in the priority), so it sets the flag outright.
-                bit = (A + B - 1 - step)[:4]
-                take = sp_blocks.bit_select(bit, 1)
-                m.d.sync += sat_step(p3, p3_big, take, p1, w_act,
-                                     p1_big | (p1[w_act:] != 0 if w_max > w_act else 0))
-                m.d.sync += sat_step(p4, p4_big, take, p2, w_out,
-                                     p2_big | (p2[w_out:] != 0 if w_max > w_out else 0))
-                m.d.sync += step.eq(step + 1)
             with m.Elif(step < N):
                 m.d.sync += step.eq(step + 1)
+
+            # Buffer spans, bit-serially: every `start + m * P > depth` is a serial-parallel
+            # multiply-add (the serial operands `start` and `m` are fields of the instruction, read
+            # R bits per step, least significant first; `P` is parallel) compared serially with the
+            # constant depth, on the low T bits (2**T above every depth); a high bit of `start` or
+            # `m`, a carry left in the accumulator or a saturated `P` is over on its own. Unit 3
+            # runs twice: in stage 1 (P a constant) the CONV weight span, wgt_addr + cin_blocks*k*k,
+            # and the GAP accumulator span as blocks + K*acc_addr > K*depth (the same as
+            # acc_addr + ceil(blocks/K) > depth); then (P = p1) the LOAD/STORE span
+            # sram_addr + 1*p1 and the CONV/MAXPOOL/GAP input span in_addr + blocks*p1 (GAP: 1*p1).
+            # Unit 4 (P = p2) checks acc_addr + 1*p2 (CONV) and out_addr + blocks*p2 (MAXPOOL).
+            # Every span gives BUF_RANGE after all of its instruction's field rules, so one
+            # sticky flag holds them all.
+            S, B0 = self.span_steps, self.span_b0
+            R = self.SERIAL_SPAN_BITS
+            T = S * R
+            f_buf = reg(1)
+
+            # The step within a span check: a small counter of its own, so that each serial
+            # operand is an S-way mux of its bits (a bit select by `step` would be far wider).
+            sj = Signal(range(max(2, S)), reset_less=True)
+
+            def serial_bits(value, s0=None):   # s0: first step, for the reader only
+                """Bits R*sj .. R*sj+R-1 of value's low T bits."""
+                v = Cat(value[:T], Const(0, max(0, T - len(value))))
+                return [Cat(*(v[R * j + r] for j in range(S))).bit_select(sj, 1) for r in range(R)]
+
+            def hi(*values):
+                """Bits at T and above: a span over the buffer on their own."""
+                return Cat(*(v[T:] for v in values if len(v) > T)).any() if any(len(v) > T for v in values) else Const(0)
+
+            def unit(name, s_bits, m_bits, P, d_bits, active, clear):
+                acc = reg(len(P), name=f"span{name}_acc")
+                gt = reg(1, name=f"span{name}_gt")
+                a_, g = acc, gt
+                for r in range(R):
+                    total = a_ + Mux(m_bits[r], P, 0) + s_bits[r]
+                    e = total[0]
+                    a_ = total[1:][:len(P)]
+                    g = Mux(e ^ d_bits[r], e, g)
+                with m.If(clear):
+                    m.d.sync += [acc.eq(0), gt.eq(0)]
+                with m.Elif(active):
+                    m.d.sync += [acc.eq(a_), gt.eq(g)]
+                return gt | (acc != 0)
+
+            phase_a = step < S
+            latch_a = step == S
+            phase_b = (step >= B0) & (step < B0 + S)
+            latch_b = step == B0 + S
+            blocks_bits = serial_bits(sp_blocks, B0)
+            k2 = Mux(cv.kernel3, 9, 1)
+            # Unit 3, stage 1 (CONV, GAP) then stage 2 (LOAD, STORE, CONV, MAXPOOL, GAP).
+            s3 = [Mux(phase_a, Mux(is_conv, a_bit, g_bit), Mux(is_ls, l_bit, i_bit))
+                  for a_bit, g_bit, l_bit, i_bit in zip(serial_bits(cv.wgt_addr, 0),
+                                                        serial_bits(gp.blocks, 0),
+                                                        serial_bits(ld.sram_addr, B0),
+                                                        serial_bits(cv.in_addr, B0))]
+            first_b = sj == 0
+            m3 = [Mux(phase_a, Mux(is_conv, a_bit, g_bit),
+                      Mux(is_conv | is_mp, b_bit, first_b & (r == 0)))
+                  for r, (a_bit, g_bit, b_bit) in enumerate(zip(serial_bits(cv.cin_blocks, 0),
+                                                                serial_bits(gp.acc_addr, 0),
+                                                                blocks_bits))]
+            P3 = Mux(phase_a, Mux(is_conv, k2, K), p1)
+            load_depth_s = Mux(target == isa.LoadTarget.ACT.value, c.act_buf_entries,
+                               Mux(target == isa.LoadTarget.WGT.value, c.wgt_buf_tiles,
+                                   c.param_buf_entries))
+            store_depth_s = Mux(source == isa.StoreSource.OUT.value, c.out_buf_entries,
+                                c.acc_buf_entries)
+            depth_a = Mux(is_conv, c.wgt_buf_tiles, K * c.acc_buf_entries)
+            depth_b = Mux(opcode == Op.LOAD.value, load_depth_s,
+                          Mux(opcode == Op.STORE.value, store_depth_s, c.act_buf_entries))
+            d3 = [Mux(phase_a, a_bit, b_bit) for a_bit, b_bit in zip(serial_bits(depth_a, 0),
+                                                                   serial_bits(depth_b, B0))]
+            over3 = unit(3, s3, m3, P3, d3, phase_a | phase_b, self.start | latch_a)
+            # Unit 4, stage 2 (CONV, MAXPOOL).
+            s4 = [Mux(is_conv, a_bit, o_bit) for a_bit, o_bit in zip(serial_bits(cv.acc_addr, B0),
+                                                                    serial_bits(mp.out_addr, B0))]
+            m4 = [Mux(is_conv, first_b & (r == 0), b_bit) for r, b_bit in enumerate(blocks_bits)]
+            d4 = serial_bits(Mux(is_conv, c.acc_buf_entries, c.out_buf_entries), B0)
+            over4 = unit(4, s4, m4, p2, d4, phase_b, self.start)
+
+            hi_a = Mux(is_conv, hi(cv.wgt_addr, cv.cin_blocks), is_gap & hi(gp.blocks, gp.acc_addr))
+            hi_3b = Mux(is_ls, hi(ld.sram_addr), hi(cv.in_addr) | ((is_conv | is_mp) & hi(sp_blocks)))
+            hi_4b = Mux(is_conv, hi(cv.acc_addr), hi(mp.out_addr, sp_blocks))
+            with m.If(self.start | latch_a):
+                m.d.sync += sj.eq(0)
+            with m.Elif(phase_a | phase_b):
+                m.d.sync += sj.eq(sj + 1)
+            with m.If(self.start):
+                m.d.sync += f_buf.eq(0)
+            with m.Elif(latch_a):
+                m.d.sync += f_buf.eq(f_buf | ((is_conv | is_gap) & (over3 | hi_a)))
+            with m.Elif(latch_b):
+                m.d.sync += f_buf.eq(f_buf | ((is_ls | is_conv | is_mp | is_gap) & (over3 | hi_3b | p1_big))
+                                     | ((is_conv | is_mp) & (over4 | hi_4b | p2_big)))
+            assert 2 ** T > max(c.act_buf_entries, c.wgt_buf_tiles, c.param_buf_entries,
+                                c.out_buf_entries, K * c.acc_buf_entries)
 
         # Stage 3: one registered flag per range comparison.
         def over(start, count, depth, w=None):
@@ -377,11 +481,17 @@ class Checker(wiring.Component):
         room = Signal(range(-(1 << w_acc), c.acc_buf_entries + 1))
         m.d.comb += room.eq(c.acc_buf_entries - gp.acc_addr[:w_acc])
         flag = (lambda: Signal()) if serial else (lambda: reg(1))
-        f_load_buf, f_out_buf, f_acc_buf = flag(), flag(), flag()
-        f_in, f_wgt, f_acc, f_pool_out = flag(), flag(), flag(), flag()
-        f_gap_in, f_gap_acc, f_add = flag(), flag(), flag()
+        f_add = flag()
         w_load = max(c.act_buf_entries, c.wgt_buf_tiles, c.param_buf_entries).bit_length()
-        staged += [
+        if serial:
+            # One sticky flag from the serial span units (above) for every span but ADD's.
+            f_load_buf = f_out_buf = f_acc_buf = f_in = f_wgt = f_acc = f_pool_out = f_buf
+            f_gap_in = f_gap_acc = f_buf
+        else:
+            f_load_buf, f_out_buf, f_acc_buf = flag(), flag(), flag()
+            f_in, f_wgt, f_acc, f_pool_out = flag(), flag(), flag(), flag()
+            f_gap_in, f_gap_acc = flag(), flag()
+            staged += [
             f_load_buf.eq(p1_big | over(ld.sram_addr, p1, load_depth, w_load)),
             f_out_buf.eq(p1_big | over(st.sram_addr, p1, c.out_buf_entries)),
             f_acc_buf.eq(p1_big | over(st.sram_addr, p1, c.acc_buf_entries)),
@@ -391,6 +501,8 @@ class Checker(wiring.Component):
             f_pool_out.eq(p4_big | over(mp.out_addr, p4, c.out_buf_entries)),
             f_gap_in.eq(p1_big | over(gp.in_addr, p1, c.act_buf_entries)),
             f_gap_acc.eq((gp.acc_addr[w_acc:] != 0) | (room < 0) | (gp.blocks > room * K)),
+            ]
+        staged += [
             f_add.eq(over(ad.a_addr, ad.count, c.act_buf_entries)
                      | over(ad.b_addr, ad.count, c.act_buf_entries)
                      | over(ad.out_addr, ad.count, c.out_buf_entries)),

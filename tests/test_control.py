@@ -63,7 +63,8 @@ async def _settle(ctx, dut):
     assert ctx.get(dut.held.as_value()) == loaded
 
 
-@pytest.mark.parametrize("name", ["tiny", "default", "small", "icebreaker", "default+serial"])
+@pytest.mark.parametrize("name", ["tiny", "default", "small", "icebreaker", "default+serial", "tiny+serial",
+                                  "small+serial"])
 def test_checker_matches_isa_check(name):
     config = _config(name)
     dut = _CheckerBench(config)

@@ -154,7 +154,10 @@ def test_load_copy_store_out(stall, config):
         assert c["mem_write_stall"] == 0
     else:
         assert c["mem_write_stall"] > 0 and c["mem_read_stall"] > 0
-    assert c["dispatch_stall"] > 0     # the ADD and STORE waited for their predecessors
+    if config is CONFIG or stall:
+        # The ADD and STORE waited for their predecessors. (Without stalls the compact front end,
+        # a fetch and a 30-cycle serial check per instruction on tiny, outlasts these short instructions.)
+        assert c["dispatch_stall"] > 0
 
 
 def test_store_acc_and_requant():

@@ -29,7 +29,7 @@ from sqzhw.config import AccelConfig
 
 from .buffers import Buffers
 from .control import Controller
-from .counters import Counters, counters_layout
+from .counters import N_COUNTERS, Counters, counters_layout
 from .dma import LoadUnit, ReadArbiter, StoreUnit, write_layout
 
 __all__ = ["Engine"]
@@ -44,13 +44,18 @@ class Engine(wiring.Component):
     compute : wiring.Component, optional
         The compute unit; default :class:`rtl_gen.compute.ComputeUnit` ``(config)``. Tests may pass
         a stand-in with the same members (``cmd``, ``busy``, ``array_active``, buffer ports).
+    counters : bool
+        Keep the counters here (default). ``False`` (a board system that keeps them in a
+        :class:`~rtl_gen.counters.CounterRAM`): ``counters`` carries only ``INSNS``, and two more
+        outputs, ``counter_events`` (``N_COUNTERS``, ``INSNS`` = a retired instruction) and
+        ``counter_clear`` (1), feed the outside ones.
 
     Members
     -------
     See ``docs/architecture.md``, "Engine top level".
     """
 
-    def __init__(self, config: AccelConfig, compute: wiring.Component | None = None):
+    def __init__(self, config: AccelConfig, compute: wiring.Component | None = None, *, counters: bool = True):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"Engine takes an AccelConfig, not {config!r}")
         self.config = config
@@ -58,7 +63,9 @@ class Engine(wiring.Component):
             from .compute import ComputeUnit
             compute = ComputeUnit(config)
         self.compute = compute
-        super().__init__({
+        self.own_counters = counters
+        outside = {} if counters else {"counter_events": Out(N_COUNTERS), "counter_clear": Out(1)}
+        super().__init__({**outside,
             "start": In(1),
             "insn_addr": In(32),
             "insn_count": In(32),
@@ -92,7 +99,8 @@ class Engine(wiring.Component):
         m.submodules.compute = compute = self.compute
         m.submodules.buffers = bufs = Buffers(self.config)
         # INSNS is the controller's retired count (its pc), not a second register.
-        m.submodules.counters = counters = Counters(external=(isa.Counter.INSNS,))
+        if self.own_counters:
+            m.submodules.counters = counters = Counters(external=(isa.Counter.INSNS,))
 
         m.d.comb += [
             ctrl.start.eq(self.start), ctrl.insn_addr.eq(self.insn_addr),
@@ -134,8 +142,12 @@ class Engine(wiring.Component):
         events[C.DISPATCH_STALL.value] = ctrl.dispatch_stall
         events[C.MEM_READ_STALL.value] = arb.stall
         events[C.MEM_WRITE_STALL.value] = store.write_stall
-        m.d.comb += [counters.clear.eq(ctrl.clear), counters.events.eq(Cat(*events)),
-                     self.counters.eq(counters.counters),
-                     self.counters[C.INSNS.value].eq(ctrl.retired_count)]
+        events[C.INSNS.value] = ctrl.retired     # the retired count's increments (outside counters)
+        if self.own_counters:
+            m.d.comb += [counters.clear.eq(ctrl.clear), counters.events.eq(Cat(*events)),
+                         self.counters.eq(counters.counters)]
+        else:
+            m.d.comb += [self.counter_clear.eq(ctrl.clear), self.counter_events.eq(Cat(*events))]
+        m.d.comb += self.counters[C.INSNS.value].eq(ctrl.retired_count)
         return m
 

@@ -17,7 +17,8 @@ and ``WRITE_MEM``'s address) are read back from the payload buffer after the CRC
 being captured while the frame arrives; one CRC update serves both directions; addresses and counts
 are as wide as the memory and the largest frame need; one shift register holds the arguments, the
 words written and the reply words (a ``STATUS`` reply is sampled whole, ``READ_COUNTERS`` one
-counter at a time as its four bytes start, ``INFO`` is a byte ROM); the idle timer is an LFSR.
+counter at a time as its four bytes start); ``INFO``'s constant reply is stored in the payload
+buffer's block RAM after the payload (no byte ROM in logic); the idle timer is an LFSR.
 """
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal
@@ -28,6 +29,8 @@ from amaranth.lib.wiring import In, Out
 from sqzhw import isa, protocol
 from sqzhw.config import AccelConfig
 from sqzhw.protocol import Command, Status
+
+from .buffers import NO_INIT_ATTR
 
 __all__ = ["HostLink", "crc16_next"]
 
@@ -72,6 +75,9 @@ class HostLink(wiring.Component):
         Largest request payload (payload buffer depth; at most :data:`sqzhw.protocol.MAX_PAYLOAD`).
     idle_timeout : int
         Cycles without a byte after which a partial frame is dropped (a few byte times).
+    counter_port : bool
+        Read the counters one at a time through ``ctr_sel`` / ``ctr_value`` / ``ctr_valid`` (a
+        :class:`rtl_gen.counters.CounterRAM`) instead of the engine's 288-bit ``counters``.
 
     Members
     -------
@@ -84,13 +90,15 @@ class HostLink(wiring.Component):
     start, insn_addr, insn_count, mem_bytes, wr_lo, wr_hi : Out
         To the engine's inputs of the same names.
     busy, done, error, error_pc, counters : In
-        From the engine's outputs of the same names.
+        From the engine's outputs of the same names (``counters`` without ``counter_port``).
+    ctr_sel : Out(range(N)), ctr_value : In(32), ctr_valid : In(1)
+        With ``counter_port``: the counter to read, and its value in the cycles ``ctr_valid`` is high.
     engine_reset : Out(1)
         One-cycle pulse on ``RESET``.
     """
 
     def __init__(self, config: AccelConfig, mem_bytes: int, max_payload: int = protocol.MAX_PAYLOAD,
-                 idle_timeout: int = 10_000) -> None:
+                 idle_timeout: int = 10_000, *, counter_port: bool = False) -> None:
         if not 16 <= max_payload <= protocol.MAX_PAYLOAD:
             raise ValueError(f"max_payload must be 16..{protocol.MAX_PAYLOAD}, got {max_payload!r}")
         if max_payload % config.ext_bytes:
@@ -104,7 +112,11 @@ class HostLink(wiring.Component):
         self.mem_size = mem_bytes
         self.max_payload = max_payload
         self.idle_timeout = idle_timeout
+        self.counter_port = counter_port
         bits = config.ext_data_bits
+        n = len(isa.Counter)
+        counters = ({"ctr_sel": Out(range(n)), "ctr_value": In(32), "ctr_valid": In(1)} if counter_port
+                    else {"counters": In(data.ArrayLayout(32, n))})
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
@@ -121,7 +133,7 @@ class HostLink(wiring.Component):
             "done": In(1),
             "error": In(isa.ErrorCode),
             "error_pc": In(32),
-            "counters": In(data.ArrayLayout(32, len(isa.Counter))),
+            **counters,
             "engine_reset": Out(1),
         })
 
@@ -142,9 +154,15 @@ class HostLink(wiring.Component):
         wa_bits = max(1, a_bits - e_log)
         count_max = max(max_payload, reply_max)
 
-        m.submodules.buf = buf = Memory(shape=8, depth=max_payload, init=[])
+        # Written while a request arrives, read after it: never both in a cycle, so no read/write
+        # collision logic; the read register has no power-up value (as the block RAM's output).
+        # The INFO reply is a constant: its bytes sit in the same block RAM, after the payload.
+        m.submodules.buf = buf = Memory(shape=8, depth=max_payload + len(info), init=[0] * max_payload + list(info),
+                                        attrs={"no_rw_check": 1})
         wp = buf.write_port()
-        rp = buf.read_port()
+        rp = buf.read_port(domain="comb")
+        rp_data = Signal(8, reset_less=True, attrs={NO_INIT_ATTR: 1})
+        m.d.sync += rp_data.eq(rp.data)
 
         # request registers
         cmd = Signal(8)
@@ -211,7 +229,8 @@ class HostLink(wiring.Component):
         m.d.comb += [status_reply.busy.eq(self.busy), status_reply.done.eq(self.done),
                      status_reply.error.eq(self.error.as_value()), status_reply.error_pc.eq(self.error_pc)]
 
-        m.d.comb += [wp.addr.eq(idx), wp.data.eq(rx_byte), rp.addr.eq(idx)]
+        tx_info = Signal()                     # sending the INFO reply: read it from the buffer
+        m.d.comb += [wp.addr.eq(idx), wp.data.eq(rx_byte), rp.addr.eq(Mux(tx_info, idx + max_payload, idx))]
         idx_next = Signal.like(idx)            # one incrementer, also for the end-of-frame compares
         m.d.comb += idx_next.eq(idx + 1)
 
@@ -334,14 +353,14 @@ class HostLink(wiring.Component):
             with m.State("ARG_LATCH"):
                 m.d.sync += idx.eq(idx_next)
                 with m.If(is_cmd[Command.START]):
-                    m.d.sync += ctl.eq(Cat(ctl[8:], rp.data))
+                    m.d.sync += ctl.eq(Cat(ctl[8:], rp_data))
                     with m.If(idx == args_bytes - 1):
                         m.d.sync += self.start.eq(1)
                         respond(Status.OK)
                     with m.Else():
                         m.next = "ARG_FETCH"
                 with m.Else():
-                    m.d.sync += txsh.eq(Cat(txsh[8:], rp.data))
+                    m.d.sync += txsh.eq(Cat(txsh[8:], rp_data))
                     with m.If(idx == rw_args_bytes - 1):
                         m.next = "ADDR_CHECK"
                     with m.Else():
@@ -365,7 +384,7 @@ class HostLink(wiring.Component):
             with m.State("WR_FETCH"):
                 m.next = "WR_LATCH"
             with m.State("WR_LATCH"):
-                m.d.sync += [txsh.eq(Cat(txsh[8:], rp.data)), idx.eq(idx_next), k.eq(k + 1)]
+                m.d.sync += [txsh.eq(Cat(txsh[8:], rp_data)), idx.eq(idx_next), k.eq(k + 1)]
                 with m.If(k == e - 1):
                     m.next = "WR_ISSUE"
                 with m.Else():
@@ -388,10 +407,10 @@ class HostLink(wiring.Component):
                     m.next = "TX_HEADER"
             with m.State("TX_HEADER"):
                 m.d.comb += [self.tx.valid.eq(1), tx_crc.eq(1)]
-                with m.Switch(idx[:3]):
-                    for i, byte in enumerate((status, cmd, seq, resp_len[:8], resp_len[8:])):
-                        with m.Case(i):
-                            m.d.comb += self.tx.payload.eq(byte)
+                # status, cmd, seq, length (2 bytes): a mux tree, idx 5..7 never come
+                assert protocol.RESPONSE_HEADER_BYTES == 5
+                m.d.comb += self.tx.payload.eq(Mux(idx[2], resp_len[8:], Mux(idx[1], Mux(idx[0], resp_len[:8], seq),
+                                                                          Mux(idx[0], cmd, status))))
                 with m.If(tx_take):
                     m.d.sync += idx.eq(idx_next)
                     with m.If(idx == protocol.RESPONSE_HEADER_BYTES - 1):
@@ -404,15 +423,25 @@ class HostLink(wiring.Component):
                             m.next = "TX_LOAD"
             # A reply word into the shift register: the counters 4 bytes at a time (each counter is
             # sampled whole), STATUS in one piece.
+            # (INFO: one cycle for the buffer to read the next byte)
             with m.State("TX_LOAD"):
+                m.d.comb += tx_info.eq(is_cmd[Command.INFO])
+                m.next = "TX_PAYLOAD"
                 with m.If(is_cmd[Command.STATUS]):
                     m.d.sync += txsh.eq(status_reply.as_value())
                 with m.Elif(is_cmd[Command.READ_COUNTERS]):
-                    with m.Switch(idx[2:]):
-                        for i in range(n_counters):
-                            with m.Case(i):
-                                m.d.sync += txsh.eq(self.counters[i])
-                m.next = "TX_PAYLOAD"
+                    if self.counter_port:
+                        # wait for the counter RAM's round robin to reach this counter
+                        m.d.comb += self.ctr_sel.eq(idx[2:])
+                        with m.If(self.ctr_valid):
+                            m.d.sync += txsh.eq(self.ctr_value)
+                        with m.Else():
+                            m.next = "TX_LOAD"
+                    else:
+                        with m.Switch(idx[2:]):
+                            for i in range(n_counters):
+                                with m.Case(i):
+                                    m.d.sync += txsh.eq(self.counters[i])
             with m.State("TX_RDCMD"):
                 m.d.comb += [self.rd_cmd.valid.eq(1), self.rd_cmd.payload.eq(waddr)]
                 with m.If(self.rd_cmd.ready):
@@ -424,13 +453,8 @@ class HostLink(wiring.Component):
                     m.d.sync += txsh.eq(self.rd_data.payload)
                     m.next = "TX_PAYLOAD"
             with m.State("TX_PAYLOAD"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(txsh[:8]), tx_crc.eq(1)]
-                with m.If(is_cmd[Command.INFO]):
-                    # INFO is a constant: a byte ROM (the config tag's bytes)
-                    with m.Switch(idx):
-                        for i, byte in enumerate(info):
-                            with m.Case(i):
-                                m.d.comb += self.tx.payload.eq(byte)
+                m.d.comb += [self.tx.valid.eq(1), tx_crc.eq(1), tx_info.eq(is_cmd[Command.INFO]),
+                             self.tx.payload.eq(Mux(is_cmd[Command.INFO], rp_data, txsh[:8]))]
                 with m.If(tx_take):
                     m.d.sync += [idx.eq(idx_next), txsh.eq(txsh[8:])]
                     with m.If(idx_next == resp_len):
@@ -439,7 +463,7 @@ class HostLink(wiring.Component):
                     with m.Elif(reading):
                         with m.If(idx[:e_log] == e - 1 if e_log else C(1)):
                             m.next = "TX_RDCMD"
-                    with m.Elif(~is_cmd[Command.STATUS] & (idx[:2] == 3)):
+                    with m.Elif(is_cmd[Command.INFO] | (is_cmd[Command.READ_COUNTERS] & (idx[:2] == 3))):
                         m.next = "TX_LOAD"
             with m.State("TX_CRC"):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(Mux(idx[0], crc[:8], crc[8:]))]

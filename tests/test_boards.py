@@ -409,3 +409,16 @@ def test_ulx3s_bitstream_board_config(tmp_path):
     assert all(u["used"] <= u["available"] for u in util.values())
     assert report["fmax_sync_mhz"] is not None and report["fmax_sync_mhz"] >= config.clock_mhz, report["fmax"]
     assert report["timing_met"]
+
+
+def test_icebreaker_counts_in_a_counter_ram():
+    """The iCEBreaker system keeps the counters in a CounterRAM (the engine exports its events,
+    the host link reads one counter at a time); the other boards keep the engine's registers."""
+    ice = BoardTop(get_board("icebreaker"), load_config("icebreaker"), engine="real")
+    assert ice.system.ram_counters
+    assert "counter_events" in ice.system.engine.signature.members
+    assert "ctr_sel" in ice.system.hostlink.signature.members
+    other = BoardTop(get_board("ulx3s"), load_config("ulx3s"), engine="real")
+    assert not other.system.ram_counters
+    assert "counters" in other.system.hostlink.signature.members
+    assert "counter_events" not in other.system.engine.signature.members

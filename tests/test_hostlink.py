@@ -26,9 +26,11 @@ class HostLinkBench:
     """HostLink with Python models around it, stepped from plain Python (``run``)."""
 
     def __init__(self, config=CONFIG, stall: float = 0.3, seed: int = 0, engine_cycles: int = 50,
-                 latency: int = 3, engine_error: isa.ErrorCode = isa.ErrorCode.NONE) -> None:
+                 latency: int = 3, engine_error: isa.ErrorCode = isa.ErrorCode.NONE,
+                 counter_port: bool = False) -> None:
         self.config = config
-        self.dut = HostLink(config, MEM, max_payload=MAX_PAYLOAD, idle_timeout=IDLE)
+        self.counter_port = counter_port
+        self.dut = HostLink(config, MEM, max_payload=MAX_PAYLOAD, idle_timeout=IDLE, counter_port=counter_port)
         self.rng = np.random.default_rng(seed)
         self.memory = bytearray(MEM)
         self.to_dut: deque = deque()        # bytes, or ("gap", cycles)
@@ -44,7 +46,9 @@ class HostLinkBench:
         self.counter_values = [int(v) for v in self.rng.integers(0, 1 << 32, len(isa.Counter))]
         sim = Simulator(self.dut)
         sim.add_clock(PERIOD)
-        for bench in (self._feeder, self._sink, self._memory, self._engine):
+        self.live_counters = [0] * len(isa.Counter)
+        for bench in (self._feeder, self._sink, self._memory, self._engine) + (
+                (self._counter_ram,) if counter_port else ()):
             sim.add_testbench(bench)
         self.sim = sim
 
@@ -169,8 +173,23 @@ class HostLinkBench:
                     ctx.set(d.done, int(not failed))
                     ctx.set(d.error, self.engine_error)
                     ctx.set(d.error_pc, 17 if failed else 0)
-                    ctx.set(d.counters, self.counter_values)
+                    if self.counter_port:
+                        self.live_counters = list(self.counter_values)
+                    else:
+                        ctx.set(d.counters, self.counter_values)
             await ctx.tick()
+
+    async def _counter_ram(self, ctx):
+        """A CounterRAM's read port: ``ctr_valid`` once per 16-cycle round, garbage otherwise."""
+        d = self.dut
+        now = 0
+        while True:
+            sel = ctx.get(d.ctr_sel)
+            valid = now % 16 == sel
+            ctx.set(d.ctr_valid, int(valid))
+            ctx.set(d.ctr_value, self.live_counters[sel] if valid else int(self.rng.integers(0, 1 << 32)))
+            await ctx.tick()
+            now += 1
 
 
 def req(command, seq, payload=b""):
@@ -202,8 +221,10 @@ def test_info_write_read_roundtrip():
     assert r[3].payload == bytes(4) + data[:4]
 
 
-def test_start_status_counters_busy_and_repeat():
-    tb = HostLinkBench(seed=2, engine_cycles=3000)
+@pytest.mark.parametrize("counter_port", [False, True])
+def test_start_status_counters_busy_and_repeat(counter_port):
+    """(``counter_port``: the counters come one at a time from a CounterRAM-like read port.)"""
+    tb = HostLinkBench(seed=2, engine_cycles=3000, counter_port=counter_port)
     args = protocol.encode_start_args(0x40, 12, 0x100, 0x800)
     tb.send(req(Command.START, 10, args) + req(Command.STATUS, 11) + write_req(12, 0, bytes(4))
             + req(Command.START, 13, args) + req(Command.START, 13, args))
@@ -282,14 +303,14 @@ def test_dropped_byte_frame_is_dropped_not_executed():
     assert tb.memory[:16] == bytes(16) and tb.memory[16:20] == b"\x33" * 4
 
 
-@pytest.mark.parametrize("config", ["tiny", "icebreaker"])
-def test_matches_device_model_on_random_traffic(config):
+@pytest.mark.parametrize("config,counter_port", [("tiny", False), ("icebreaker", False), ("icebreaker", True)])
+def test_matches_device_model_on_random_traffic(config, counter_port):
     """Random requests mixed with garbage, corrupted and truncated frames: the gateware's
     responses equal the Python device model's byte for byte, and so does memory (4- and 2-byte
-    memory words)."""
+    memory words; the iCEBreaker's counter read port)."""
     config = load_config(config)
     rng = np.random.default_rng(11)
-    tb = HostLinkBench(config=config, seed=7, stall=0.2)
+    tb = HostLinkBench(config=config, seed=7, stall=0.2, counter_port=counter_port)
     model = DeviceModel(config, MEM, max_payload=MAX_PAYLOAD)
     model.memory[:] = tb.memory
     expected = bytearray()

@@ -197,3 +197,25 @@ def test_icebreaker_system_on_spram():
     assert acc.read(dst, n) == payload
     assert acc.read(src, n) == payload
     assert acc.counters()[isa.Counter.INSNS] == 4
+
+
+def test_ram_counters_read_the_same_counts():
+    """The iCEBreaker's counters in a block RAM beside the engine (``ram_counters``): after each of
+    two runs (the second clears the first's counts) READ_COUNTERS returns exactly what the
+    engine's own counter registers return for the same runs."""
+    cfg = load_config("icebreaker")
+    got = []
+    for ram_counters in (False, True):
+        top = boards_common.SystemTop(cfg, memory="spram", link="stream", mem_slice=False, engine="real",
+                                      ram_counters=ram_counters)
+        acc = Accelerator(SystemSimTransport(top, budget=400_000), cfg, retries=4)
+        src, dst, n = 0x8000, 0x1F000, 16 * cfg.cols
+        acc.write(src, bytes(range(n)))
+        runs = []
+        for rows, prog in ((4, 0x18000), (2, 0x18100)):
+            acc.write(prog, isa.pack_program(copy_program(src, dst, rows, 4)))
+            assert acc.execute(prog, 4, dst, dst + n).done
+            runs.append(acc.counters())
+        got.append(runs)
+    assert got[0] == got[1]
+    assert got[1][0][isa.Counter.INSNS] == 4 and got[1][0][isa.Counter.CYCLES] > got[1][1][isa.Counter.CYCLES] > 0

@@ -86,6 +86,12 @@ class AccelConfig:
         previous one is dispatched (saves ``4 x 128`` flip-flops and a 128-bit register on small
         FPGAs; the fetch's bus words then add to the front end's latency, see
         ``rtl_gen.control``). Throughput only: not in :attr:`tag`.
+    broadcast_array : bool
+        Systolic array for at most 2 rows (small FPGAs): each activation is broadcast to its
+        row's PEs, row 0's products go straight into row 1's adder, and each tile's weights are
+        read with its first pixel into the multipliers' input registers, so there are no weight
+        banks, no skew and no de-skew registers (latency ``rows + 1`` instead of ``rows + cols +
+        1``, no tile-switch bubble; see ``rtl_gen.array``). Throughput only: not in :attr:`tag`.
     """
 
     name: str
@@ -106,6 +112,7 @@ class AccelConfig:
     add_unit: bool = True
     serial_products: bool = False
     fetch_depth: int = 4
+    broadcast_array: bool = False
 
     def __post_init__(self) -> None:
         def fail(field: str, rule: str) -> None:
@@ -142,9 +149,11 @@ class AccelConfig:
         if (not isinstance(self.fetch_depth, int) or isinstance(self.fetch_depth, bool)
                 or not 0 <= self.fetch_depth <= 16):
             fail("fetch_depth", "must be an integer from 0 to 16")
-        for field in ("add_unit", "serial_products"):
+        for field in ("add_unit", "serial_products", "broadcast_array"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "must be true or false")
+        if self.broadcast_array and self.rows > 2:
+            fail("broadcast_array", f"needs rows <= 2 (rows = {self.rows}): rows are not skewed")
 
     # -- derived sizes -------------------------------------------------------------------------
 

@@ -72,7 +72,8 @@ def test_unknown_field(tmp_path):
     ({"requant_lanes": 3}, "requant_lanes"), ({"requant_lanes": 8}, "requant_lanes"),
     ({"requant_lanes": -1}, "requant_lanes"), ({"add_unit": 1}, "add_unit"),
     ({"fetch_depth": -1}, "fetch_depth"), ({"fetch_depth": 17}, "fetch_depth"),
-    ({"fetch_depth": True}, "fetch_depth"),
+    ({"fetch_depth": True}, "fetch_depth"), ({"broadcast_array": 1}, "broadcast_array"),
+    ({"broadcast_array": True}, "broadcast_array"),   # tiny has 4 rows: only <= 2 broadcast
 ])
 def test_area_knobs_validated(change, field):
     values = {**load_config("tiny").to_dict(), **change}
@@ -96,3 +97,11 @@ def test_fetch_depth_default_and_tag():
     assert tiny.fetch_depth == 4
     assert AccelConfig.from_dict({**tiny.to_dict(), "fetch_depth": 0}).tag == tiny.tag  # throughput only
     assert load_config("icebreaker").fetch_depth == 0
+
+
+def test_broadcast_array_default_and_tag():
+    tiny = load_config("tiny")
+    assert not tiny.broadcast_array
+    small = load_config("small")
+    assert AccelConfig.from_dict({**small.to_dict(), "broadcast_array": True}).tag == small.tag
+    assert load_config("icebreaker").broadcast_array

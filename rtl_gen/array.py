@@ -26,6 +26,18 @@ Timing contract (cycles are clock edges; "at cycle t" = presented during cycle t
   uses the new tile). With double buffering, a tile switch costs no bubble when the tile in between
   streams at least :attr:`SystolicArray.min_tile_cycles` ``= rows + cols - 2`` vectors.
 
+Broadcast variant (``SystolicArray(rows, cols, broadcast=True)``, ``rows <= 2``, for iCE40
+``SB_MAC16`` DSPs; ``AccelConfig.broadcast_array``): row ``r``'s activation goes to every PE of the
+row at once (no skew), row 0's registered products feed row 1's adder directly (no partial-sum
+register in row 0), and each PE has one weight, in the multiplier's input register: a tile on
+``w`` at cycle ``t`` (``w.bank`` is ignored) is used by the vector of cycle ``t`` and every later
+one. So ``LATENCY = rows + 1``, all ``cols`` sums leave together without a de-skew, and a tile
+switch never costs a bubble (:attr:`SystolicArray.min_tile_cycles` ``= 0``)::
+
+    a_reg <= a          w_reg <= w if w.valid else w_reg               (input registers)
+    prod  <= a_reg * w_reg                                             (multiplier register)
+    o     <= prod[0][c] + prod[1][c]   (rows = 2; rows = 1: o = prod)  (output register)
+
 Partial sums are ``psum_bits`` wide (enough for ``rows`` products of int8 x int8, proven from the
 operand ranges below), sign-extended to int32 at the output.
 """
@@ -57,6 +69,8 @@ class SystolicArray(wiring.Component):
         Input lanes (activation vector width).
     cols : int
         Output lanes (sums per vector).
+    broadcast : bool
+        The broadcast variant of the module docstring (``rows <= 2``).
 
     Members
     -------
@@ -70,15 +84,17 @@ class SystolicArray(wiring.Component):
         The sums of each valid input vector, :attr:`latency` cycles later, in input order.
     """
 
-    def __init__(self, rows: int, cols: int):
+    def __init__(self, rows: int, cols: int, broadcast: bool = False):
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"SystolicArray: {name} must be a positive integer, got {value!r}")
-        self.rows, self.cols = rows, cols
+        if broadcast and rows > 2:
+            raise ValueError(f"SystolicArray: broadcast needs rows <= 2, got {rows}")
+        self.rows, self.cols, self.broadcast = rows, cols, broadcast
         #: Cycles from an input vector to its sums on ``o``.
-        self.latency = rows + cols + 1
+        self.latency = rows + 1 if broadcast else rows + cols + 1
         #: Vectors a tile must stream for the next tile switch to cost no bubble.
-        self.min_tile_cycles = rows + cols - 2
+        self.min_tile_cycles = 0 if broadcast else rows + cols - 2
         #: Width of the partial sums inside the array.
         self.psum_shape = Shape.cast(range(_PROD_MIN * rows, _PROD_MAX * rows + 1))
         super().__init__({
@@ -92,6 +108,9 @@ class SystolicArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         rows, cols = self.rows, self.cols
+        if self.broadcast:
+            self._broadcast(m)
+            return m
 
         # Skew: row r enters r cycles late, with its bank bit.
         a_in, b_in = [], []
@@ -143,10 +162,40 @@ class SystolicArray(wiring.Component):
                 value = d
             m.d.comb += self.o.payload[c].eq(value)
 
+        self._valid(m)
+        return m
+
+    def _valid(self, m):
         valid = self.a.valid
         for k in range(self.latency):
             d = Signal(name=f"valid_d{k}")
             m.d.sync += d.eq(valid)
             valid = d
         m.d.comb += self.o.valid.eq(valid)
-        return m
+
+    def _broadcast(self, m):
+        rows, cols = self.rows, self.cols
+        prods = []
+        for r in range(rows):
+            row = []
+            for c in range(cols):
+                a_reg = Signal(signed(8), name=f"a_{r}_{c}", reset_less=True)
+                w_reg = Signal(signed(8), name=f"w_{r}_{c}", reset_less=True)
+                # Both rows' products meet in one adder, which either MAC may absorb: ``keep``
+                # stops yosys' ice40_dsp from also claiming the other MAC's product register as
+                # its C/D input register (it then drops that MAC and leaves C/D undefined).
+                prod = Signal(signed(16), name=f"prod_{r}_{c}", reset_less=True,
+                              attrs={"keep": 1} if rows == 2 else {})
+                m.d.sync += [a_reg.eq(self.a.payload.data[r]), prod.eq(a_reg * w_reg)]
+                with m.If(self.w.valid):   # the multiplier's input register with its hold input
+                    m.d.sync += w_reg.eq(self.w.payload.tile[r][c])
+                row.append(prod)
+            prods.append(row)
+        for c in range(cols):
+            if rows == 2:
+                psum = Signal(self.psum_shape, name=f"psum_{c}", reset_less=True)
+                m.d.sync += psum.eq(prods[0][c] + prods[1][c])
+            else:
+                psum = prods[0][c]
+            m.d.comb += self.o.payload[c].eq(psum)
+        self._valid(m)

@@ -25,7 +25,10 @@ uses weight bank ``j % 2``. The address generator walks ``(y, x) = (oy*s + ky - 
 ox*s + kx - pad_left)`` with adders only (no multiplier per pixel) and feeds ``pad_value`` for
 out-of-range taps. The weight loader reads tile ``j + 1`` into the idle bank while tile ``j``
 streams, as soon as tile ``j - 1`` has drained from the array (``rows + cols - 2`` cycles after its
-last pixel). Sums leave the array ``rows + cols + 1`` cycles after their pixel and are added to
+last pixel). With ``AccelConfig.broadcast_array`` (the array's broadcast variant, ``rows <= 2``) there is no
+loader: tile ``j``'s WGT entry is read with its first pixel and goes straight into the multipliers'
+input registers, so only the ACC read-modify-write gap (below) spaces tiles. Sums leave the array
+``LAT`` cycles after their pixel (``rows + cols + 1``; broadcast: ``rows + 1``) and are added to
 (``accumulate`` or a later tile) or written over (first tile without ``accumulate``) ACC entry
 ``acc_addr + oy*out_w + ox``. Read-modify-write hazard: the ACC read of pixel ``p`` of tile ``j+1``
 must come after the write of pixel ``p`` of tile ``j`` (2 cycles after its read), so consecutive
@@ -57,7 +60,8 @@ Cycle cost (cycles ``busy`` is high; ``D = rows + cols - 2``, ``LAT = rows + col
   ``N >= max(D, 3)``: no bubble at any tile switch, the array takes a pixel every cycle. Shorter
   tiles are limited by the weight double buffer (two consecutive tiles take at least ``N + D``
   cycles) and the ACC read-modify-write (3 cycles per tile); :func:`conv_cycles` gives the exact
-  count in every case.
+  count in every case. With ``broadcast_array``: ``T*N + LAT + 4`` (``LAT = rows + 1``) whenever
+  ``N >= 3``, shorter tiles start 3 cycles apart.
 * MAXPOOL: ``blocks*out_h*out_w*kernel**2 + 4``.
 * GAP: ``blocks*pixels + 5``.
 * ADD: ``2*count + Requantizer.LATENCY + 5``.
@@ -108,7 +112,7 @@ def setup_extra(config: AccelConfig | None) -> int:
 
 
 def _array_latency(config: AccelConfig) -> int:
-    return config.rows + config.cols + 1
+    return config.rows + 1 if config.broadcast_array else config.rows + config.cols + 1
 
 
 def conv_cycles(config: AccelConfig, cin_blocks: int, kernel3: bool, out_h: int, out_w: int) -> int:
@@ -120,6 +124,13 @@ def conv_cycles(config: AccelConfig, cin_blocks: int, kernel3: bool, out_h: int,
     # tile j-2's last pixel + d) and 3 cycles after tile j-1 started.
     load, first, last = {}, {}, {}
     cycle = 2 + setup_extra(config)  # first run cycle (after SETUP and SETUP2): the loader reads tile 0
+    if config.broadcast_array:
+        # Weights come with each tile's first pixel: only the ACC read-modify-write gap limits.
+        start = cycle
+        for j in range(tiles):
+            if j:
+                start = max(start + n, start + _MIN_TILE_GAP)
+        return start + n - 1 + _array_latency(config) + 3
     for j in range(tiles):
         load[j] = max(cycle if j == 0 else load[j - 1] + 1, last.get(j - 2, -10**9) + d)
         start = load[j] + 1
@@ -229,7 +240,7 @@ class ComputeUnit(wiring.Component):
         m = Module()
         cfg = self.config
         L, C, K = cfg.rows, cfg.cols, cfg.lane_blocks
-        m.submodules.array = array = SystolicArray(cfg.rows, cfg.cols)
+        m.submodules.array = array = SystolicArray(cfg.rows, cfg.cols, cfg.broadcast_array)
         assert array.latency == self.array_latency
         if cfg.add_unit:
             m.submodules.requant = rq = Requantizer(L)
@@ -410,74 +421,86 @@ class ComputeUnit(wiring.Component):
 
         # ============================== CONV ==============================================
         # Tile j streams once weight tile j is in bank j % 2: ``ahead`` = tiles loaded - tiles
-        # issued (0 to 2), so the tile index itself is never needed.
+        # issued (0 to 2), so the tile index itself is never needed (broadcast_array: no banks,
+        # waddr is the tile being streamed).
         running = state == _State.CONV
-        w_left = Signal(range(cfg.wgt_buf_tiles + 1))   # weight tiles still to load
-        waddr = Signal(w.wgt)                            # WGT entry the loader reads next
-        ahead = Signal(2)
-        pbank = Signal()        # bank of the tile being streamed
+        waddr = Signal(w.wgt)                            # WGT entry read next
         first_tile = Signal()
         since_first = Signal(range(_MIN_TILE_GAP + 1))
-        d_max = max(cfg.rows + cfg.cols - 2, 0)
-        drain = [Signal(range(d_max + 1), name=f"drain{i}") for i in range(2)]
         tile_last_pix = last[0] & last[1]
         gap_ok = ~first_step | first_tile | (since_first == _MIN_TILE_GAP)
-        c_issue = running & ~done & (ahead != 0) & gap_ok
-        wbank = pbank ^ ahead[0]
-        c_wload = running & (w_left != 0) & (ahead != 2) & (Mux(wbank, drain[1], drain[0]) == 0)
-        for i in range(2):
-            with m.If(drain[i] != 0):
-                m.d.sync += drain[i].eq(drain[i] - 1)
-        with m.If(take):   # the loader only runs in CONV, after SETUP
-            m.d.sync += [w_left.eq(Mux(n_conv.kernel3, (n_conv.cin_blocks << 3) + n_conv.cin_blocks,
-                                       n_conv.cin_blocks)),
-                         waddr.eq(n_conv.wgt_addr)]
+        with m.If(take):
+            m.d.sync += waddr.eq(n_conv.wgt_addr)
         with m.If(setup2):
-            m.d.sync += [ahead.eq(0), pbank.eq(0), first_tile.eq(1),
-                         since_first.eq(0), drain[0].eq(0), drain[1].eq(0)]
-        with m.If(c_wload):
-            m.d.sync += [w_left.eq(w_left - 1), waddr.eq(waddr + 1)]
-        with m.If(c_issue):
-            with m.If(first_step):
-                m.d.sync += since_first.eq(1)
-            with m.Elif(since_first != _MIN_TILE_GAP):
-                m.d.sync += since_first.eq(since_first + 1)
-            with m.If(tile_last_pix):
+            m.d.sync += [first_tile.eq(1), since_first.eq(0)]
+        if cfg.broadcast_array:
+            # The tile's weights are read with its first pixel and go straight into the array's
+            # multiplier registers (SystolicArray broadcast variant): no loader, no banks.
+            c_issue = running & ~done & gap_ok
+            with m.If(c_issue & tile_last_pix):
+                m.d.sync += [waddr.eq(waddr + 1), first_tile.eq(0)]
+        else:
+            w_left = Signal(range(cfg.wgt_buf_tiles + 1))   # weight tiles still to load
+            ahead = Signal(2)
+            pbank = Signal()        # bank of the tile being streamed
+            d_max = max(cfg.rows + cfg.cols - 2, 0)
+            drain = [Signal(range(d_max + 1), name=f"drain{i}") for i in range(2)]
+            c_issue = running & ~done & (ahead != 0) & gap_ok
+            wbank = pbank ^ ahead[0]
+            c_wload = running & (w_left != 0) & (ahead != 2) & (Mux(wbank, drain[1], drain[0]) == 0)
+            for i in range(2):
+                with m.If(drain[i] != 0):
+                    m.d.sync += drain[i].eq(drain[i] - 1)
+            with m.If(take):   # the loader only runs in CONV, after SETUP
+                m.d.sync += w_left.eq(Mux(n_conv.kernel3, (n_conv.cin_blocks << 3) + n_conv.cin_blocks,
+                                          n_conv.cin_blocks))
+            with m.If(setup2):
+                m.d.sync += [ahead.eq(0), pbank.eq(0), drain[0].eq(0), drain[1].eq(0)]
+            with m.If(c_wload):
+                m.d.sync += [w_left.eq(w_left - 1), waddr.eq(waddr + 1)]
+            with m.If(c_issue & tile_last_pix):
                 m.d.sync += [pbank.eq(~pbank), first_tile.eq(0), ahead.eq(ahead + c_wload - 1)]
                 for i in range(2):
                     with m.If(pbank == i):
                         m.d.sync += drain[i].eq(max(d_max - 1, 0))
             with m.Else():
                 m.d.sync += ahead.eq(ahead + c_wload)
-        with m.Else():
-            m.d.sync += ahead.eq(ahead + c_wload)
-            with m.If(running & (since_first != 0) & (since_first != _MIN_TILE_GAP)):
-                # Keep the saturating counter moving while the next tile waits for its weights.
+        with m.If(c_issue):
+            with m.If(first_step):
+                m.d.sync += since_first.eq(1)
+            with m.Elif(since_first != _MIN_TILE_GAP):
                 m.d.sync += since_first.eq(since_first + 1)
+        with m.Elif(running & (since_first != 0) & (since_first != _MIN_TILE_GAP)):
+            # Keep the saturating counter moving while the next tile waits.
+            m.d.sync += since_first.eq(since_first + 1)
 
         # Stage 1: ACT and WGT data arrive; into the array.
         meta = data.StructLayout({"valid": 1, "first": 1, "overwrite": 1, "last": 1})
         c1 = Signal(meta)
-        pad1, c1_bank = Signal(), Signal()
-        w1_valid, w1_bank = Signal(), Signal()
+        pad1 = Signal()
         m.d.sync += [
             c1.valid.eq(c_issue),
             c1.first.eq(first_step),
             c1.overwrite.eq(first_tile & ~accumulate),
             c1.last.eq(final),
             pad1.eq(~in_range),
-            c1_bank.eq(pbank),
-            w1_valid.eq(c_wload),
-            w1_bank.eq(wbank),
         ]
         m.d.comb += [
             array.a.valid.eq(c1.valid),
-            array.a.payload.bank.eq(c1_bank),
-            array.w.valid.eq(w1_valid),
-            array.w.payload.bank.eq(w1_bank),
             array.w.payload.tile.eq(self.wgt_r.data),
             self.array_active.eq(c1.valid),
         ]
+        if cfg.broadcast_array:
+            # A tile's first pixel brings its weights (c1.valid: only CONV pixels are valid).
+            m.d.comb += array.w.valid.eq(c1.valid & c1.first)
+        else:
+            c1_bank, w1_valid, w1_bank = Signal(), Signal(), Signal()
+            m.d.sync += [c1_bank.eq(pbank), w1_valid.eq(c_wload), w1_bank.eq(wbank)]
+            m.d.comb += [
+                array.a.payload.bank.eq(c1_bank),
+                array.w.valid.eq(w1_valid),
+                array.w.payload.bank.eq(w1_bank),
+            ]
         for r in range(L):
             m.d.comb += array.a.payload.data[r].eq(Mux(pad1, pad_value, act_data[r]))
 
@@ -531,7 +554,8 @@ class ComputeUnit(wiring.Component):
         g_run = Signal(data.ArrayLayout(signed(w.gap_sum), L))
         with m.If(g1_valid):
             for l in range(L):
-                m.d.sync += g_run[l].eq(Mux(g1_first, 0, g_run[l]) + act_data[l])
+                # The select after the adder shares the sum bit's LUT (see the ACC update below).
+                m.d.sync += g_run[l].eq(Mux(g1_first, act_data[l], g_run[l] + act_data[l]))
         # Stage 2: the ACC entry is on the read port and g_run holds the block's sum (the next
         # block's first entry only replaces it at the end of this cycle).
         g2_write, g2_last = Signal(), Signal()
@@ -556,9 +580,12 @@ class ComputeUnit(wiring.Component):
         all_blocks = (1 << K) - 1
         zero_old = Mux(g_on, ~accumulate, c_out.overwrite)
         for c in range(C):
-            m.d.sync += wr_data[c].eq(Mux(zero_old, 0, acc_old[c])
-                                      + Mux(g_on, g_run[c % L], array.o.payload[c]))
-        m.d.sync += [wr_valid.eq(Mux(g_on, g2_write, array.o.valid & c_out.valid)),
+            # Select after the adder, not before: on iCE40 the carry chain takes the raw operands
+            # and the select shares the sum bit's LUT (zero-gating acc_old would cost a LUT a bit).
+            new_c = Signal(signed(32), name=f"new{c}")
+            m.d.comb += new_c.eq(Mux(g_on, g_run[c % L], array.o.payload[c]))
+            m.d.sync += wr_data[c].eq(Mux(zero_old, new_c, acc_old[c] + new_c))
+        m.d.sync += [wr_valid.eq(Mux(g_on, g2_write, c_out.valid)),   # = array.o.valid
                      wr_last.eq(Mux(g_on, g2_last, c_out.last)),
                      wr_en.eq(Mux(g_on, Const(1, K) << g2_kb, all_blocks))]
 

@@ -95,6 +95,12 @@ class AccelConfig:
         arbiter's tag FIFO), 1 to 64. ``16`` (the default) covers the ULX3S SDRAM path's latency; a
         memory that never has more than ``n`` reads in flight (the iCEBreaker's SPRAM behind a
         2-deep board arbiter) loses nothing with ``n``. Throughput only: not in :attr:`tag`.
+    broadcast_array : bool
+        Systolic array for at most 2 rows (small FPGAs): each activation is broadcast to its
+        row's PEs, row 0's products go straight into row 1's adder, and each tile's weights are
+        read with its first pixel into the multipliers' input registers, so there are no weight
+        banks, no skew and no de-skew registers (latency ``rows + 1`` instead of ``rows + cols +
+        1``, no tile-switch bubble; see ``rtl_gen.array``). Throughput only: not in :attr:`tag`.
     """
 
     name: str
@@ -116,6 +122,7 @@ class AccelConfig:
     serial_products: bool = False
     fetch_depth: int = 4
     max_reads: int = 16
+    broadcast_array: bool = False
 
     def __post_init__(self) -> None:
         def fail(field: str, rule: str) -> None:
@@ -156,9 +163,11 @@ class AccelConfig:
         if (not isinstance(self.max_reads, int) or isinstance(self.max_reads, bool)
                 or not 1 <= self.max_reads <= 64):
             fail("max_reads", "must be an integer from 1 to 64")
-        for field in ("add_unit", "serial_products"):
+        for field in ("add_unit", "serial_products", "broadcast_array"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "must be true or false")
+        if self.broadcast_array and self.rows > 2:
+            fail("broadcast_array", f"needs rows <= 2 (rows = {self.rows}): rows are not skewed")
 
     # -- derived sizes -------------------------------------------------------------------------
 

@@ -559,3 +559,30 @@ def test_payload_only_read_at_handshake(add_unit):
     if add_unit:
         program.append(add(2, a_addr=4, b_addr=9, out_addr=3, param_addr=2))
     check(cfg, program, seed=21, scramble=True)
+
+
+@pytest.mark.parametrize("rows,cols", [(2, 2), (2, 4), (1, 2)])
+def test_broadcast_array(rows, cols):
+    """broadcast_array: weights read with each tile's first pixel (no loader), latency rows + 1;
+    single-pixel tiles, accumulate chains and the other opcodes stay bit-exact, busy cycles as
+    conv_cycles says (T*N + rows + 5 once N >= 3)."""
+    import dataclasses
+    cfg = dataclasses.replace(make_config(rows, cols), broadcast_array=True, serial_products=(cols == 4))
+    busy = check(cfg, [conv(3, 3, 1, 1, cin_blocks=3, kernel3=1, in_addr=0, wgt_addr=0, acc_addr=9),
+                       conv(1, 1, 1, 1, cin_blocks=4, in_addr=40, wgt_addr=30, acc_addr=9, accumulate=1),
+                       conv(5, 4, 3, 2, cin_blocks=2, kernel3=1, pad_top=1, pad_left=1, pad_value=-3,
+                            in_addr=1, wgt_addr=2, acc_addr=3),
+                       conv(2, 4, 2, 4, cin_blocks=2, kernel3=1, stride2=1, pad_top=2, pad_left=1,
+                            in_addr=60, wgt_addr=20, acc_addr=10, accumulate=1),
+                       maxpool(5, 5, 2, 2, in_addr=4, blocks=2), gap(6, 3, in_addr=7, acc_addr=1)],
+                 seed=rows + cols)
+    extra = 9 if cols == 4 else 0
+    assert busy[2] == 18 * 6 + rows + 5 + extra
+
+
+def test_broadcast_random_programs():
+    import dataclasses
+    cfg = dataclasses.replace(make_config(2, 4, act_buf_entries=96, wgt_buf_tiles=24, acc_buf_entries=24,
+                                          out_buf_entries=24), broadcast_array=True)
+    rng = random.Random(31)
+    check(cfg, [_random_insn(rng, cfg) for _ in range(6)], seed=31)

@@ -72,7 +72,8 @@ def test_unknown_field(tmp_path):
     ({"requant_lanes": 3}, "requant_lanes"), ({"requant_lanes": 8}, "requant_lanes"),
     ({"requant_lanes": -1}, "requant_lanes"), ({"add_unit": 1}, "add_unit"),
     ({"fetch_depth": -1}, "fetch_depth"), ({"fetch_depth": 17}, "fetch_depth"),
-    ({"fetch_depth": True}, "fetch_depth"),
+    ({"fetch_depth": True}, "fetch_depth"), ({"broadcast_array": 1}, "broadcast_array"),
+    ({"broadcast_array": True}, "broadcast_array"),   # tiny has 4 rows: only <= 2 broadcast
 ])
 def test_area_knobs_validated(change, field):
     values = {**load_config("tiny").to_dict(), **change}
@@ -123,3 +124,11 @@ def test_address_and_read_knobs_defaults_and_tag():
     # The one DRAM limit of the golden model and the engine: mem_bytes, at most 2**ext_addr_bits.
     assert mem_limit(ice, 1 << 20) == 1 << 17 and mem_limit(ice, 4096) == 4096
     assert mem_limit(tiny, (1 << 32) - 1) == (1 << 32) - 1
+
+
+def test_broadcast_array_default_and_tag():
+    tiny = load_config("tiny")
+    assert not tiny.broadcast_array
+    small = load_config("small")
+    assert AccelConfig.from_dict({**small.to_dict(), "broadcast_array": True}).tag == small.tag
+    assert load_config("icebreaker").broadcast_array

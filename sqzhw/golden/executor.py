@@ -111,7 +111,7 @@ class CycleModel:
     """Cycle estimate per instruction (the RTL's counters are the measurement; this is the model).
 
     * ``CONV``: ``cin_blocks*k*k*out_h*out_w`` array steps plus the array fill ``rows + cols +
-      conv_overhead``.
+      conv_overhead`` (``rows + conv_overhead`` with ``broadcast_array``).
     * ``LOAD``/``STORE``: external words moved (one per cycle) plus ``load_latency`` /
       ``store_latency``; a requantizing store reads one accumulator entry per cycle, or per
       ``rows // requant_lanes`` cycles with a lane-serial requantizer (``AccelConfig.store_lanes``).
@@ -154,8 +154,9 @@ class CycleModel:
             return self.store_latency + max(n * per_entry, n * config.act_entry_bytes // E)
         if op is Opcode.CONV:
             k = 3 if f["kernel3"] else 1
-            return (f["cin_blocks"] * k * k * f["out_h"] * f["out_w"] + config.rows + config.cols
-                    + self.conv_overhead)
+            # The broadcast array (AccelConfig.broadcast_array) fills in rows + 1 cycles, not rows + cols + 1.
+            fill = config.rows + (0 if config.broadcast_array else config.cols)
+            return f["cin_blocks"] * k * k * f["out_h"] * f["out_w"] + fill + self.conv_overhead
         if op is Opcode.MAXPOOL:
             return self.op_overhead + f["blocks"] * f["out_h"] * f["out_w"] * f["kernel"] ** 2
         if op is Opcode.GAP:

@@ -389,9 +389,10 @@ class SystemTop(wiring.Component):
         Words of memory for ``"bram"`` / ``"sdram-model"`` / ``"spram"`` (default: 64 KiB / 256 KiB /
         four blocks, 128 KiB).
     mem_slice : bool
-        A :class:`MemCommandSlice` between the arbiter and the memory (default). Without it (the
-        iCEBreaker at 25 MHz, where the path is short enough) the arbiter's tag FIFO is 2 deep, all
-        that a one-cycle on-chip memory has in flight.
+        A :class:`MemCommandSlice` between the arbiter and the memory (default; the arbiter's tag
+        FIFO is then ``min(16, max(4, config.max_reads))`` deep). Without it the tag FIFO is 2 deep,
+        all that a one-cycle on-chip memory has in flight (about 100 iCE40 logic cells less, a longer
+        combinational path from the engine into the memory).
     sdram_geometry, sdram_timing : for the SDRAM memories (default: the ULX3S part)
     sdram_read_delay : int or None
         The controller's ``read_delay`` (boards add their I/O registers).
@@ -518,7 +519,7 @@ class SystemTop(wiring.Component):
 
         # Memory: host link (master 0) and engine (master 1) onto one memory.
         addr_bits = max(1, (self.mem_words - 1).bit_length())
-        m.submodules.arbiter = arb = MemArbiter(2, cfg.ext_data_bits, max_reads=16 if self.mem_slice else 2,
+        m.submodules.arbiter = arb = MemArbiter(2, cfg.ext_data_bits, max_reads=min(16, max(4, cfg.max_reads)) if self.mem_slice else 2,
                                                 addr_bits=addr_bits)
         for i, master in enumerate((link, eng)):
             for port in mem_ports:
@@ -632,7 +633,7 @@ class BoardSpec:
         External memory size when ``memory`` is ``"bram"`` or ``"spram"``.
     mem_slice : bool
         Register slice between the memory arbiter and the memory (:class:`SystemTop`); needed for
-        timing on the ECP5 boards, not at the iCEBreaker's 25 MHz.
+        timing on the ECP5 boards, and it shortens the iCEBreaker's critical path too.
     ram_counters : bool
         Performance counters in a block RAM beside the engine (:class:`SystemTop`).
     leds : dict

@@ -422,3 +422,22 @@ def test_icebreaker_counts_in_a_counter_ram():
     assert not other.system.ram_counters
     assert "counters" in other.system.hostlink.signature.members
     assert "counter_events" not in other.system.engine.signature.members
+
+
+@pytest.mark.bitstream
+def test_icebreaker_bitstream_fits_and_meets_timing(tmp_path):
+    """The iCEBreaker's own config fits the UP5K (logic cells, block RAM, the 8 DSPs, the SPRAMs for
+    its external memory), places, routes and meets its clock: an area or timing regression in any
+    unit fails here."""
+    config = load_config(get_board("icebreaker").config)
+    report = build("icebreaker", None, tmp_path, engine="real")
+    assert report["tag"] == config.tag
+    util = report["utilization"]
+    assert all(u["used"] <= u["available"] for u in util.values()), util
+    assert util["ICESTORM_SPRAM"]["used"] == 4 and util["ICESTORM_DSP"]["used"] <= 8
+    assert (tmp_path / "icebreaker-icebreaker" / "top.bin").stat().st_size > 50_000
+    assert report["fmax_sync_mhz"] is not None and report["fmax_sync_mhz"] >= config.clock_mhz, report["fmax"]
+    assert report["timing_met"]
+    print(f"\nicebreaker: {util['ICESTORM_LC']['used']} of {util['ICESTORM_LC']['available']} logic cells, "
+          f"{util['ICESTORM_RAM']['used']} block RAMs, Fmax {report['fmax_sync_mhz']:.2f} MHz "
+          f"(target {config.clock_mhz:g}), {report['build_seconds']:.0f} s")

@@ -144,8 +144,8 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
         UART pins, bit by bit, at ``uart_divisor`` cycles per bit.
     memory : {"sdram-model", "bram", "spram"}
         External memory: the SDRAM controller on the cycle-level SDRAM model, block RAM, or the
-        iCEBreaker's single-port SPRAM blocks (behavioural, directly behind the arbiter as on that
-        board: no command slice).
+        iCEBreaker's single-port SPRAM blocks (behavioural, behind the arbiter and command slice as on
+        that board).
     mem_words : int, optional
         Words of simulated memory (a power of two; default 64 KiB worth, 128 KiB for ``"spram"``).
     uart_divisor : int, optional
@@ -304,7 +304,6 @@ def _build(config: AccelConfig, path: Path, options: dict, progress: Callable[[s
     progress(f"exporting SystemTop({config.name}, memory={options['memory']!r}, link={options['link']!r}) "
              f"to Verilog ...")
     top = SystemTop(config, memory=options["memory"], link=options["link"], mem_words=options["mem_words"],
-                    mem_slice=options["memory"] != "spram",
                     uart_divisor=options["uart_divisor"], engine=options["engine"])
     sdram_model = options["memory"] == "sdram-model"
     # The SDRAM model's storage (mem_words deep, the design's deepest memory) never gets a zero

@@ -31,7 +31,8 @@ a row holds ``store_lanes`` lanes of one entry, each lane only the bytes the eng
 multiplier, shift: :data:`PARAM_USED_BITS`) rounded up to whole bus words (:func:`param_lane_bits`);
 entry ``e`` is rows ``e*cols/store_lanes ..``, the lane group the requantizer takes in one cycle per
 row, and the ``param_r`` port of the compute unit is left unconnected (reads 0). The iCE40 build of
-a 2x2 engine keeps 64 entries in 5 block RAMs instead of 32.
+a 2x2 engine keeps 64 entries in 5 block RAMs instead of 32. The LOAD writes each multiplier's bit 31
+as 0 (:func:`sqzhw.quant.effective_params` ignores it), which the STORE's requantizer relies on.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def param_lane_bits(config: AccelConfig) -> int:
 
 def param_rows(config: AccelConfig, entry: int, value: int) -> dict[int, int]:
     """The PARAM memory rows that hold entry ``entry`` of external bytes ``value`` (an int, lane 0 in
-    the lowest bits), as the LOAD unit writes them (for tests that preset or read the buffer)."""
+    the lowest bits), as the LOAD unit writes them (for tests that preset or read the buffer).
+    Compact rows hold each multiplier's bit 31 (lane bit 63) as 0: no result depends on it."""
     if not compact_param(config):
         return {entry: value}
     group, lane_bits = config.store_lanes, param_lane_bits(config)
@@ -125,7 +127,7 @@ def param_rows(config: AccelConfig, entry: int, value: int) -> dict[int, int]:
         row = 0
         for j in range(group):
             lane = value >> (PARAM_LANE_BYTES * 8 * (r * group + j))
-            row |= (lane & ((1 << lane_bits) - 1)) << (j * lane_bits)
+            row |= (lane & ((1 << lane_bits) - 1) & ~(1 << 63)) << (j * lane_bits)
         rows[entry * per_entry + r] = row
     return rows
 

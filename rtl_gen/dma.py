@@ -28,7 +28,10 @@ queue holds activation-entry-sized chunks (``rows`` bytes): an ``ACC`` entry is 
 (``K = cols/rows``), one chunk each, as fast as the bus takes the words. The requantizer has ``AccelConfig.store_lanes`` lanes (``requant_lanes``; ``rows`` by
 default); with ``R < L`` lanes an entry goes through it in ``P = L / R`` consecutive cycles (lanes
 ``0..R-1`` first) and reads are issued ``P`` cycles apart, so it costs ``4*R`` multipliers instead of
-``4*L``.
+``4*L``. Each queue entry carries a tag (a second block RAM of the :class:`RamQueue`, written as the
+entry is read) marking the last entry of a row, so the write side keeps no row count: its address
+steps by one word, and to the next row's base after a tagged entry's last word. It is done when
+every entry read has been written (the queue credits).
 
 STORE cycles (no ``wr`` back-pressure): ``n = rows*row_len`` entries take ``n*words`` write cycles
 (``words`` = bus words per stored entry) for OUT and ACC, and ``n*max(P, words)`` for ACC_REQUANT,
@@ -92,18 +95,28 @@ class RamQueue(wiring.Component):
     written to that very address in the same cycle (the queue was empty after the pop) is taken
     from a bypass register instead, so the RAM need not be read-transparent.
 
+    With ``tag_width > 0`` each entry also has a tag, written ahead of it into a second block RAM:
+    the ``n``-th ``t_en`` writes the tag of the ``n``-th entry written, at least one cycle before
+    that entry's ``w_en``; the user keeps at most ``depth`` tags ahead of the reads. ``r_tag`` is the
+    head's tag while ``r_rdy``.
+
     Members
     -------
     w_data, w_en, w_rdy, r_data, r_en, r_rdy :
         As :class:`amaranth.lib.fifo.SyncFIFO`.
+    t_data, t_en, r_tag :
+        Tags (only with ``tag_width > 0``).
     """
 
-    def __init__(self, *, width: int, depth: int):
-        self.width, self.depth = width, depth
-        super().__init__({
+    def __init__(self, *, width: int, depth: int, tag_width: int = 0):
+        self.width, self.depth, self.tag_width = width, depth, tag_width
+        members = {
             "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
             "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
-        })
+        }
+        if tag_width:
+            members.update({"t_data": In(tag_width), "t_en": In(1), "r_tag": Out(tag_width)})
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -143,6 +156,19 @@ class RamQueue(wiring.Component):
             m.d.sync += w_ptr.eq(succ(w_ptr))
         with m.If(do_r):
             m.d.sync += r_ptr.eq(r_next)
+        if self.tag_width:
+            # Read at the same head address as the data; a tag is never read in the cycle it is
+            # written for its entry (the entry comes a cycle later), so no bypass is needed.
+            m.submodules.tags = tags = memory.Memory(shape=self.tag_width, depth=D, init=[],
+                                                     attrs={"ram_style": "block", "no_rw_check": 1})
+            twp, trp = tags.write_port(), tags.read_port(domain="comb")
+            t_ptr = Signal(range(D))
+            rd_tag = Signal(self.tag_width, reset_less=True, attrs={NO_INIT_ATTR: 1})
+            m.d.comb += [twp.addr.eq(t_ptr), twp.data.eq(self.t_data), twp.en.eq(self.t_en),
+                         trp.addr.eq(r_next), self.r_tag.eq(rd_tag)]
+            m.d.sync += rd_tag.eq(trp.data)
+            with m.If(self.t_en):
+                m.d.sync += t_ptr.eq(succ(t_ptr))
         return m
 
 
@@ -314,9 +340,16 @@ class LoadUnit(wiring.Component):
                         (isa.LoadTarget.PARAM, "param")):
             port = getattr(self, self.specs[name].writer)
             n = self.specs[name].width // E
+            slots = [self.rd_data.payload] * n
+            if compact and t == isa.LoadTarget.PARAM:
+                # Multiplier bit 31 (lane bit 63) is kept as 0: quant.effective_params ignores it,
+                # and the STORE's requantizer then needs no sign-fill (Requantizer m31_zero).
+                word, bit = divmod(63, E)
+                clear = Cat(self.rd_data.payload[:bit], Const(0, 1), self.rd_data.payload[bit + 1:])
+                slots = [clear if j % used_words == word else slots[j] for j in range(n)]
             m.d.comb += [
                 port.addr.eq(entry),
-                port.data.eq(Cat(*([self.rd_data.payload] * n))),
+                port.data.eq(Cat(*slots)),
             ]
             we = received & (target == t)
             if compact and t == isa.LoadTarget.PARAM:
@@ -386,11 +419,7 @@ class StoreUnit(wiring.Component):
         WA = word_addr_bits(c)                     # legal rows lie below 2**ext_addr_bits
         row_base = Signal(WA)
         stride = Signal(WA)
-        wr_rows_left = Signal(range(depth))
-        # Bus words per row (row_len is within the source's depth; requantized: act_words each).
-        wr_word = Signal(range(max(c.out_buf_entries * act_words, c.acc_buf_entries * acc_words) + 1))
-        last_word = Signal.like(wr_word)           # bus words per row - 1
-        writing = Signal()
+        wr_addr = Signal(WA)                       # word address of the next write
         lane_block = Signal(3)
         zp_out = Signal(8)
         relu = Signal()
@@ -406,13 +435,16 @@ class StoreUnit(wiring.Component):
         else:
             base = f.param_addr
         # Never stalled (the queue has room for every read) and zp_out/relu are the instruction's.
-        m.submodules.requant = rq = Requantizer(R, stall=False, per_vector=False)
+        # A compact PARAM buffer holds multiplier bit 31 as 0 (LoadUnit clears it).
+        m.submodules.requant = rq = Requantizer(R, stall=False, per_vector=False, m31_zero=compact)
         # The queue holds activation-entry-sized chunks: an ACC entry is read 4*K times, one chunk
         # each (as fast as the bus takes them), so the queue is not acc-entry wide.
         width = c.act_entry_bytes * 8
         chunks = acc_words // act_words            # = 4 * K
         # In a block RAM: as flip-flops the queue costs an iCE40 logic cell per bit.
-        m.submodules.queue = queue = RamQueue(width=width, depth=self.queue_depth)
+        # Each entry's tag says whether it ends a row (set as it is read): the write side needs no
+        # row counting of its own.
+        m.submodules.queue = queue = RamQueue(width=width, depth=self.queue_depth, tag_width=1)
         credits = Signal(range(self.queue_depth + 1))    # entries read and not yet fully written out
 
         with m.FSM(name="store"):
@@ -423,27 +455,26 @@ class StoreUnit(wiring.Component):
                         source.eq(f.source), sram.eq(f.sram_addr), rd_rows_left.eq(f.rows - 1),
                         rd_col.eq(0), last_col.eq(f.row_len - 1),
                         row_base.eq(f.dram_addr >> _shift(c)), stride.eq(f.dram_stride >> _shift(c)),
-                        wr_rows_left.eq(f.rows - 1), wr_word.eq(0),
-                        last_word.eq(Mux(f.source == S.ACC, _last_word(f.row_len, acc_words),
-                                         _last_word(f.row_len, act_words))),
+                        wr_addr.eq(f.dram_addr >> _shift(c)),
                         param_base.eq(base), lane_block.eq(f.lane_block),
                         zp_out.eq(f.zp_out), relu.eq(f.relu),
                     ]
                     with m.If(f.source == S.ACC_REQUANT):
                         m.next = "PARAM"
                     with m.Else():
-                        m.d.sync += [reading.eq(1), writing.eq(1)]
+                        m.d.sync += reading.eq(1)
                         m.next = "RUN"
             with m.State("PARAM"):
                 # Two cycles before the first read (param_rs addresses the first lane group).
                 m.next = "PARAM_DATA"
             with m.State("PARAM_DATA"):
-                m.d.sync += [reading.eq(1), writing.eq(1)]
+                m.d.sync += reading.eq(1)
                 m.next = "RUN"
             with m.State("RUN"):
-                with m.If(~reading & ~writing):
+                # Done when everything read has been written (credits count those entries).
+                with m.If(~reading & (credits == 0)):
                     m.next = "IDLE"
-        m.d.comb += self.busy.eq(reading | writing | ~self.cmd.ready)
+        m.d.comb += self.busy.eq(reading | (credits != 0) | ~self.cmd.ready)
         # busy above counts PARAM/PARAM_DATA too (cmd.ready is low outside IDLE).
 
         # -- reads, against queue credits ------------------------------------------------------------
@@ -466,6 +497,8 @@ class StoreUnit(wiring.Component):
         next_entry = (source != S.ACC) | (chunk == chunks - 1)
         with m.If(issue & (source == S.ACC)):
             m.d.sync += chunk.eq(Mux(next_entry, 0, chunk + 1))
+        # Every read becomes one queue entry, in order: its tag marks the last of a row.
+        m.d.comb += [queue.t_en.eq(issue), queue.t_data.eq(next_entry & (rd_col == last_col))]
         with m.If(issue & next_entry):
             m.d.sync += sram.eq(sram + 1)
             with m.If(rd_col == last_col):
@@ -526,10 +559,20 @@ class StoreUnit(wiring.Component):
             # is issued, and reads are P apart; the requantizer never stalls).
             groups = data.ArrayLayout(data.ArrayLayout(32, R), P)
             feed = Signal(range(P))                # group fed next (0: none pending)
-            with m.If(rvalid & requant):
-                m.d.sync += feed.eq(1)
-            with m.Elif(feed != 0):
-                m.d.sync += feed.eq(feed + 1)      # wraps to 0 after group P-1 (P is a power of 2)
+            feed_next = Signal.like(feed)          # wraps to 0 after group P-1 (P is a power of 2)
+            m.d.comb += feed_next.eq(Mux(rvalid & requant, 1, Mux(feed != 0, feed + 1, 0)))
+            m.d.sync += feed.eq(feed_next)
+            group_in = groups(mine.as_value())[feed]
+            if P <= 4:
+                # A group holds whole chunks (cpg of them): one group mux serves the requantizer and
+                # the ACC chunk, with a registered select (no logic in front of the wide mux).
+                cpg = 4 // P
+                gsel = Signal(range(K * P))
+                m.d.sync += gsel.eq(Mux(requant, lane_block * P + feed_next if K > 1 else feed_next,
+                                        chunk // cpg))
+                group_in = data.ArrayLayout(data.ArrayLayout(32, R), K * P)(self.acc_rs.data)[gsel]
+                acc_chunk = (data.ArrayLayout(width, cpg)(group_in.as_value())[chunk_rd[:cpg.bit_length() - 1]]
+                             if cpg > 1 else group_in.as_value())
             if not compact:
                 params_now = data.ArrayLayout(data.ArrayLayout(isa.ParamLane, R), P)(params)[feed]
             # Results leave in group order: shift them into one entry, lowest lanes first.
@@ -541,7 +584,7 @@ class StoreUnit(wiring.Component):
                 m.d.sync += [assembled.eq(entry), out_part.eq(out_part + 1)]
             m.d.comb += [
                 rq.i.valid.eq((rvalid & requant) | (feed != 0)),
-                rq.i.payload.acc.eq(groups(mine.as_value())[feed]),
+                rq.i.payload.acc.eq(group_in),
                 rq.i.payload.params.eq(params_now),
                 queue.w_en.eq(Mux(requant, rq.o.valid & last_part, rvalid)),
                 queue.w_data.eq(Mux(requant, entry,
@@ -553,9 +596,9 @@ class StoreUnit(wiring.Component):
         wpe = act_words
         words = data.ArrayLayout(E, width // E)(queue.r_data)
         m.d.comb += [
-            self.wr.valid.eq(queue.r_rdy & writing),
+            self.wr.valid.eq(queue.r_rdy),
             self.wr.payload.data.eq(words[k]),
-            self.wr.payload.addr.eq((row_base + wr_word)[:WA]),
+            self.wr.payload.addr.eq(wr_addr),
             self.write_stall.eq(self.wr.valid & ~self.wr.ready),
         ]
         sent = self.wr.valid & self.wr.ready
@@ -564,10 +607,8 @@ class StoreUnit(wiring.Component):
         m.d.sync += credits.eq(credits + issue - popped)
         with m.If(sent):
             m.d.sync += k.eq(Mux(k == wpe - 1, 0, k + 1))
-            with m.If(wr_word == last_word):
-                m.d.sync += [wr_word.eq(0), row_base.eq(row_base + stride), wr_rows_left.eq(wr_rows_left - 1)]
-                with m.If(wr_rows_left == 0):
-                    m.d.sync += writing.eq(0)
+            with m.If(popped & queue.r_tag):       # the row's last word: on to the next row
+                m.d.sync += [row_base.eq(row_base + stride), wr_addr.eq(row_base + stride)]
             with m.Else():
-                m.d.sync += wr_word.eq(wr_word + 1)
+                m.d.sync += wr_addr.eq(wr_addr + 1)
         return m

@@ -18,16 +18,18 @@ is valid and not ready, so ``i.ready`` is ``~o.valid | o.ready``):
    of ``s`` unsigned and ``corr = (s < 0) ? m_lo : 0`` restores the sign in stage 3;
 3. ``plo = ll + (lh << 16)``, ``phi = hl + ((hh - corr) << 16)``; 4. ``p = plo + (phi << 16)``:
    the exact product (63 bits signed);
-5. of ``2*p >> (shift & 56)`` only the 19 low bits (all the fine shift can reach) and whether any
-   bit above them differs from the sign; 6. ``>> (shift & 7)``, saturated to 12 bits (``w``);
+5. of ``2*p >> (shift & 56)`` only the 17 low bits (all the fine shift can reach) and whether any
+   bit above them differs from the sign; 6. ``>> (shift & 7)``, saturated to 10 bits (``w``);
 7. ``y = clamp(((w + 1) >> 1) + zp_out, zp_out if relu else -128, 127)``.
 
 Every register is as wide as its operand's exact range (no 64-bit intermediate is registered).
 
 ``((2p >> n) + 1) >> 1`` equals ``(p + ((1 << n) >> 1)) >> n`` for every ``n >= 0`` (floor of a floor),
 so rounding is half toward +infinity exactly as :func:`sqzhw.quant.round_shift`, with no 64-bit
-rounding adder in front of the barrel shifter. Saturating ``w`` to ``[-2048, 2047]`` changes no
-result: ``w >= 2047`` gives ``y = 127`` and ``w <= -2048`` gives ``y = lo`` for every ``zp_out``.
+rounding adder in front of the barrel shifter. Saturating ``w`` to ``[-512, 511]`` changes no
+result: ``w >= 509`` gives ``y = 127`` and ``w <= -512`` gives ``y = lo`` for every ``zp_out``
+(``-128 <= zp_out <= 127``). Stage 7 adds ``2*zp_out + 1`` and halves (one adder), and compares
+without a comparator: with ReLU ``total < zp_out`` is ``w <= -2``.
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ class Requantizer(wiring.Component):
         ``True`` (the default): ``zp_out`` and ``relu`` travel with each vector. ``False``: they are
         taken from the input at the last stage, so they must be held while vectors are in the pipe
         (a STORE instruction's constants).
+    m31_zero : bool
+        ``True``: the user guarantees bit 31 of every multiplier field is 0 (the STORE's compact
+        PARAM buffer, whose LOAD clears it), so ``s_hi * m_hi`` takes multiplier bits 31:16 as one
+        signed register that yosys moves whole into the SB_MAC16 (a zero-extended 15-bit one
+        stays in logic cells). ``False`` (the default): bit 31 is ignored, as
+        :func:`sqzhw.quant.effective_params` says.
 
     Members
     -------
@@ -80,13 +88,15 @@ class Requantizer(wiring.Component):
     #: Register stages from an input handshake to the output (without back-pressure).
     LATENCY = 7
 
-    def __init__(self, config_or_lanes: AccelConfig | int, *, stall: bool = True, per_vector: bool = True):
+    def __init__(self, config_or_lanes: AccelConfig | int, *, stall: bool = True, per_vector: bool = True,
+                 m31_zero: bool = False):
         lanes = config_or_lanes.rows if isinstance(config_or_lanes, AccelConfig) else config_or_lanes
         if not isinstance(lanes, int) or lanes <= 0:
             raise ValueError(f"Requantizer: lanes must be a positive integer, got {lanes!r}")
         self.lanes = lanes
         self.stall = stall
         self.per_vector = per_vector
+        self.m31_zero = m31_zero
         super().__init__({
             "i": In(stream.Signature(requant_input_layout(lanes))),
             "o": Out(stream.Signature(data.ArrayLayout(signed(8), lanes))),
@@ -120,6 +130,8 @@ class Requantizer(wiring.Component):
         else:
             zp_last, relu_last = self.i.payload.zp_out, self.i.payload.relu
 
+        WB = 10            # w's bits: saturating w to them changes no result (module docstring)
+        WIN = WB + 7       # the coarse window: all the fine shift (0..7) can reach
         for j in range(self.lanes):
             lane = self.i.payload.params[j]
             # quant.effective_params: shift clamped to MAX_SHIFT, multiplier bits 30:0 (below).
@@ -135,6 +147,7 @@ class Requantizer(wiring.Component):
             s = reg(signed(32), "s")
             m_lo = reg(unsigned(16), "m_lo")   # two registers: yosys moves m_hi's into the DSPs
             m_hi = reg(unsigned(15), "m_hi")
+            m_hi_s = reg(signed(16), "m_hi_s") if self.m31_zero else m_hi
             # 2: partial products (the DSP pipeline registers). Each is one whole 16x16 product of
             # operands of one signedness, so no DSP is split into a DSP plus fabric logic: hl takes
             # the high half of s as unsigned, and corr (s < 0 ? m_lo : 0) makes hh3 signed again.
@@ -150,12 +163,12 @@ class Requantizer(wiring.Component):
             plo = reg(unsigned(48), "plo")
             phi = reg(signed(48), "phi")
             prod = reg(signed(63), "prod")                    # |s * M| < 2**62
-            # 5: the 19 bits of 2p >> (n & 56) the fine shift can reach, and whether any bit above
+            # 5: the WIN bits of 2p >> (n & 56) the fine shift can reach, and whether any bit above
             # them differs from the sign; 6: fine shift and saturation; 7: the int8 result.
-            win = reg(19, "win")
+            win = reg(WIN, "win")
             bad = reg(1, "bad")
             neg = reg(1, "neg")
-            w = reg(signed(12), "w")
+            w = reg(signed(WB), "w")
             y = reg(signed(8), "y")
 
             s_lo, s_hi = s[:16], s[16:].as_signed()
@@ -164,48 +177,53 @@ class Requantizer(wiring.Component):
             # Stage 5 logic: byte-coarse window of 2p (64 bits), sign-extended past the top.
             p2 = Cat(Const(0, 1), prod)                     # 2p, bit 63 is the sign
             sign = prod[-1]
-            ext = Cat(p2, sign.replicate(8 * 7 + 19 - 64))
+            ext = Cat(p2, sign.replicate(8 * 7 + WIN - 64))
             differs = Signal(64, name=f"differs_{j}")
             m.d.comb += differs.eq(p2 ^ sign.replicate(64))
-            win_next = Signal(19, name=f"win_next_{j}")
+            win_next = Signal(WIN, name=f"win_next_{j}")
             bad_next = Signal(name=f"bad_next_{j}")
+            # A shift (yosys: log shifter, 3 levels of 2:1 muxes) costs fewer LUT4s than a case.
+            m.d.comb += win_next.eq(ext >> (coarse * 8))
             with m.Switch(coarse):
                 for c in range(8):
                     with m.Case(c):
-                        top = differs[19 + 8 * c:]          # empty (no bad bit) for c >= 6
-                        m.d.comb += [win_next.eq(ext[8 * c:8 * c + 19]),
-                                     bad_next.eq(top.any() if len(top) else 0)]
-            # Stage 6 logic: fine shift (n & 7) inside the window; saturate to 12 bits: beyond that
+                        top = differs[WIN + 8 * c:]         # empty (no bad bit) for c >= 6
+                        m.d.comb += bad_next.eq(top.any() if len(top) else 0)
+            # Stage 6 logic: fine shift (n & 7) inside the window; saturate to WB bits: beyond that
             # every result clamps the same way (module docstring).
-            fine = Signal(19, name=f"fine_{j}")
-            m.d.comb += fine.eq(win >> f7)                 # bits 12.. unused, so no sign fill needed
-            win_differs = win ^ neg.replicate(19)
+            fine = Signal(WIN, name=f"fine_{j}")
+            m.d.comb += fine.eq(win >> f7)                 # bits WB.. unused, so no sign fill needed
+            win_differs = win ^ neg.replicate(WIN)
             hi_bad = Signal(name=f"hi_bad_{j}")
             with m.Switch(f7):
                 for f in range(8):
                     with m.Case(f):
-                        m.d.comb += hi_bad.eq(win_differs[11 + f:].any())
+                        m.d.comb += hi_bad.eq(win_differs[WB - 1 + f:].any())
             overflow = bad | hi_bad
-            rounded = Signal(signed(12), name=f"rounded_{j}")
-            m.d.comb += rounded.eq((w + 1) >> 1)
-            total = Signal(signed(12), name=f"total_{j}")
-            m.d.comb += total.eq(rounded + zp_last)
+            # ((w + 1) >> 1) + zp = (w + 2*zp + 1) >> 1: one adder, the +1 a constant bit.
+            total = Signal(signed(WB + 1), name=f"total_{j}")   # |total| <= 384
+            m.d.comb += total.eq((w + Cat(Const(1, 1), zp_last).as_signed()) >> 1)
             lo = Mux(relu_last, zp_last, -128)
+            # total < lo without a comparator: with ReLU (lo = zp) that is (w + 1) >> 1 < 0, i.e.
+            # w <= -2; without, total < -128. total > 127 only reads total's top bits.
+            below = Mux(relu_last, w[-1] & ~w[:-1].all(), total[-1] & ~total[7:].all())
+            above = ~total[-1] & total[7:].any()
             with m.If(advance):
                 m.d.sync += [
                     s.eq(self.i.payload.acc[j] + lane.bias),
                     m_lo.eq(lane.multiplier[:16]), m_hi.eq(lane.multiplier[16:31]),
+                    *([m_hi_s.eq(lane.multiplier[16:32])] if self.m31_zero else []),
                     ll.eq(s_lo * m_lo),
                     lh.eq(s_lo * m_hi),
                     hl.eq(s_hi_u * m_lo),
-                    hh.eq(s_hi * m_hi),
+                    hh.eq(s_hi * m_hi_s),
                     corr.eq(Mux(s[31], m_lo, 0)),
                     plo.eq(ll + (lh << 16)),
                     phi.eq(hl + ((hh - corr) << 16)),
                     prod.eq(plo + (phi << 16)),
                     win.eq(win_next), bad.eq(bad_next), neg.eq(sign),
-                    w.eq(Mux(overflow, Mux(neg, -2048, 2047), fine[:12].as_signed())),
-                    y.eq(Mux(total > 127, 127, Mux(total < lo, lo, total))),
+                    w.eq(Mux(overflow, Mux(neg, -(1 << (WB - 1)), (1 << (WB - 1)) - 1), fine[:WB].as_signed())),
+                    y.eq(Mux(above, 127, Mux(below, lo, total[:8]))),
                 ]
             m.d.comb += self.o.payload[j].eq(y)
         return m

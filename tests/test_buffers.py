@@ -88,6 +88,9 @@ def test_compact_param_only_without_add_unit():
     assert sorted(rows) == [6, 7]
     for j, (b, m, s) in enumerate(lanes):
         assert rows[6 + j] & ((1 << 72) - 1) == b | m << 32 | s << 64
+    # Multiplier bit 31 is stored as 0 (the LOAD clears it; the STORE's requantizer relies on it).
+    rows = param_rows(config, 0, (0xFFFFFFFF << 32) | (0xFFFFFFFF << 160))
+    assert rows[0] >> 32 & 0xFFFFFFFF == rows[1] >> 32 & 0xFFFFFFFF == 0x7FFFFFFF
 
 
 def test_block_ram_count_icebreaker():

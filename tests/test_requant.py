@@ -222,14 +222,18 @@ def test_full_throughput_and_latency():
     assert seen == list(range(Requantizer.LATENCY, Requantizer.LATENCY + n))
 
 
-@pytest.mark.parametrize("zp_out,relu", [(-128, 0), (17, 1), (127, 0)])
-def test_store_variant_without_stall_or_per_vector_constants(zp_out, relu):
+@pytest.mark.parametrize("m31_zero", [False, True])
+@pytest.mark.parametrize("zp_out,relu", [(-128, 0), (17, 1), (127, 0), (-128, 1), (127, 1)])
+def test_store_variant_without_stall_or_per_vector_constants(zp_out, relu, m31_zero):
     """``stall=False, per_vector=False`` (the STORE unit's): same results when the output is always
-    taken and ``zp_out``/``relu`` are held for the whole stream."""
-    vectors = _vectors(1, 400, seed=77 + zp_out)
+    taken and ``zp_out``/``relu`` are held for the whole stream; with ``m31_zero`` (a compact PARAM
+    buffer's) too, on multipliers whose bit 31 is 0 as that buffer keeps them."""
+    vectors = _vectors(1, 400, seed=77 + zp_out + relu)
     for v in vectors:
         v["zp_out"], v["relu"] = zp_out, relu
+        if m31_zero:
+            v["mult"] = [mult & ((1 << 31) - 1) for mult in v["mult"]]
     got = run_requantizer(1, vectors, seed=5, idle=0.3, stall=0.0,
-                          options={"stall": False, "per_vector": False})
+                          options={"stall": False, "per_vector": False, "m31_zero": m31_zero})
     want = np.array([_expected(v) for v in vectors], dtype=np.int64)
     np.testing.assert_array_equal(got, want)

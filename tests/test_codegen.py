@@ -266,4 +266,14 @@ def test_no_add_unit_refuses_bypass_names_the_add():
     first_add = next(n for n in g.nodes if n.op == "Add")
     with pytest.raises(CodegenError, match=f"'{first_add.name}' \\(Add\\).*no ADD unit"):
         compile_graph(g, cfg, Preprocess(39, 39))
-    chain(random_qgraph("squeezenet1.1", 35, width_mult=0.3, num_classes=7, seed=3), cfg)
+    chain(random_qgraph("squeezenet1.1", 27, width_mult=0.2, num_classes=7, seed=3), cfg)
+
+
+def test_program_larger_than_the_config_memory_is_refused():
+    """A network whose image does not fit the config's external address space (the iCEBreaker's
+    128 KiB: ext_addr_bits = 17) is refused at compile time with the sizes, not at run time."""
+    cfg = load_config("icebreaker")
+    g = random_qgraph("squeezenet1.1", 35, width_mult=0.3, num_classes=7, seed=3)
+    with pytest.raises(CodegenError, match=r"needs [\d,]+ bytes of external memory .*'icebreaker' addresses "
+                                           r"131,072 \(ext_addr_bits = 17\)"):
+        compile_graph(g, cfg, Preprocess(35, 35))

@@ -120,7 +120,7 @@ def test_address_and_read_knobs_defaults_and_tag():
     narrow = AccelConfig.from_dict({**tiny.to_dict(), "ext_addr_bits": 10, "max_reads": 1})
     assert narrow.tag == tiny.tag                                   # area only
     ice = load_config("icebreaker")
-    assert (ice.ext_addr_bits, ice.max_reads) == (17, 2)             # the 128 KiB SPRAM
+    assert (ice.ext_addr_bits, ice.max_reads) == (17, 4)             # the 128 KiB SPRAM
     # The one DRAM limit of the golden model and the engine: mem_bytes, at most 2**ext_addr_bits.
     assert mem_limit(ice, 1 << 20) == 1 << 17 and mem_limit(ice, 4096) == 4096
     assert mem_limit(tiny, (1 << 32) - 1) == (1 << 32) - 1

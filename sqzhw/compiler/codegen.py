@@ -764,6 +764,12 @@ class _Compiler:
                    Region("input", "input", shift, in_size),
                    Region("activations", "activations", shift + act_base, max(self.act_size, ALIGN)),
                    Region("output", "output", shift + out_base, out_size)]
+        need, limit = max(r.end for r in regions), 1 << cfg.ext_addr_bits
+        if need > limit:
+            sizes = ", ".join(f"{r.kind} {r.size:,}" for r in regions)
+            raise CodegenError(f"model {g.name!r} needs {need:,} bytes of external memory ({sizes}), but config "
+                               f"{cfg.name!r} addresses {limit:,} (ext_addr_bits = {cfg.ext_addr_bits}): use a "
+                               f"smaller input or model, or a config with more memory")
         placements = [t.placement(shift) for t in self.tensors.values()]
         c, h, w = g.input_shape
         inp = InputSpec(self.pre, float(g.input_q.scale), int(g.input_q.zero_point), c, h, w, self.lowering,

@@ -15,6 +15,17 @@ from rtl_gen.array import SystolicArray
 from rtl_gen.testing import collect_quietly
 
 
+def _segment(rng, rows: int, k: int, n: int, cycle: int, bubble: float, vectors: list) -> int:
+    """Append tile ``k``'s ``n`` random vectors from ``cycle`` on (random bubbles between them) to
+    ``vectors``; return the cycle after the last."""
+    for i in range(n):
+        if i:
+            while rng.random() < bubble:
+                cycle += 1
+        vectors.append((cycle, np.array([rng.randrange(-128, 128) for _ in range(rows)], dtype=np.int64), k))
+        cycle += 1
+    return cycle
+
 def _plan(rows, cols, tiles, seg_lengths, *, bubble: float, late: bool, rng: random.Random,
           broadcast: bool = False):
     """Cycle-by-cycle stimulus: returns ``(loads, vectors)`` with ``loads[cycle] = (tile_idx, bank)``
@@ -25,13 +36,7 @@ def _plan(rows, cols, tiles, seg_lengths, *, bubble: float, late: bool, rng: ran
         for k, n in enumerate(seg_lengths):
             cycle += rng.random() < bubble
             loads[cycle] = (k, rng.randrange(2))   # the bank is ignored
-            for i in range(n):
-                if i:
-                    while rng.random() < bubble:
-                        cycle += 1
-                data = np.array([rng.randrange(-128, 128) for _ in range(rows)], dtype=np.int64)
-                vectors.append((cycle, data, k))
-                cycle += 1
+            cycle = _segment(rng, rows, k, n, cycle, bubble, vectors)
         return loads, vectors
     d = rows + cols - 2
     loads, vectors = {}, []
@@ -48,14 +53,7 @@ def _plan(rows, cols, tiles, seg_lengths, *, bubble: float, late: bool, rng: ran
             first = max(cycle, load + 1)
         loads[load] = (k, k % 2)
         prev_load = load
-        cycle = first
-        for i in range(n):
-            if i:
-                while rng.random() < bubble:
-                    cycle += 1
-            data = np.array([rng.randrange(-128, 128) for _ in range(rows)], dtype=np.int64)
-            vectors.append((cycle, data, k))
-            cycle += 1
+        cycle = _segment(rng, rows, k, n, first, bubble, vectors)
         last_vec[k] = cycle - 1
     return loads, vectors
 
@@ -146,7 +144,6 @@ def test_broadcast_ice40_netlist(tmp_path):
     """The broadcast array after yosys' iCE40 mapping (4 SB_MAC16s, weights in their B registers
     held by BHOLD, row 0's product into row 1's C/D adder) is cycle-exact with the model: guards
     against ice40_dsp claiming a product register twice (see ``keep`` in rtl_gen.array)."""
-    import json
     import os
     import shutil
     import subprocess

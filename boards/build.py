@@ -130,13 +130,15 @@ def _summary_text(report: dict) -> str:
 
 
 def build(board: str, config: str | AccelConfig | None = None, out: str | Path = "build/boards", *,
-          engine: str = "auto", verbose: bool = False, seed: int = 1, baud: int | None = None) -> dict:
+          engine: str = "auto", verbose: bool = False, seed: int | None = None, baud: int | None = None) -> dict:
     """Build ``board``'s bitstream for ``config`` (default: the board's own), write the report,
     return it as a dict. :class:`BuildError` if a tool is missing or fails."""
     spec: BoardSpec = get_board(board)
     cfg = config if isinstance(config, AccelConfig) else load_config(config or spec.config)
     out_dir = _out_dir(Path(out), board, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if seed is None:
+        seed = spec.seeds.get(cfg.name, 1)
     env = dict(os.environ)
     for var, tool in TOOL_DEFAULTS.items():
         env.setdefault(var, tool)
@@ -281,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--program", action="store_true", help="load the bitstream with openFPGALoader")
     parser.add_argument("--engine", default="auto", choices=["auto", "real", "standin"],
                         help="'standin' builds the board around a minimal engine stand-in")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="nextpnr placement seed (default: the board's choice for the config, else 1)")
     parser.add_argument("--baud", type=int, help="UART rate (default: sqzhw.protocol.DEFAULT_BAUD)")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream all toolchain output")
     args = parser.parse_args(argv)

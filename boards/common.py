@@ -661,6 +661,9 @@ class BoardSpec:
     notes: str = ""
     synth_opts: str = ""
     loader_args: tuple = ()   #: openFPGALoader arguments selecting the board/cable
+    #: nextpnr placement seed per config name (others: 1), where seed 1 is known not to close:
+    #: placement luck decides whether a nearly full DSP column area routes at the target clock.
+    seeds: dict = field(default_factory=dict)
 
 
 class BoardTop(wiring.Component):

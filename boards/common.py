@@ -241,6 +241,7 @@ class SPRAMMemory(wiring.Component):
 
     def __init__(self, words: int = 4 << 14, *, primitive: bool | None = None):
         if words < 1 or words % self.BLOCK_WORDS or words > 4 * self.BLOCK_WORDS:
+            self._MustUse__silence = True  # not built: no 'created but never used' warning
             raise ValueError(f"SPRAMMemory: words = {words!r}: 1 to 4 blocks of {self.BLOCK_WORDS}")
         self.data_bits, self.words, self.primitive = 16, words, primitive
         self.blocks = words // self.BLOCK_WORDS

@@ -234,6 +234,8 @@ def test_spram_primitives_on_ice40():
     top = BoardTop(spec, load_config(spec.config), engine="standin")
     assert spec.memory == "spram" and spec.mem_slice   # the slice shortens its critical path
     assert top.system.mem_bytes == 128 << 10
+    del top
+    collect_quietly()   # built only to inspect
 
 
 FAST_SDRAM = SDRAMTiming(t_init=2000.0)
@@ -422,6 +424,8 @@ def test_icebreaker_counts_in_a_counter_ram():
     assert not other.system.ram_counters
     assert "counters" in other.system.hostlink.signature.members
     assert "counter_events" not in other.system.engine.signature.members
+    del ice, other
+    collect_quietly()   # built only to inspect
 
 
 @pytest.mark.bitstream

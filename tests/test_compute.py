@@ -16,7 +16,7 @@ from amaranth.hdl import Elaboratable, Module, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.sim import Simulator
 
-from rtl_gen.buffers import buffer_specs
+from rtl_gen.buffers import buffer_specs, compact_param
 from rtl_gen.compute import ComputeUnit, add_cycles, conv_cycles, gap_cycles, maxpool_cycles
 from sqzhw import isa
 from sqzhw.config import AccelConfig
@@ -142,7 +142,9 @@ class Harness(Elaboratable):
         c = config
         init = {
             "act": _pack(bufs.act, 8), "wgt": _pack(bufs.wgt, 8), "acc": _pack(bufs.acc, 32),
-            "out": _pack(bufs.out, 8), "param": _param_words(bufs.bias, bufs.mult, bufs.shift),
+            "out": _pack(bufs.out, 8),
+            # Compact PARAM rows (no ADD unit) are the STORE's alone: the compute unit never reads them.
+            "param": [] if compact_param(config) else _param_words(bufs.bias, bufs.mult, bufs.shift),
         }
         self.mems = {name: memory.Memory(shape=unsigned(specs[name].width), depth=specs[name].depth,
                                          init=init[name]) for name in specs}

@@ -7,8 +7,8 @@ blocks, 128 KiB of 16-bit words (:class:`~boards.common.SPRAMMemory`, no block R
 memory arbiter and a command slice, synthesised with ``-dsp``; the performance counters are a
 :class:`~rtl_gen.counters.CounterRAM` (high bits in a block RAM). LEDs: green = busy, red = error.
 
-Measured with the YoWASP toolchain: 4,770 of the 5,280 logic cells, 27 of 30 block RAMs, 8 of 8
-DSPs, 4 of 4 SPRAMs; Fmax 22.4 MHz against the 18 MHz target; about 90 s. At 25 MHz it reached
+Measured with the YoWASP toolchain: 4,697 of the 5,280 logic cells, 28 of 30 block RAMs, 8 of 8
+DSPs, 4 of 4 SPRAMs; Fmax 22.5 MHz against the 18 MHz target; 90-170 s. At 25 MHz it reached
 21.6 MHz: the critical path is the memory request handshake, combinational from the controller
 through the fetch, the engine's read arbiter and the board arbiter. ``python -m boards.area --board
 icebreaker`` gives the per-module breakdown."""

@@ -30,6 +30,7 @@ from amaranth.lib import data, fifo, io, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from rtl_gen.counters import CounterRAM
 from rtl_gen.sdram import IS42S16160, SDRAMController, SDRAMGeometry, SDRAMSignature, SDRAMTiming
 from rtl_gen.sdram_model import SDRAMModel, Violation
 from rtl_gen.skid import SkidBuffer
@@ -348,7 +349,7 @@ def make_engine(config: AccelConfig, engine: str = "auto", *, counters: bool = T
         return EngineStandIn(config)
     try:
         from rtl_gen.engine import Engine
-        return Engine(config) if counters else Engine(config, counters=False)
+        return Engine(config, counters=counters)
     except Exception as exc:  # the engine is another engineer's work in progress
         if engine == "real":
             raise
@@ -447,11 +448,9 @@ class SystemTop(wiring.Component):
             self.mem_words = mem_words or default
         self.mem_bytes = self.mem_words * config.ext_bytes
         self.engine = make_engine(config, engine, counters=not ram_counters)
-        if ram_counters:
-            self.hostlink = (hostlink or make_hostlink)(config, self.mem_bytes, self.clk_hz, self.uart_divisor,
-                                                        counter_port=True)
-        else:
-            self.hostlink = (hostlink or make_hostlink)(config, self.mem_bytes, self.clk_hz, self.uart_divisor)
+        # A custom factory is only asked for the counter port when there is one to give it.
+        extra = {"counter_port": True} if ram_counters else {}
+        self.hostlink = (hostlink or make_hostlink)(config, self.mem_bytes, self.clk_hz, self.uart_divisor, **extra)
         members = {"busy": Out(1), "done": Out(1), "error": Out(1)}
         if link == "uart":
             members.update({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1)})
@@ -495,7 +494,6 @@ class SystemTop(wiring.Component):
         if self.ram_counters:
             # The counters beside the engine (reset with it); a stand-in engine's own counters are
             # read through the same port as external ones.
-            from rtl_gen.counters import CounterRAM
             outside = "counter_events" in eng.signature.members
             ctrs = CounterRAM(external=() if outside else tuple(isa.Counter))
             m.submodules.counters = (ResetInserter(link.engine_reset)(ctrs)

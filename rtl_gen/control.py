@@ -383,7 +383,7 @@ class Checker(wiring.Component):
             # operand is an S-way mux of its bits (a bit select by `step` would be far wider).
             sj = Signal(range(max(2, S)), reset_less=True)
 
-            def serial_bits(value, s0=None):   # s0: first step, for the reader only
+            def serial_bits(value):
                 """Bits R*sj .. R*sj+R-1 of value's low T bits."""
                 v = Cat(value[:T], Const(0, max(0, T - len(value))))
                 return [Cat(*(v[R * j + r] for j in range(S))).bit_select(sj, 1) for r in range(R)]
@@ -411,19 +411,19 @@ class Checker(wiring.Component):
             latch_a = step == S
             phase_b = (step >= B0) & (step < B0 + S)
             latch_b = step == B0 + S
-            blocks_bits = serial_bits(sp_blocks, B0)
+            blocks_bits = serial_bits(sp_blocks)
             k2 = Mux(cv.kernel3, 9, 1)
             # Unit 3, stage 1 (CONV, GAP) then stage 2 (LOAD, STORE, CONV, MAXPOOL, GAP).
             s3 = [Mux(phase_a, Mux(is_conv, a_bit, g_bit), Mux(is_ls, l_bit, i_bit))
-                  for a_bit, g_bit, l_bit, i_bit in zip(serial_bits(cv.wgt_addr, 0),
-                                                        serial_bits(gp.blocks, 0),
-                                                        serial_bits(ld.sram_addr, B0),
-                                                        serial_bits(cv.in_addr, B0))]
+                  for a_bit, g_bit, l_bit, i_bit in zip(serial_bits(cv.wgt_addr),
+                                                        serial_bits(gp.blocks),
+                                                        serial_bits(ld.sram_addr),
+                                                        serial_bits(cv.in_addr))]
             first_b = sj == 0
             m3 = [Mux(phase_a, Mux(is_conv, a_bit, g_bit),
                       Mux(is_conv | is_mp, b_bit, first_b & (r == 0)))
-                  for r, (a_bit, g_bit, b_bit) in enumerate(zip(serial_bits(cv.cin_blocks, 0),
-                                                                serial_bits(gp.acc_addr, 0),
+                  for r, (a_bit, g_bit, b_bit) in enumerate(zip(serial_bits(cv.cin_blocks),
+                                                                serial_bits(gp.acc_addr),
                                                                 blocks_bits))]
             P3 = Mux(phase_a, Mux(is_conv, k2, K), p1)
             load_depth_s = Mux(target == isa.LoadTarget.ACT.value, c.act_buf_entries,
@@ -434,14 +434,14 @@ class Checker(wiring.Component):
             depth_a = Mux(is_conv, c.wgt_buf_tiles, K * c.acc_buf_entries)
             depth_b = Mux(opcode == Op.LOAD.value, load_depth_s,
                           Mux(opcode == Op.STORE.value, store_depth_s, c.act_buf_entries))
-            d3 = [Mux(phase_a, a_bit, b_bit) for a_bit, b_bit in zip(serial_bits(depth_a, 0),
-                                                                   serial_bits(depth_b, B0))]
+            d3 = [Mux(phase_a, a_bit, b_bit) for a_bit, b_bit in zip(serial_bits(depth_a),
+                                                                   serial_bits(depth_b))]
             over3 = unit(3, s3, m3, P3, d3, phase_a | phase_b, self.start | latch_a)
             # Unit 4, stage 2 (CONV, MAXPOOL).
-            s4 = [Mux(is_conv, a_bit, o_bit) for a_bit, o_bit in zip(serial_bits(cv.acc_addr, B0),
-                                                                    serial_bits(mp.out_addr, B0))]
+            s4 = [Mux(is_conv, a_bit, o_bit) for a_bit, o_bit in zip(serial_bits(cv.acc_addr),
+                                                                    serial_bits(mp.out_addr))]
             m4 = [Mux(is_conv, first_b & (r == 0), b_bit) for r, b_bit in enumerate(blocks_bits)]
-            d4 = serial_bits(Mux(is_conv, c.acc_buf_entries, c.out_buf_entries), B0)
+            d4 = serial_bits(Mux(is_conv, c.acc_buf_entries, c.out_buf_entries))
             over4 = unit(4, s4, m4, p2, d4, phase_b, self.start)
 
             hi_a = Mux(is_conv, hi(cv.wgt_addr, cv.cin_blocks), is_gap & hi(gp.blocks, gp.acc_addr))

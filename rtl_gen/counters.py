@@ -162,9 +162,9 @@ class CounterRAM(wiring.Component):
 
         internal = {c.value for c in self.internal}
         for i in range(rows):
-            visit = p_q == i
             if i not in internal:
                 continue
+            visit = p_q == i
             ev = self.events[i]
             with m.If(self.clear):
                 m.d.sync += [low[i].eq(0), pending[i].eq(0)]

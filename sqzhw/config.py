@@ -93,8 +93,8 @@ class AccelConfig:
     max_reads : int
         Reads the engine keeps in flight on its external read port at most (the depth of the read
         arbiter's tag FIFO), 1 to 64. ``16`` (the default) covers the ULX3S SDRAM path's latency; a
-        memory that never has more than ``n`` reads in flight (the iCEBreaker's SPRAM behind a
-        2-deep board arbiter) loses nothing with ``n``. Throughput only: not in :attr:`tag`.
+        memory path that never has more than ``n`` reads in flight (the iCEBreaker's: board arbiter,
+        command slice, SPRAM; 4) loses nothing with ``n``. Throughput only: not in :attr:`tag`.
     broadcast_array : bool
         Systolic array for at most 2 rows (small FPGAs): each activation is broadcast to its
         row's PEs, row 0's products go straight into row 1's adder, and each tile's weights are

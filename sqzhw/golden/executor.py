@@ -304,6 +304,8 @@ class Executor:
             raise TypeError(f"memory must be a bytearray, got {type(memory).__name__}")
         self.config = config
         self.memory = memory
+        #: The bytes the engine can address (``2**ext_addr_bits`` at most): the DRAM range limit.
+        self.mem_limit = isa.mem_limit(config, len(memory))
         self.wr_window = (0, len(memory)) if wr_window is None else (int(wr_window[0]), int(wr_window[1]))
         self.check_hazards = check_hazards
         self.raise_hazards = raise_hazards
@@ -319,7 +321,7 @@ class Executor:
 
     def _read(self, mem: np.ndarray, f: dict, entry_bytes: int) -> np.ndarray:
         lo, hi = _dram_span(f, entry_bytes)
-        limit = isa.mem_limit(self.config, len(mem))
+        limit = self.mem_limit
         if hi > limit:
             raise _Fault(ErrorCode.DRAM_RANGE, f"read of bytes [{lo}, {hi}) past the end of the "
                                                f"{limit}-byte memory")
@@ -332,7 +334,7 @@ class Executor:
     def _write(self, mem: np.ndarray, f: dict, entry_bytes: int, data: np.ndarray) -> None:
         lo, hi = _dram_span(f, entry_bytes)
         wlo, whi = self.wr_window
-        limit = isa.mem_limit(self.config, len(mem))
+        limit = self.mem_limit
         if lo < wlo or hi > whi or hi > limit:
             raise _Fault(ErrorCode.DRAM_RANGE, f"write of bytes [{lo}, {hi}) outside the writable "
                                                f"window [{wlo}, {min(whi, limit)})")
@@ -481,7 +483,7 @@ class Executor:
                     raise _Fault(ErrorCode.FETCH_RANGE, f"instruction {pc} is past the instruction count "
                                                         f"{insn_count} (no END)")
                 addr = insn_base + pc * isa.INSN_BYTES
-                limit = isa.mem_limit(cfg, len(mem))
+                limit = self.mem_limit
                 if insn_base % cfg.ext_bytes or addr < 0 or addr + isa.INSN_BYTES > limit:
                     raise _Fault(ErrorCode.DRAM_RANGE, f"instruction fetch at byte {addr} outside the "
                                                        f"{limit}-byte memory")

@@ -200,6 +200,33 @@ def test_network_through_driver_on_simulated_ulx3s_system():
                                      f"device/{f['from_device']} back" for f in out["faulty"]))
 
 
+def test_network_on_simulated_ulx3s_board_config():
+    """The default board's own config (``ulx3s``: the 8x8 engine of its bitstream, SDRAM controller
+    and model) runs a compiled Fire network through the UART pins, bit-exact with the golden model:
+    the engine `make bitstream BOARD=ulx3s` builds is the one simulated here."""
+    _skip_without_tools()
+    from boards import get_board
+    from sqzhw import runtime
+    from sqzhw.driver.sim_transport import run_in_verilator
+
+    board = load_config(get_board("ulx3s").config)
+    program = _program(board)
+    inputs = [_input(program, seed) for seed in (6, 7)]
+    out = run_in_verilator(board, network_scenario, program, inputs, link="uart", uart_divisor=UART_DIVISOR,
+                           sim_seconds=0.5)
+    assert out["info"].tag == board.tag
+    for got, x in zip(out["runs"], inputs):
+        golden = runtime.run_golden(program, x)
+        np.testing.assert_array_equal(got["sums"], golden.sums)
+        np.testing.assert_array_equal(got["logits"], golden.logits)
+        assert got["counters"]["INSNS"] == len(program.instructions), got["counters"]
+    assert not np.array_equal(out["runs"][0]["sums"], out["runs"][1]["sums"])
+    c = out["runs"][0]["counters"]
+    print(f"\nulx3s system: {c['CYCLES']:,} engine cycles per inference "
+          f"({c['CYCLES'] / board.clock_mhz:.1f} us at {board.clock_mhz:g} MHz), "
+          f"{out['stats']['cycles']:,} simulated cycles in all")
+
+
 def test_network_on_simulated_icebreaker_system():
     """The iCEBreaker's system (its area-reduced config, the SPRAM memory directly behind the
     arbiter): a compiled Fire network loaded and run through the driver, bit-exact with the golden

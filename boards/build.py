@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from rtl_gen.array import KEEP_REPLICAS
 from rtl_gen.buffers import NO_INIT_ATTR
 from sqzhw.config import AccelConfig, ConfigError, load_config
 
@@ -40,8 +41,9 @@ NAME = "top"
 
 #: Yosys commands after reading the design (both the build and :mod:`boards.area`): registers marked
 #: :data:`rtl_gen.buffers.NO_INIT_ATTR` lose their power-up value, so block RAM output registers
-#: need no emulation logic.
-SCRIPT_AFTER_READ = f"setattr -unset init a:{NO_INIT_ATTR}"
+#: need no emulation logic; the array's replicated load enables stay apart
+#: (:data:`rtl_gen.array.KEEP_REPLICAS`).
+SCRIPT_AFTER_READ = f"setattr -unset init a:{NO_INIT_ATTR}\n{KEEP_REPLICAS}"
 
 #: Lines of the toolchain output shown when not ``--verbose`` (the full log is kept).
 _PROGRESS = re.compile(

@@ -12,8 +12,10 @@ SPEC = BoardSpec(
     loader_args=("-b", "ulx3s"),
     name="ulx3s", platform=ULX3S_85F_Platform, config="ulx3s", family="ecp5", memory="sdram",
     leds={"busy": ("led", 0), "done": ("led", 1), "error": ("led", 2)}, uart=("uart", 0),
-    # The ulx3s config with placement seed 1 did not converge in router2 (about 30 overused wires
-    # after 220 iterations); seed 2 routed at 54.99 MHz in 260 s, seed 3 placed at 49.1 MHz.
-    seeds={"ulx3s": 2},
+    # The ulx3s config meets 50 MHz on every seed measured: seed 1 56.65 MHz, seed 2 58.97 MHz,
+    # seed 3 62.52 MHz (all routed in router2; limit: ACC block RAM -> STORE queue block RAM).
+    # Before the array's per-row weight load enables and the MAXPOOL/checker registers, seed 1
+    # did not route or gave 47.15 MHz and only seed 2 (54.99 MHz) met it. Seed 3: most margin.
+    seeds={"ulx3s": 3},
     notes="SDRAM IS42S16160 (32 MiB) at the engine clock, CAS latency 2, burst length 1; "
           "openFPGALoader -b ulx3s")

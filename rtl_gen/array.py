@@ -20,11 +20,17 @@ Timing contract (cycles are clock edges; "at cycle t" = presented during cycle t
   ``LATENCY = rows + cols + 1``; the array never stalls (``a`` and ``o`` are always ready), so
   bubbles (``a.valid = 0``) simply travel through;
 * PE ``(r, c)`` reads its weight bank at cycle ``t + r + c`` for the vector of cycle ``t``;
-* a tile presented on ``w`` at cycle ``y`` replaces every PE's bank ``w.bank`` at the end of cycle
-  ``y``. So the tile may be loaded at cycle ``y`` if ``y >= t_last + rows + cols - 2`` (``t_last``:
-  the last vector that uses that bank) and ``y <= t_first - 1`` (``t_first``: the first vector that
-  uses the new tile). With double buffering, a tile switch costs no bubble when the tile in between
-  streams at least :attr:`SystolicArray.min_tile_cycles` ``= rows + cols - 2`` vectors.
+* a tile presented on ``w`` at cycle ``y`` replaces bank ``w.bank`` of row 0's PEs at the end of
+  cycle ``y`` and of every other row's PEs at the end of cycle ``y + 1`` (rows ``>= 1`` load from
+  registered copies of the tile row and of the load enables, so that no enable net reaches more
+  than one row). So the tile may be loaded at cycle ``y`` if ``y <= t_first - 1`` (``t_first``: the
+  first vector that uses the new tile; PE ``(0, 0)`` reads it at ``t_first``, rows ``>= 1`` at
+  ``t_first + 1`` or later) and ``y >= t_last + max(cols - 1, rows + cols - 3)`` (``t_last``: the
+  last vector that uses the old tile of that bank; row 0 reads it up to ``t_last + cols - 1``, the
+  last row up to ``t_last + rows + cols - 2``). With double buffering, a tile switch costs no bubble
+  when the tile in between streams at least :attr:`SystolicArray.min_tile_cycles`
+  ``= max(cols - 1, rows + cols - 3)`` vectors (the compute unit waits ``rows + cols - 2``, one
+  cycle more than needed).
 
 Broadcast variant (``SystolicArray(rows, cols, broadcast=True)``, ``rows <= 2``, for iCE40
 ``SB_MAC16`` DSPs; ``AccelConfig.broadcast_array``): row ``r``'s activation goes to every PE of the
@@ -48,7 +54,15 @@ from amaranth.hdl import Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SystolicArray", "tile_layout"]
+__all__ = ["SystolicArray", "tile_layout", "REPLICA_ATTR", "KEEP_REPLICAS"]
+
+#: Attribute of registers that are deliberate copies of one another (the per-row weight load
+#: enables): they exist to split a high-fanout net, so synthesis must not merge them back.
+REPLICA_ATTR = "sqzhw_replica"
+#: Yosys command (run right after reading the design, before ``synth_*``) that marks the flip-flop
+#: cells driving :data:`REPLICA_ATTR` wires ``keep``: ``opt_merge`` merges identical cells unless
+#: both are ``keep``, and Amaranth puts a Signal's attributes on the wire only.
+KEEP_REPLICAS = f"setattr -set keep 1 a:{REPLICA_ATTR} %ci1:+$dff[Q] t:$dff %i"
 
 #: Extreme int8 x int8 products.
 _PROD_MIN, _PROD_MAX = 127 * -128, -128 * -128
@@ -94,7 +108,7 @@ class SystolicArray(wiring.Component):
         #: Cycles from an input vector to its sums on ``o``.
         self.latency = rows + 1 if broadcast else rows + cols + 1
         #: Vectors a tile must stream for the next tile switch to cost no bubble.
-        self.min_tile_cycles = 0 if broadcast else rows + cols - 2
+        self.min_tile_cycles = 0 if broadcast else max(cols - 1, rows + cols - 3)
         #: Width of the partial sums inside the array.
         self.psum_shape = Shape.cast(range(_PROD_MIN * rows, _PROD_MAX * rows + 1))
         super().__init__({
@@ -124,17 +138,30 @@ class SystolicArray(wiring.Component):
             a_in.append(a_prev)
             b_in.append(b_prev)
 
+        # Weight loads. Row 0 loads straight from ``w`` (its PE (0, 0) reads a new tile first).
+        # Rows >= 1 load one cycle later, from a registered copy of their tile row, with their own
+        # registered pair of bank enables: each enable then drives only one row's cols*8 flip-flop
+        # enables (one net to every PE's bank did not meet 50 MHz on the ECP5-85F). The copies are
+        # identical, so they carry REPLICA_ATTR for the board builds to keep them apart.
+        load = [[self.w.valid & ~self.w.payload.bank, self.w.valid & self.w.payload.bank]]
+        load_tile = [self.w.payload.tile[0]]
+        for r in range(1, rows):
+            en = [Signal(name=f"wload{b}_r{r}", attrs={REPLICA_ATTR: 1}) for b in range(2)]
+            row = Signal(data.ArrayLayout(signed(8), cols), name=f"wtile_r{r}", reset_less=True)
+            m.d.sync += [en[0].eq(load[0][0]), en[1].eq(load[0][1]), row.eq(self.w.payload.tile[r])]
+            load.append(en)
+            load_tile.append(row)
+
         psum_above = [None] * cols
         for r in range(rows):
             a_left, b_left = a_in[r], b_in[r]
             for c in range(cols):
                 w0 = Signal(signed(8), name=f"w0_{r}_{c}", reset_less=True)
                 w1 = Signal(signed(8), name=f"w1_{r}_{c}", reset_less=True)
-                with m.If(self.w.valid):
-                    with m.If(self.w.payload.bank):
-                        m.d.sync += w1.eq(self.w.payload.tile[r][c])
-                    with m.Else():
-                        m.d.sync += w0.eq(self.w.payload.tile[r][c])
+                with m.If(load[r][0]):
+                    m.d.sync += w0.eq(load_tile[r][c])
+                with m.If(load[r][1]):
+                    m.d.sync += w1.eq(load_tile[r][c])
                 a_reg = Signal(signed(8), name=f"a_{r}_{c}", reset_less=True)
                 b_reg = Signal(name=f"b_{r}_{c}", reset_less=True)
                 w_reg = Signal(signed(8), name=f"wsel_{r}_{c}", reset_less=True)

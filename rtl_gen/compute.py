@@ -25,7 +25,8 @@ uses weight bank ``j % 2``. The address generator walks ``(y, x) = (oy*s + ky - 
 ox*s + kx - pad_left)`` with adders only (no multiplier per pixel) and feeds ``pad_value`` for
 out-of-range taps. The weight loader reads tile ``j + 1`` into the idle bank while tile ``j``
 streams, as soon as tile ``j - 1`` has drained from the array (``rows + cols - 2`` cycles after its
-last pixel). With ``AccelConfig.broadcast_array`` (the array's broadcast variant, ``rows <= 2``) there is no
+last pixel: one more than the array's contract needs for ``rows >= 2``, kept so that cycle counts
+stay as they were). With ``AccelConfig.broadcast_array`` (the array's broadcast variant, ``rows <= 2``) there is no
 loader: tile ``j``'s WGT entry is read with its first pixel and goes straight into the multipliers'
 input registers, so only the ACC read-modify-write gap (below) spaces tiles. Sums leave the array
 ``LAT`` cycles after their pixel (``rows + cols + 1``; broadcast: ``rows + 1``) and are added to
@@ -519,22 +520,27 @@ class ComputeUnit(wiring.Component):
         # ============================== MAXPOOL ===========================================
         p_on = state == _State.MAXPOOL
         p_issue = p_on & ~done
-        # Stage 1: running maximum; stage 2: OUT write of run_max (the window's maximum: the next
-        # window's first tap only replaces it at the end of that cycle).
+        # Stage 1: the ACT entry arrives and is registered (act_q: the ACT block RAMs can sit far
+        # from this logic, and their unregistered output is slow); stage 2: running maximum, and
+        # at a window's last tap the OUT write of that maximum, straight from the comparison.
         p1_valid, p1_first, p1_lasttap, p1_last = Signal(), Signal(), Signal(), Signal()
         m.d.sync += [p1_valid.eq(p_issue), p1_first.eq(first_step), p1_lasttap.eq(last[0] & last[1]),
                      p1_last.eq(final)]
+        act_q = Signal(act_lanes, reset_less=True)
+        p2_valid, p2_first, p2_pad, p2_lasttap, p2_final = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [act_q.eq(act_data), p2_valid.eq(p1_valid), p2_first.eq(p1_first), p2_pad.eq(pad1),
+                     p2_lasttap.eq(p1_lasttap), p2_final.eq(p1_last)]
         run_max = Signal(act_lanes)
         new_max = Signal(act_lanes)
         for l in range(L):
             # -128 is max's identity: a padded tap keeps the running value, a first tap replaces it.
-            better = ~pad1 & (p1_first | (act_data[l] > run_max[l]))
-            keep = Mux(p1_first, -128, run_max[l])
-            m.d.comb += new_max[l].eq(Mux(better, act_data[l], keep))
-        with m.If(p1_valid):
+            better = ~p2_pad & (p2_first | (act_q[l] > run_max[l]))
+            keep = Mux(p2_first, -128, run_max[l])
+            m.d.comb += new_max[l].eq(Mux(better, act_q[l], keep))
+        with m.If(p2_valid):
             m.d.sync += run_max.eq(new_max)
         p2_write, p2_last = Signal(), Signal()
-        m.d.sync += [p2_write.eq(p1_valid & p1_lasttap), p2_last.eq(p1_valid & p1_last)]
+        m.d.comb += [p2_write.eq(p2_valid & p2_lasttap), p2_last.eq(p2_valid & p2_final)]
 
         # ============================== GAP ===============================================
         g_on = state == _State.GAP
@@ -671,7 +677,7 @@ class ComputeUnit(wiring.Component):
                          self.acc_w.data.eq(wr_data), finish.eq(wr_last)]
         with m.If(p2_write):
             m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(o_ptr),
-                         self.out_w.data.eq(run_max), finish.eq(p2_last)]
+                         self.out_w.data.eq(new_max), finish.eq(p2_last)]
         if cfg.add_unit:
             with m.Elif(rq.o.valid):
                 m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(o_ptr),

@@ -89,9 +89,10 @@ class Checker(wiring.Component):
     critical path on ECP5):
 
     1. the products ``rows*row_len`` / ``in_h*in_w`` / ``blocks*pixels`` and
-       ``(rows-1)*dram_stride`` / ``out_h*out_w``, each on one shared multiplier, and the bytes of
-       one LOAD/STORE row;
-    2. ``blocks * plane`` products (CONV/MAXPOOL) and the DRAM end address of LOAD/STORE;
+       ``(rows-1)*dram_stride`` / ``out_h*out_w``, each on one shared multiplier (the stride's
+       bits above 18 as a separate shift-and-add part), and the bytes of one LOAD/STORE row;
+    2. ``blocks * plane`` products (CONV/MAXPOOL) and the DRAM end address of LOAD/STORE (which
+       also adds the two parts of ``(rows-1)*dram_stride``);
     3. every ``start + count > depth`` and DRAM-range comparison, as one registered flag each;
     4. the priority of the rules (the first violation wins), into :attr:`code`.
 
@@ -265,12 +266,21 @@ class Checker(wiring.Component):
             p2_hi = Signal(14)
             stride_hi = ld.dram_stride[18:]
             m.d.comb += p2_hi.eq(sum(Mux(is_ls & stride_hi[i], p2_a << i, 0) for i in range(len(stride_hi))))
-            m.d.sync += [p1.eq(p1_a * p1_b), p2.eq(p2_lo + (p2_hi << 18))]
+            # The two parts of p2 are added in stage 2, not after the multiplier: the DSP may be
+            # placed far from this logic (the array fills the DSP columns), and its combinational
+            # product plus that add was the ulx3s build's critical path.
+            p2_lo_q, p2_hi_q = reg(len(p2_lo)), reg(len(p2_hi))
+            m.d.sync += [p1.eq(p1_a * p1_b), p2_lo_q.eq(p2_lo), p2_hi_q.eq(p2_hi)]
+            m.d.sync += p2.eq(p2_lo_q + (p2_hi_q << 18))     # stage 2: for stage 3's f_acc
             row_bytes_q = reg(len(row_bytes))
             end = reg(34)            # one past the last DRAM byte touched (LOAD/STORE)
-            m.d.sync += [row_bytes_q.eq(row_bytes), end.eq(ld.dram_addr + p2 + row_bytes_q)]
-            m.d.sync += [p3_big.eq(p1[w_act:] != 0), p4_big.eq(p2[w_out:] != 0),
-                         p3.eq(sp_blocks * p1[:w_act]), p4.eq(sp_blocks * p2[:w_out])]
+            m.d.sync += [row_bytes_q.eq(row_bytes),
+                         end.eq(ld.dram_addr + p2_lo_q + (p2_hi_q << 18) + row_bytes_q)]
+            # p2's bits below 18 are p2_lo_q's: no adder in front of the stage-2 multiplier.
+            assert w_out <= 18      # out_buf_entries <= 65536 (AccelConfig)
+            p2_low, p2_high = p2_lo_q[:w_out], (p2_lo_q[w_out:] != 0) | (p2_hi_q != 0)
+            m.d.sync += [p3_big.eq(p1[w_act:] != 0), p4_big.eq(p2_high),
+                         p3.eq(sp_blocks * p1[:w_act]), p4.eq(sp_blocks * p2_low)]
             m.d.sync += [f_mem.eq(end > self.mem_bytes),
                          f_window.eq((st.dram_addr < wr_lo) | (end > wr_hi))]
         else:

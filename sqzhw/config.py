@@ -75,9 +75,14 @@ class AccelConfig:
         of two that divides ``rows`` makes ``ACC_REQUANT`` stores lane-serial, ``rows //
         requant_lanes`` cycles per entry, for small FPGAs. Throughput only: not in :attr:`tag`.
     add_unit : bool
-        Whether the compute unit has the element-wise ``ADD`` (a ``rows``-lane requantizer and
-        ``rows`` multipliers). Without it an ``ADD`` instruction is illegal (``BAD_OPCODE``) and
+        Whether the compute unit has the element-wise ``ADD`` (a requantizer of ``add_lanes``
+        lanes and ``rows`` multipliers). Without it an ``ADD`` instruction is illegal (``BAD_OPCODE``) and
         bypass networks do not compile; it is part of :attr:`tag`.
+    add_lanes : int
+        Lanes of the ADD unit's requantizer. ``0`` (the default) means ``rows``. ``rows // 2``
+        (``rows >= 2``): the two halves of an entry's lanes take turns on half as many lanes (4
+        multipliers saved per lane), at no cost in cycles, since ADD reads two entries per output
+        entry anyway. Area only: not in :attr:`tag`.
     serial_products : bool
         Compute the control path's products (the decode checker's buffer and DRAM spans, the
         compute unit's plane size) bit-serially with one adder each instead of on DSP multipliers,
@@ -119,6 +124,7 @@ class AccelConfig:
     ext_addr_bits: int = 32
     requant_lanes: int = 0
     add_unit: bool = True
+    add_lanes: int = 0
     serial_products: bool = False
     fetch_depth: int = 4
     max_reads: int = 16
@@ -157,6 +163,9 @@ class AccelConfig:
                 or self.requant_lanes < 0 or (self.requant_lanes and (not _is_pow2(self.requant_lanes)
                                                                       or self.rows % self.requant_lanes))):
             fail("requant_lanes", f"must be 0 (= rows) or a power of two that divides rows ({self.rows})")
+        if (not isinstance(self.add_lanes, int) or isinstance(self.add_lanes, bool)
+                or self.add_lanes not in {0, self.rows, self.rows // 2} or self.add_lanes < 0):
+            fail("add_lanes", f"must be 0 (= rows), rows ({self.rows}) or rows // 2 ({self.rows // 2})")
         if (not isinstance(self.fetch_depth, int) or isinstance(self.fetch_depth, bool)
                 or not 0 <= self.fetch_depth <= 16):
             fail("fetch_depth", "must be an integer from 0 to 16")
@@ -185,6 +194,11 @@ class AccelConfig:
     def store_lanes(self) -> int:
         """Lanes the STORE unit requantizes per cycle (``requant_lanes``, or ``rows`` for 0)."""
         return self.requant_lanes or self.rows
+
+    @property
+    def add_requant_lanes(self) -> int:
+        """Lanes of the ADD unit's requantizer (``add_lanes``, or ``rows`` for 0)."""
+        return self.add_lanes or self.rows
 
     @property
     def ext_bytes(self) -> int:
@@ -227,7 +241,7 @@ class AccelConfig:
         """Identity of the hardware a program is compiled for (VTA style), e.g.
         ``16x16_i8w8a32_A8192_W1024_C4096_O4096_P128_M128``. Everything the compiled instruction
         stream depends on is in it (an engine without the ADD unit adds ``_noadd``); the clock,
-        the preset name, throughput-only knobs (``requant_lanes``, ``serial_products``,
+        the preset name, throughput-only knobs (``requant_lanes``, ``add_lanes``, ``serial_products``,
         ``fetch_depth``, ``max_reads``) and ``ext_addr_bits`` are not."""
         return (f"{self.rows}x{self.cols}_i{self.act_bits}w{self.wgt_bits}a{self.acc_bits}"
                 f"_A{self.act_buf_entries}_W{self.wgt_buf_tiles}_C{self.acc_buf_entries}"

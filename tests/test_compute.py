@@ -392,6 +392,23 @@ def test_mixed_program_2x2():
           seed=13)
 
 
+@pytest.mark.parametrize("rows,cols,serial", [(2, 2, False), (4, 8, True), (8, 8, False)])
+def test_add_half_width_requantizer(rows, cols, serial):
+    """add_lanes = rows // 2: an entry's low and high lanes take turns on the ADD requantizer,
+    bit-exact (extreme ka/kb, ReLU, zp_out at both ends) with the busy cycles of add_cycles, the
+    same as with a full-width one; the other opcodes around it are unaffected."""
+    import dataclasses
+    cfg = dataclasses.replace(make_config(rows, cols), add_lanes=rows // 2, serial_products=serial)
+    assert cfg.add_requant_lanes == rows // 2
+    check(cfg, [add(5, a_addr=3, b_addr=40, out_addr=2, ka=12000, kb=-16384, param_addr=1, zp_out=-5),
+                gap(2, 2, acc_addr=1),
+                add(3, a_addr=7, b_addr=7, out_addr=9, ka=-32768, kb=32767, param_addr=3, zp_out=127, relu=1),
+                add(1, a_addr=0, b_addr=1, out_addr=0, param_addr=0, zp_out=-128, relu=1),
+                maxpool(3, 3, 1, 1, in_addr=2, out_addr=20),
+                add(2, a_addr=9, b_addr=4, out_addr=12, ka=-1, kb=32767, param_addr=2, zp_out=0)],
+          seed=30 + rows)
+
+
 # ---- the reference against the golden executor ---------------------------------------------------
 
 def test_reference_agrees_with_golden_executor():

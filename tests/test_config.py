@@ -71,6 +71,7 @@ def test_unknown_field(tmp_path):
 @pytest.mark.parametrize("change, field", [
     ({"requant_lanes": 3}, "requant_lanes"), ({"requant_lanes": 8}, "requant_lanes"),
     ({"requant_lanes": -1}, "requant_lanes"), ({"add_unit": 1}, "add_unit"),
+    ({"add_lanes": 1}, "add_lanes"), ({"add_lanes": 8}, "add_lanes"), ({"add_lanes": True}, "add_lanes"),
     ({"fetch_depth": -1}, "fetch_depth"), ({"fetch_depth": 17}, "fetch_depth"),
     ({"fetch_depth": True}, "fetch_depth"), ({"broadcast_array": 1}, "broadcast_array"),
     ({"broadcast_array": True}, "broadcast_array"),   # tiny has 4 rows: only <= 2 broadcast
@@ -90,6 +91,9 @@ def test_area_knob_defaults_and_tag():
     assert no_add.tag == tiny.tag + "_noadd"                       # changes what can run
     ice = load_config("icebreaker")
     assert ice.rows >= 2 and ice.store_lanes == 1 and not ice.add_unit
+    assert tiny.add_lanes == 0 and tiny.add_requant_lanes == tiny.rows
+    half = AccelConfig.from_dict({**tiny.to_dict(), "add_lanes": tiny.rows // 2})
+    assert half.add_requant_lanes == tiny.rows // 2 and half.tag == tiny.tag   # area only
 
 
 def test_fetch_depth_default_and_tag():

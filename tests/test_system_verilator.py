@@ -200,13 +200,26 @@ def test_network_through_driver_on_simulated_ulx3s_system():
                                      f"device/{f['from_device']} back" for f in out["faulty"]))
 
 
+def _check_runs(out: dict, program, inputs) -> dict:
+    """Every run of :func:`network_scenario` bit-exact with the golden model (and the inputs told
+    apart); the first run's counters."""
+    from sqzhw import runtime
+
+    for got, x in zip(out["runs"], inputs, strict=True):
+        golden = runtime.run_golden(program, x)
+        np.testing.assert_array_equal(got["sums"], golden.sums)
+        np.testing.assert_array_equal(got["logits"], golden.logits)
+        assert got["counters"]["INSNS"] == len(program.instructions), got["counters"]
+    assert not np.array_equal(out["runs"][0]["sums"], out["runs"][1]["sums"])
+    return out["runs"][0]["counters"]
+
+
 def test_network_on_simulated_ulx3s_board_config():
     """The default board's own config (``ulx3s``: the 8x8 engine of its bitstream, SDRAM controller
     and model) runs a compiled Fire network through the UART pins, bit-exact with the golden model:
     the engine `make bitstream BOARD=ulx3s` builds is the one simulated here."""
     _skip_without_tools()
     from boards import get_board
-    from sqzhw import runtime
     from sqzhw.driver.sim_transport import run_in_verilator
 
     board = load_config(get_board("ulx3s").config)
@@ -215,13 +228,7 @@ def test_network_on_simulated_ulx3s_board_config():
     out = run_in_verilator(board, network_scenario, program, inputs, link="uart", uart_divisor=UART_DIVISOR,
                            sim_seconds=0.5)
     assert out["info"].tag == board.tag
-    for got, x in zip(out["runs"], inputs):
-        golden = runtime.run_golden(program, x)
-        np.testing.assert_array_equal(got["sums"], golden.sums)
-        np.testing.assert_array_equal(got["logits"], golden.logits)
-        assert got["counters"]["INSNS"] == len(program.instructions), got["counters"]
-    assert not np.array_equal(out["runs"][0]["sums"], out["runs"][1]["sums"])
-    c = out["runs"][0]["counters"]
+    c = _check_runs(out, program, inputs)
     print(f"\nulx3s system: {c['CYCLES']:,} engine cycles per inference "
           f"({c['CYCLES'] / board.clock_mhz:.1f} us at {board.clock_mhz:g} MHz), "
           f"{out['stats']['cycles']:,} simulated cycles in all")
@@ -232,7 +239,6 @@ def test_network_on_simulated_icebreaker_system():
     arbiter): a compiled Fire network loaded and run through the driver, bit-exact with the golden
     model."""
     _skip_without_tools()
-    from sqzhw import runtime
     from sqzhw.driver.sim_transport import run_in_verilator
 
     ice = load_config("icebreaker")
@@ -240,13 +246,7 @@ def test_network_on_simulated_icebreaker_system():
     inputs = [_input(program, seed) for seed in (4, 5)]
     out = run_in_verilator(ice, network_scenario, program, inputs, memory="spram", sim_seconds=0.5)
     assert out["info"].tag == ice.tag and out["info"].mem_bytes == 128 << 10
-    for got, x in zip(out["runs"], inputs):
-        golden = runtime.run_golden(program, x)
-        np.testing.assert_array_equal(got["sums"], golden.sums)
-        np.testing.assert_array_equal(got["logits"], golden.logits)
-        assert got["counters"]["INSNS"] == len(program.instructions), got["counters"]
-    assert not np.array_equal(out["runs"][0]["sums"], out["runs"][1]["sums"])
-    c = out["runs"][0]["counters"]
+    c = _check_runs(out, program, inputs)
     print(f"\nicebreaker system: {c['CYCLES']:,} engine cycles per inference "
           f"({c['CYCLES'] / ice.clock_mhz / 1e3:.2f} ms at {ice.clock_mhz:g} MHz), "
           f"{out['stats']['cycles']:,} simulated cycles in all")

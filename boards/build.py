@@ -82,6 +82,14 @@ def overfull_resources(log: str) -> list[tuple[str, int, int]]:
     return [(cell, used, avail) for cell, (used, avail) in table.items() if used > avail]
 
 
+def silent_abc_failure(log: str) -> bool:
+    """Whether yosys stopped inside its ABC step without a message (the last line of ``log`` is
+    the ABC command): YoWASP's WebAssembly ABC does this on some designs, e.g. an ECP5 8x8 engine
+    with the ADD unit (``add_unit = true``); the cause is not known (the log has nothing more)."""
+    lines = [line for line in log.splitlines() if line.strip()]
+    return bool(lines) and lines[-1].lstrip().startswith("Running ABC command")
+
+
 def _fmax_from_log(log: str) -> dict:
     """Fallback: the last ``Max frequency for clock`` lines of a nextpnr log."""
     fmax = {}
@@ -196,6 +204,11 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
         why = ("the design does not fit the device: " + ", ".join(
             f"{cell} {used}/{avail} ({100 * used / avail:.0f} %)" for cell, used, avail in over)
             + f" (config {cfg.name!r}; see the area knobs in sqzhw/config.py). ") if over else ""
+        if silent_abc_failure(log):
+            why += ("yosys's ABC step (technology mapping) stopped without a message, as YoWASP's "
+                    "WebAssembly build does on some designs (seen with the ADD unit on an 8x8 ECP5 "
+                    f"config); change config {cfg.name!r} (e.g. add_unit = false) or try a native yosys "
+                    ">= 0.40 through $YOSYS. ")
         raise BuildError(f"board {board}: toolchain failed with exit code {rc} after {seconds:.0f} s; "
                          f"{why}log {out_dir / 'build.log'}; last lines:\n{tail}")
     bitfile = out_dir / (f"{NAME}.bit" if spec.family != "ice40" else f"{NAME}.bin")

@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from boards import BOARDS, get_board
-from boards.build import BuildError, build, overfull_resources, plot_report
+from boards.build import BuildError, build, overfull_resources, plot_report, silent_abc_failure
 from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SPRAMMemory, SystemTop,
                            ecp5_pll, ice40_pll, system_verilog, xilinx_mmcm)
 from rtl_gen.sdram import SDRAMTiming
@@ -334,6 +334,13 @@ def test_bad_board_and_config():
     with pytest.raises(BoardError, match="ext_data_bits = 32, the SDRAM is 16 bits"):
         SystemTop(load_config("tiny"), "sdram", engine="standin")
     collect_quietly()   # the half-built top
+
+
+def test_silent_abc_failure_is_recognised():
+    died = "2.46.16.5. Executing ABC9.\nRunning ABC command: \"/yosys-abc\" -s -f <abc-temp-dir>/abc.script 2>&1\n\n"
+    assert silent_abc_failure(died)
+    assert not silent_abc_failure(died + "ABC: + read_blif <abc-temp-dir>/input.blif\nEnd of script.\n")
+    assert not silent_abc_failure("")
 
 
 def test_overfull_resources_from_a_nextpnr_log():

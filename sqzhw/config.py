@@ -164,7 +164,7 @@ class AccelConfig:
                                                                       or self.rows % self.requant_lanes))):
             fail("requant_lanes", f"must be 0 (= rows) or a power of two that divides rows ({self.rows})")
         if (not isinstance(self.add_lanes, int) or isinstance(self.add_lanes, bool)
-                or self.add_lanes not in {0, self.rows, self.rows // 2} or self.add_lanes < 0):
+                or self.add_lanes not in {0, self.rows, self.rows // 2}):
             fail("add_lanes", f"must be 0 (= rows), rows ({self.rows}) or rows // 2 ({self.rows // 2})")
         if (not isinstance(self.fetch_depth, int) or isinstance(self.fetch_depth, bool)
                 or not 0 <= self.fetch_depth <= 16):

@@ -336,6 +336,18 @@ def test_bad_board_and_config():
     collect_quietly()   # the half-built top
 
 
+@pytest.mark.skipif(shutil.which("openFPGALoader") is None, reason="openFPGALoader is not installed "
+                    "(scripts/setup.sh installs it from apt)")
+def test_every_board_names_a_board_openfpgaloader_knows():
+    import subprocess
+    listing = subprocess.run(["openFPGALoader", "--list-boards"], capture_output=True, text=True, timeout=60).stdout
+    known = {line.split()[0] for line in listing.splitlines() if line.strip()}
+    for name in BOARDS:
+        args = list(get_board(name).loader_args)
+        assert "-b" in args, f"board {name}: loader_args {args} select no openFPGALoader board"
+        assert args[args.index("-b") + 1] in known, f"board {name}: openFPGALoader knows no board {args}"
+
+
 def test_silent_abc_failure_is_recognised():
     died = "2.46.16.5. Executing ABC9.\nRunning ABC command: \"/yosys-abc\" -s -f <abc-temp-dir>/abc.script 2>&1\n\n"
     assert silent_abc_failure(died)

@@ -6,8 +6,11 @@ simulation, a byte-stream port) + an arbiter of their memory ports onto one memo
 * ``"sdram"``: :class:`~rtl_gen.sdram.SDRAMController` with its pins as the ``sdram`` port (boards);
 * ``"sdram-model"``: the controller wired to :class:`~rtl_gen.sdram_model.SDRAMModel` (simulation;
   converts to Verilog, so Verilator runs the full system with the SDRAM at its real width and timing);
-* ``"bram"``: :class:`BlockRAMMemory` (the DDR3 boards until a DDR3 controller exists, fast
+* ``"ddr3"``: :class:`~rtl_gen.ddr3.DDR3Controller` with its PHY interface as the ``ddr3`` port (the
+  board's PHY connects there);
+* ``"ddr3-model"``: the DDR3 controller wired to :class:`~rtl_gen.ddr3_model.DDR3Model` (PHY + DRAM,
   simulation);
+* ``"bram"``: :class:`BlockRAMMemory` (fast simulation, boards without external memory);
 * ``"spram"``: :class:`SPRAMMemory`, the iCE40 UP's single-port SB_SPRAM256KA blocks (iCEBreaker; a
   behavioural model of the same ports elsewhere, so the same system simulates).
 
@@ -31,6 +34,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from rtl_gen.counters import CounterRAM
+from rtl_gen.ddr3 import MT41K256M16, DDR3Controller, DDR3Geometry, DDR3Timing
+from rtl_gen.ddr3_model import DDR3Model
+from rtl_gen.ddr3_model import Violation as DDR3Violation
+from rtl_gen.ddr3_phy_if import DDR3PHYParams, DDR3PHYSignature
 from rtl_gen.sdram import IS42S16160, SDRAMController, SDRAMGeometry, SDRAMSignature, SDRAMTiming
 from rtl_gen.sdram_model import SDRAMModel, Violation
 from rtl_gen.skid import SkidBuffer
@@ -378,7 +385,7 @@ class SystemTop(wiring.Component):
     Parameters
     ----------
     config : AccelConfig
-    memory : ``"sdram"``, ``"sdram-model"``, ``"bram"`` or ``"spram"``
+    memory : ``"sdram"``, ``"sdram-model"``, ``"ddr3"``, ``"ddr3-model"``, ``"bram"`` or ``"spram"``
     clk_hz : float
         Frequency of ``sync`` (default ``config.clock_mhz``): SDRAM timing and the UART divisor.
     uart_divisor : int or None
@@ -388,8 +395,9 @@ class SystemTop(wiring.Component):
         ``"uart"``: ``uart_rx``/``uart_tx`` pins; ``"stream"``: ``host_rx``/``host_tx`` byte streams
         into the host link (fast full-system simulation, the UART is tested on its own).
     mem_words : int or None
-        Words of memory for ``"bram"`` / ``"sdram-model"`` / ``"spram"`` (default: 64 KiB / 256 KiB /
-        four blocks, 128 KiB).
+        Words of memory for ``"bram"`` / ``"sdram-model"`` / ``"ddr3-model"`` / ``"spram"`` (default:
+        64 KiB / 256 KiB / 256 KiB / four blocks, 128 KiB); ``"ddr3"``: the whole chip, capped at
+        4 GiB (the host link's 32-bit byte addresses).
     mem_slice : bool
         A :class:`MemCommandSlice` between the arbiter and the memory (default; the arbiter's tag
         FIFO is then ``min(16, max(4, config.max_reads))`` deep). Without it the tag FIFO is 2 deep,
@@ -398,6 +406,8 @@ class SystemTop(wiring.Component):
     sdram_geometry, sdram_timing : for the SDRAM memories (default: the ULX3S part)
     sdram_read_delay : int or None
         The controller's ``read_delay`` (boards add their I/O registers).
+    ddr3_geometry, ddr3_timing, ddr3_phy_params : for the DDR3 memories (default: the ECPIX-5
+        part, MT41K*-107 timing, :class:`~rtl_gen.ddr3_phy_if.DDR3PHYParams` defaults)
     engine : ``"auto"``, ``"real"`` or ``"standin"`` (see :func:`make_engine`)
     hostlink : callable or None
         Factory ``(config, mem_bytes, clk_hz, uart_divisor) -> component`` (default
@@ -412,18 +422,26 @@ class SystemTop(wiring.Component):
     uart_rx : In(1), uart_tx : Out(1)           with ``link="uart"``
     host_rx : In(stream 8), host_tx : Out(stream 8)   with ``link="stream"``
     sdram : Out(SDRAMSignature)                 with ``memory="sdram"``
+    ddr3 : Out(DDR3PHYSignature)                with ``memory="ddr3"``: to the board's PHY
+    mem_init_done, mem_calib_error : Out(1)     with the DDR3 memories: the controller's init and
+                                                read calibration finished / found no window on
+                                                some lane (the memory then never answers: an LED)
     busy, done, error : Out(1)                  the engine's status (LEDs)
     mem_violation : Out(Violation)              with ``memory="sdram-model"``: the model's first
-                                                timing violation (must stay NONE)
+                                                timing violation (must stay NONE); with
+                                                ``"ddr3-model"`` the DDR3 model's (its own enum)
     """
 
     def __init__(self, config: AccelConfig, memory: str = "bram", *, clk_hz: float | None = None,
                  uart_divisor: int | None = None, link: str = "uart", mem_words: int | None = None,
                  sdram_geometry: SDRAMGeometry = IS42S16160, sdram_timing: SDRAMTiming = SDRAMTiming(),
-                 sdram_read_delay: int | None = None, engine: str = "auto",
+                 sdram_read_delay: int | None = None, ddr3_geometry: DDR3Geometry = MT41K256M16,
+                 ddr3_timing: DDR3Timing = DDR3Timing(), ddr3_phy_params: DDR3PHYParams = DDR3PHYParams(),
+                 engine: str = "auto",
                  hostlink: Callable | None = None, mem_slice: bool = True, ram_counters: bool = False):
-        if memory not in ("sdram", "sdram-model", "bram", "spram"):
-            raise BoardError(f"SystemTop: memory = {memory!r}: 'sdram', 'sdram-model', 'bram' or 'spram'")
+        if memory not in ("sdram", "sdram-model", "ddr3", "ddr3-model", "bram", "spram"):
+            raise BoardError(f"SystemTop: memory = {memory!r}: 'sdram', 'sdram-model', 'ddr3', 'ddr3-model', "
+                             f"'bram' or 'spram'")
         if memory == "spram" and config.ext_data_bits != 16:
             raise BoardError(f"SystemTop: config {config.name!r} has ext_data_bits = {config.ext_data_bits}, "
                              f"the SPRAM is 16 bits wide")
@@ -432,19 +450,28 @@ class SystemTop(wiring.Component):
         if memory.startswith("sdram") and config.ext_data_bits != sdram_geometry.data_bits:
             raise BoardError(f"SystemTop: config {config.name!r} has ext_data_bits = {config.ext_data_bits}, "
                              f"the SDRAM is {sdram_geometry.data_bits} bits wide")
+        if memory.startswith("ddr3") and config.ext_data_bits != ddr3_geometry.data_bits:
+            raise BoardError(f"SystemTop: config {config.name!r} has ext_data_bits = {config.ext_data_bits}, "
+                             f"a DDR3 word (one burst-chop-4 burst of {ddr3_geometry.dq_bits}-bit DQ) is "
+                             f"{ddr3_geometry.data_bits} bits")
         self.config, self.memory, self.link = config, memory, link
         self.clk_hz = clk_hz or config.clock_mhz * 1e6
         self.uart_divisor = uart_divisor or round(self.clk_hz / protocol.DEFAULT_BAUD)
         self.sdram_geometry, self.sdram_timing = sdram_geometry, sdram_timing
         self.sdram_read_delay = sdram_read_delay
+        self.ddr3_geometry, self.ddr3_timing = ddr3_geometry, ddr3_timing
+        self.ddr3_phy_params = ddr3_phy_params
         self.mem_slice = mem_slice
         self.ram_counters = ram_counters
         if memory == "sdram":
             self.mem_words = sdram_geometry.words
+        elif memory == "ddr3":
+            # The host link addresses bytes with 32 bits: a bigger chip is used up to 4 GiB.
+            self.mem_words = min(ddr3_geometry.words, (1 << 32) // config.ext_bytes)
         elif memory == "spram":
             self.mem_words = mem_words or 4 * SPRAMMemory.BLOCK_WORDS
         else:
-            default = (256 << 10) // config.ext_bytes if memory == "sdram-model" else (64 << 10) // config.ext_bytes
+            default = (256 << 10 if memory in ("sdram-model", "ddr3-model") else 64 << 10) // config.ext_bytes
             self.mem_words = mem_words or default
         self.mem_bytes = self.mem_words * config.ext_bytes
         self.engine = make_engine(config, engine, counters=not ram_counters)
@@ -460,6 +487,14 @@ class SystemTop(wiring.Component):
             members["sdram"] = Out(SDRAMSignature(sdram_geometry))
         if memory == "sdram-model":
             members["mem_violation"] = Out(Violation)
+        if memory == "ddr3":
+            g = ddr3_geometry
+            members["ddr3"] = Out(DDR3PHYSignature(dq_bits=g.dq_bits, bank_bits=g.bank_bits,
+                                                   addr_pins=g.addr_pins, params=ddr3_phy_params))
+        if memory == "ddr3-model":
+            members["mem_violation"] = Out(DDR3Violation)
+        if memory.startswith("ddr3"):
+            members.update({"mem_init_done": Out(1), "mem_calib_error": Out(1)})
         super().__init__(members)
 
     @property
@@ -527,6 +562,18 @@ class SystemTop(wiring.Component):
             m.submodules.memory = mem = BlockRAMMemory(cfg.ext_data_bits, self.mem_words)
         elif self.memory == "spram":
             m.submodules.memory = mem = SPRAMMemory(self.mem_words)
+        elif self.memory.startswith("ddr3"):
+            m.submodules.memory = mem = DDR3Controller(self.ddr3_geometry, self.ddr3_timing,
+                                                       self.clk_hz / 1e6, self.ddr3_phy_params)
+            m.d.comb += [self.mem_init_done.eq(mem.init_done), self.mem_calib_error.eq(mem.calib_error)]
+            if self.memory == "ddr3":
+                wiring.connect(m, mem.phy, wiring.flipped(self.ddr3))
+            else:
+                m.submodules.ddr3_model = model = DDR3Model(self.ddr3_geometry, self.ddr3_timing,
+                                                            self.clk_hz / 1e6, self.ddr3_phy_params,
+                                                            words=self.mem_words)
+                wiring.connect(m, mem.phy, model.phy)
+                m.d.comb += self.mem_violation.eq(model.violation)
         else:
             m.submodules.memory = mem = SDRAMController(self.sdram_geometry, self.sdram_timing,
                                                         self.clk_hz / 1e6, read_delay=self.sdram_read_delay)

@@ -219,3 +219,43 @@ def test_ram_counters_read_the_same_counts():
         got.append(runs)
     assert got[0] == got[1]
     assert got[1][0][isa.Counter.INSNS] == 4 and got[1][0][isa.Counter.CYCLES] > got[1][1][isa.Counter.CYCLES] > 0
+
+
+def test_network_bit_exact_on_ddr3_model():
+    """The ECPIX-5 config on the DDR3 controller and its PHY+DRAM model (``memory="ddr3-model"``,
+    init waits shortened): a compiled Fire module through the driver, bit-exact with the golden
+    model, and no DDR3 rule broken on the way."""
+    runtime = pytest.importorskip("sqzhw.runtime")
+    from rtl_gen.ddr3 import DDR3Timing
+    from rtl_gen.ddr3_model import Violation
+    from sqzhw.compiler.codegen import compile_graph
+    from sqzhw.compiler.testing import random_qgraph
+    from sqzhw.program import Preprocess
+
+    cfg = load_config("ecpix5")
+    qgraph = random_qgraph("fire", input_size=6, width_mult=0.25, num_classes=8, seed=3)
+    program = compile_graph(qgraph, cfg, Preprocess(height=6, width=6))
+    words = 1 << (-(-max(program.memory_size, 1 << 14) // cfg.ext_bytes) - 1).bit_length()
+    timing = DDR3Timing(t_reset=200.0, t_cke=500.0, t_zqinit_ck=64, t_dllk_ck=64)
+    top = boards_common.SystemTop(cfg, memory="ddr3-model", link="stream", mem_words=words, engine="real",
+                                  ddr3_timing=timing)
+    transport = SystemSimTransport(top, budget=2_000_000)
+    state = {}
+
+    async def watch(ctx):
+        async for _clk, _rst, violation, init_done in ctx.tick().sample(top.mem_violation, top.mem_init_done):
+            if violation != Violation.NONE and "violation" not in state:
+                state["violation"] = (violation, transport.cycles)
+            if init_done:
+                state["init_done"] = True
+
+    transport.sim.add_process(watch)
+    acc = Accelerator(transport, cfg, retries=4)
+    acc.load(program)
+    x = np.random.default_rng(0).standard_normal((program.input.channels, 6, 6)).astype(np.float32)
+    logits = acc.infer(x)
+    golden = runtime.run_golden(program, x)
+    np.testing.assert_array_equal(acc.last.sums, golden.sums)
+    np.testing.assert_array_equal(logits, golden.logits)
+    assert state.get("init_done"), "the DDR3 controller never finished init and calibration"
+    assert "violation" not in state, f"DDR3 model violation {state['violation']}"

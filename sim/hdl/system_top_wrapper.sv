@@ -15,7 +15,8 @@
 // host's UART: an 8N1 transmitter and receiver at DIVISOR clock cycles per bit (written here,
 // independently of rtl_gen/uart.py, so the two check each other). Otherwise the system has the
 // `host_rx` / `host_tx` byte streams (link="stream"). `SQZHW_SDRAM_MODEL connects the SDRAM
-// model's `mem_violation` output (memory="sdram-model"); with block RAM it reads 0.
+// model's `mem_violation` output (memory="sdram-model"), `SQZHW_DDR3_MODEL the DDR3 model's
+// (memory="ddr3-model", a 5-bit code of its own enum); with block RAM it reads 0.
 
 `timescale 1ns/1ps
 
@@ -44,13 +45,16 @@ module sqzhw_system_tb #(
     output logic                    busy,
     output logic                    done,
     output logic                    error,
-    output logic [3:0]              mem_violation,
+    output logic [4:0]              mem_violation,
     output logic [63:0]             cycles
 );
     localparam int RX_BITS = $clog2(RX_BYTES);
 
-    // Only the SDRAM model reports timing violations (memory="sdram-model").
+    // Only the memory models report timing violations (memory="sdram-model" / "ddr3-model").
 `ifdef SQZHW_SDRAM_MODEL
+    `define SQZHW_VIOLATION_PORT , .mem_violation(mem_violation[3:0])
+    assign mem_violation[4] = 0;
+`elsif SQZHW_DDR3_MODEL
     `define SQZHW_VIOLATION_PORT , .mem_violation(mem_violation)
 `else
     `define SQZHW_VIOLATION_PORT

@@ -88,7 +88,7 @@ DEFAULT_MEM_BYTES = 64 << 10
 
 class SystemSimError(RuntimeError):
     """The simulation itself failed: build error, simulator crash, harness misbehaviour, or an
-    SDRAM timing violation reported by the memory model."""
+    SDRAM/DDR3 timing violation reported by the memory model."""
 
 
 class RemoteError(DriverError):
@@ -122,7 +122,8 @@ class SystemBuild:
 
     @property
     def period_ps(self) -> int:
-        return round(1e12 / self.clk_hz)
+        # Even: cocotb's Clock splits the period in two equal halves (60 MHz is 16667 ps).
+        return 2 * round(1e12 / self.clk_hz / 2)
 
 
 def _resolve_config(config: AccelConfig | str) -> AccelConfig:
@@ -142,10 +143,11 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
     link : {"stream", "uart"}
         ``"stream"``: bytes straight into the host link (fast); ``"uart"``: through the board's
         UART pins, bit by bit, at ``uart_divisor`` cycles per bit.
-    memory : {"sdram-model", "bram", "spram"}
-        External memory: the SDRAM controller on the cycle-level SDRAM model, block RAM, or the
-        iCEBreaker's single-port SPRAM blocks (behavioural, behind the arbiter and command slice as on
-        that board).
+    memory : {"sdram-model", "ddr3-model", "bram", "spram"}
+        External memory: the SDRAM controller on the cycle-level SDRAM model, the DDR3 controller on
+        the cycle-level DDR3 PHY+DRAM model (the ECPIX-5 part and datasheet init waits: 0.7 ms of
+        simulated time before the memory answers), block RAM, or the iCEBreaker's single-port SPRAM
+        blocks (behavioural, behind the arbiter and command slice as on that board).
     mem_words : int, optional
         Words of simulated memory (a power of two; default 64 KiB worth, 128 KiB for ``"spram"``).
     uart_divisor : int, optional
@@ -163,8 +165,9 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
     config = _resolve_config(config)
     if link not in ("stream", "uart"):
         raise ValueError(f"link = {link!r}: 'stream' or 'uart'")
-    if memory not in ("sdram-model", "bram", "spram"):
-        raise ValueError(f"memory = {memory!r}: 'sdram-model', 'bram' or 'spram' (a simulation has no SDRAM pins)")
+    if memory not in ("sdram-model", "ddr3-model", "bram", "spram"):
+        raise ValueError(f"memory = {memory!r}: 'sdram-model', 'ddr3-model', 'bram' or 'spram' (a simulation "
+                         f"has no SDRAM/DDR3 pins)")
     if mem_words is None:
         mem_words = 4 * SPRAM_BLOCK_WORDS if memory == "spram" else DEFAULT_MEM_BYTES // config.ext_bytes
     if mem_words < 1 or mem_words & (mem_words - 1):
@@ -324,6 +327,8 @@ def _build(config: AccelConfig, path: Path, options: dict, progress: Callable[[s
         defines["SQZHW_UART_LINK"] = 1
     if options["memory"] == "sdram-model":
         defines["SQZHW_SDRAM_MODEL"] = 1
+    if options["memory"] == "ddr3-model":
+        defines["SQZHW_DDR3_MODEL"] = 1
     params = {"TX_BYTES": TX_BYTES, "RX_BYTES": RX_BYTES, "DIVISOR": options["uart_divisor"] or 8}
     # cocotb's runner passes --public-flat-rw, which keeps every one of the engine's signals visible
     # to VPI: twice the C++ and a slower model. Only the wrapper's ports need to be visible, so
@@ -538,13 +543,17 @@ class VerilatorTransport:
     def _check_violation(self) -> None:
         code = _u(self.dut.mem_violation)
         if code:
+            ddr3 = self.build.memory == "ddr3-model"
             try:
-                from rtl_gen.sdram_model import Violation
+                if ddr3:
+                    from rtl_gen.ddr3_model import Violation
+                else:
+                    from rtl_gen.sdram_model import Violation
                 name = Violation(code).name
             except Exception:  # the name is only for the message
                 name = str(code)
-            raise SystemSimError(f"the SDRAM model reports a timing violation: {name} "
-                                 f"(at cycle {self.cycles})")
+            raise SystemSimError(f"the {'DDR3' if ddr3 else 'SDRAM'} model reports a timing violation: "
+                                 f"{name} (at cycle {self.cycles})")
 
     async def reset(self, cycles: int = 4) -> None:
         """Hold the system in reset for ``cycles`` cycles (the wrapper's inputs idle)."""

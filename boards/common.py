@@ -473,7 +473,9 @@ class SystemTop(wiring.Component):
         else:
             default = (256 << 10 if memory in ("sdram-model", "ddr3-model") else 64 << 10) // config.ext_bytes
             self.mem_words = mem_words or default
-        self.mem_bytes = self.mem_words * config.ext_bytes
+        # The DDR3 controller's read calibration owns the top words: the host and engine see the rest.
+        reserved = DDR3Controller.CALIB_WORDS if memory.startswith("ddr3") else 0
+        self.mem_bytes = (self.mem_words - reserved) * config.ext_bytes
         self.engine = make_engine(config, engine, counters=not ram_counters)
         # A custom factory is only asked for the counter port when there is one to give it.
         extra = {"counter_port": True} if ram_counters else {}
@@ -563,8 +565,9 @@ class SystemTop(wiring.Component):
         elif self.memory == "spram":
             m.submodules.memory = mem = SPRAMMemory(self.mem_words)
         elif self.memory.startswith("ddr3"):
-            m.submodules.memory = mem = DDR3Controller(self.ddr3_geometry, self.ddr3_timing,
-                                                       self.clk_hz / 1e6, self.ddr3_phy_params)
+            m.submodules.memory = mem = DDR3Controller(
+                self.ddr3_geometry, self.ddr3_timing, self.clk_hz / 1e6, self.ddr3_phy_params,
+                calib_word=self.mem_words - DDR3Controller.CALIB_WORDS)
             m.d.comb += [self.mem_init_done.eq(mem.init_done), self.mem_calib_error.eq(mem.calib_error)]
             if self.memory == "ddr3":
                 wiring.connect(m, mem.phy, wiring.flipped(self.ddr3))

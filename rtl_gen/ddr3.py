@@ -18,7 +18,9 @@ Word address mapping is ``{row, bank, colword}`` (colword lowest, column = ``4 *
 sequential stream that leaves a row continues in the next bank.
 
 After the init sequence (RESET#, CKE, MR2, MR3, MR1, MR0, ZQCL) the controller calibrates the read
-capture: it writes two pattern words, reads them back for every bitslip and delay setting, and
+capture: it writes two pattern words (at ``calib_word``, :attr:`DDR3Controller.CALIB_WORDS` words that
+the memory's users must leave alone: :class:`boards.common.SystemTop` puts them at the top of the
+memory and tells the host a size without them), reads them back for every bitslip and delay setting, and
 picks per byte lane the centre of the longest window of passing delays. ``init_done`` rises only
 after a successful calibration; ``calib_error`` says when a lane found no window.
 """
@@ -321,6 +323,9 @@ class DDR3Controller(wiring.Component):
         Latencies, command phases and calibration settings of the PHY.
     read_fifo_depth : int
         Read data buffered for a stalled ``rd_data`` consumer; bounds reads in flight.
+    calib_word : int
+        First of the :attr:`CALIB_WORDS` word addresses the read calibration writes its patterns to
+        (overwritten at every controller reset).
 
     Members
     -------
@@ -342,9 +347,12 @@ class DDR3Controller(wiring.Component):
         Per lane: chosen bitslip and the first/last passing delay (the delay used is the centre).
     """
 
+    #: Words the read calibration writes (two patterns).
+    CALIB_WORDS = 2
+
     def __init__(self, geometry: DDR3Geometry = MT41K256M16, timing: DDR3Timing = DDR3Timing(),
                  clock_mhz: float = 50.0, phy_params: DDR3PHYParams = DDR3PHYParams(), *,
-                 read_fifo_depth: int = 8):
+                 read_fifo_depth: int = 8, calib_word: int = 0):
         def bad(msg: str) -> ValueError:
             self._MustUse__silence = True  # not built: no 'created but never used' warning
             return ValueError(msg)
@@ -354,6 +362,10 @@ class DDR3Controller(wiring.Component):
                       f"(DRAM clock at most 933 MHz, DDR3-1866)")
         if read_fifo_depth < 2:
             raise bad(f"DDR3Controller: read_fifo_depth = {read_fifo_depth!r}: at least 2")
+        if not 0 <= calib_word <= geometry.words - self.CALIB_WORDS:
+            raise bad(f"DDR3Controller: calib_word = {calib_word!r}: from 0 to "
+                      f"{geometry.words - self.CALIB_WORDS} (the chip has {geometry.words} words)")
+        self.calib_word = calib_word
         try:
             self.mode = mode_registers(phy_params, timing, clock_mhz)
         except ValueError as e:
@@ -497,7 +509,7 @@ class DDR3Controller(wiring.Component):
         cal_valid, cal_write = Signal(), Signal()
         cal_addr = Signal(1)
         with m.If(calibrating):
-            m.d.comb += [req_valid.eq(cal_valid), req_write.eq(cal_write), req_addr.eq(cal_addr),
+            m.d.comb += [req_valid.eq(cal_valid), req_write.eq(cal_write), req_addr.eq(self.calib_word + cal_addr),
                          write_data.eq(Mux(cal_addr, self.patterns[1], self.patterns[0]))]
         with m.Else():
             m.d.comb += [req_valid.eq(self.wr.valid | self.rd_cmd.valid), req_write.eq(self.wr.valid),

@@ -15,6 +15,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from rtl_gen.testing import collect_quietly
 from rtl_gen.ddr3 import (MT41K64M16, MT41K256M16, DDR3Controller, DDR3Geometry, DDR3Timing,
                           calib_patterns, mode_registers, throughput_model)
 from rtl_gen.ddr3_model import DDR3Model, Violation
@@ -32,8 +33,8 @@ class Pair(wiring.Component):
     """Controller wired to the model, as on the board but with the model in place of PHY+DRAM."""
 
     def __init__(self, geometry=MT41K64M16, timing=FAST, clock_mhz=MHZ, params=PARAMS, words=WORDS,
-                 **model_kw):
-        self.ctrl = DDR3Controller(geometry, timing, clock_mhz, params)
+                 calib_word=0, **model_kw):
+        self.ctrl = DDR3Controller(geometry, timing, clock_mhz, params, calib_word=calib_word)
         self.model = DDR3Model(geometry, timing, clock_mhz, params, words=words, **model_kw)
         super().__init__({})
 
@@ -53,10 +54,10 @@ async def wait_for(ctx, signal, limit, what):
 
 
 def run_traffic(ops, geometry=MT41K64M16, timing=FAST, clock_mhz=MHZ, idle=0.3, backpressure=0.3,
-                seed=1, words=WORDS, params=PARAMS):
+                seed=1, words=WORDS, params=PARAMS, calib_word=0):
     """Run ``ops`` ([("w", addr, data) | ("r", addr)]) through the pair; return
     (expected, got, info) with info the cycles after ``init_done`` and the model's counters."""
-    dut = Pair(geometry, timing, clock_mhz, params, words=words)
+    dut = Pair(geometry, timing, clock_mhz, params, words=words, calib_word=calib_word)
     c, m = dut.ctrl, dut.model
     rng = random.Random(seed)
     expected: list[tuple[int, int]] = []
@@ -70,7 +71,7 @@ def run_traffic(ops, geometry=MT41K64M16, timing=FAST, clock_mhz=MHZ, idle=0.3, 
     async def issuer(ctx):
         await wait_for(ctx, c.init_done, INIT_LIMIT, "init_done")
         start, refreshes0 = now[0], ctx.get(m.refreshes)
-        ref: dict[int, int] = {0: p0, 1: p1}   # calibration wrote its patterns there
+        ref: dict[int, int] = {calib_word: p0, calib_word + 1: p1}   # calibration wrote its patterns there
         for op in ops:
             while idle and rng.random() < idle:
                 await ctx.tick()
@@ -135,9 +136,10 @@ def check(expected, got, info):
 ODD = DDR3PHYParams(cl=7, cwl=6, read_latency=7, write_latency=3, bitslips=2, delays=6, settle_cycles=3)
 
 
-@pytest.mark.parametrize("geometry,params", [(MT41K64M16, PARAMS), (MT41K256M16, ODD)],
-                         ids=["orangecrab", "ecpix5-odd-cl"])
-def test_random_traffic(geometry, params):
+# The ECPIX-5 case calibrates at the top of the memory, where SystemTop puts it.
+@pytest.mark.parametrize("geometry,params,calib_word", [(MT41K64M16, PARAMS, 0), (MT41K256M16, ODD, WORDS - 2)],
+                         ids=["orangecrab", "ecpix5-odd-cl-calib-at-top"])
+def test_random_traffic(geometry, params, calib_word):
     rng = random.Random(geometry.row_bits)
     # Clustered addresses: many row hits, bank changes and row misses in the same bank.
     hot = [rng.randrange(WORDS) for _ in range(32)]
@@ -148,7 +150,8 @@ def test_random_traffic(geometry, params):
             ops.append(("w", addr, rng.randrange(1 << 64)))
         else:
             ops.append(("r", addr))
-    expected, got, info = run_traffic(ops, geometry=geometry, seed=geometry.row_bits, params=params)
+    expected, got, info = run_traffic(ops, geometry=geometry, seed=geometry.row_bits, params=params,
+                                      calib_word=calib_word)
     check(expected, got, info)
     assert info["refreshes"] >= 10, f"refresh ran {info['refreshes']} times during traffic"
     assert info["refresh_count"] == info["model_refreshes"], "controller and model count refreshes apart"
@@ -455,6 +458,8 @@ def test_bad_parameters():
         DDR3Controller(MT41K64M16, FAST, 500.0)
     with pytest.raises(ValueError, match="read_fifo_depth = 1"):
         DDR3Controller(MT41K64M16, FAST, 50.0, read_fifo_depth=1)
+    with pytest.raises(ValueError, match=f"calib_word = {MT41K64M16.words - 1}"):
+        DDR3Controller(MT41K64M16, FAST, 50.0, calib_word=MT41K64M16.words - 1)
     with pytest.raises(ValueError, match="t_wr"):
         DDR3Controller(MT41K64M16, DDR3Timing(t_wr=60.0), 400.0)
     with pytest.raises(ValueError, match="words = 1000"):
@@ -463,3 +468,16 @@ def test_bad_parameters():
         DDR3Model(MT41K64M16, FAST, 50.0, good_delays=((3, 2), (0, 1)))
     with pytest.raises(ValueError, match="good_bitslip"):
         DDR3Model(MT41K64M16, FAST, 50.0, good_bitslip=(4, 0))
+
+
+def test_system_keeps_calibration_words_from_the_host():
+    """SystemTop calibrates at the top of the DDR3 memory and reports the size below it."""
+    from boards.common import SystemTop
+    from sqzhw.config import load_config
+    cfg = load_config("ecpix5")
+    for memory in ("ddr3", "ddr3-model"):
+        top = SystemTop(cfg, memory, link="stream", engine="standin")
+        sizes = top.mem_words, top.mem_bytes
+        del top
+        collect_quietly()   # the top is never elaborated
+        assert sizes[1] == (sizes[0] - DDR3Controller.CALIB_WORDS) * cfg.ext_bytes, memory

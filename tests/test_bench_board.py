@@ -1,9 +1,11 @@
 """bench/bench_board.py: the board frame-rate bench's helpers (fast) and its RTL frame measurement on
 a reduced SqueezeNet 1.1 in Verilator (slow, rtl).
 
-The slow test runs the same :func:`bench.bench_board.main` as ``make bench``, on the ``small``
-config (2x2 array, 16-bit SDRAM model) with a 1/8-width SqueezeNet 1.1 at 48x48 whose memory image
-fits the 64 KiB the system tests simulate, so it shares their cached Verilator build.
+The slow tests run the same :func:`bench.bench_board.main` as ``make bench`` with a 1/8-width
+SqueezeNet 1.1 at 48x48: on the ULX3S's memory with the ``small`` config (2x2 array, 16-bit SDRAM
+model; the memory image fits the 64 KiB the system tests simulate, so it shares their cached
+Verilator build), and on the ECPIX-5's own config and DDR3 model with the program preloaded through
+the DDR3 model's backdoor.
 """
 
 from __future__ import annotations
@@ -60,6 +62,56 @@ def test_compare_sums():
     assert msg is not None and "1 of 10" in msg and "index 7" in msg
     assert "shape" in bb.compare_sums(a[:9], a)
     assert "integers" in bb.compare_sums(a.astype(np.float64), a)
+
+
+def test_model_figures_ddr3():
+    """The ECPIX-5's cross-check charges the DDR3 controller's modelled rate, not the SDRAM's."""
+    from rtl_gen.ddr3 import MT41K256M16, DDR3Timing, throughput_model
+
+    config = load_config("ecpix5")
+    program = bb.compile_network(config, input_size=SMALL_SIZE, **SMALL_NET)
+    m = bb.model_figures(program, config.clock_mhz, "ddr3-model")
+    tp = throughput_model(MT41K256M16, DDR3Timing(), config.clock_mhz)
+    assert m["memory"] == "ddr3-model" and "sdram_seq_read_cycles_per_word" not in m
+    assert m["ddr3_seq_read_cycles_per_word"] == tp["seq_read"] > 1.0
+    assert m["cycles"] > m["cycles_ideal_memory"] > 0
+    sdram = bb.model_figures(program, config.clock_mhz, "sdram-model")
+    assert sdram["cycles"] != m["cycles"]      # the memory kind changes the prediction
+    _, row_miss = bb.memory_rates("ddr3-model", config.clock_mhz)
+    assert row_miss > 2
+    with pytest.raises(ValueError, match="memory = 'bram'"):
+        bb.model_figures(program, config.clock_mhz, "bram")
+
+
+def test_model_mem_words_keeps_the_ddr3_calibration_words_free():
+    from rtl_gen.ddr3 import DDR3Controller
+
+    # A program that fills 8 KiB exactly needs the next power of two on DDR3 (calibration words on
+    # top), not on the SDRAM.
+    assert bb.model_mem_words("sdram-model", 1 << 23, 2) == 1 << 22
+    assert bb.model_mem_words("ddr3-model", 1 << 23, 8) == 1 << 21
+    assert bb.model_mem_words("ddr3-model", (1 << 23) - 8 * DDR3Controller.CALIB_WORDS, 8) == 1 << 20
+    assert bb.model_mem_words("ddr3-model", 100, 8) == 2048          # one row per bank
+    with pytest.raises(ValueError, match="memory = 'spram'"):
+        bb.model_mem_words("spram", 100, 2)
+
+
+def test_compare_boards_and_main_arguments(tmp_path):
+    def section(fps, uart, mhz, source="report"):
+        rate = {"fps_engine": fps, "fps_with_uart": uart, "mhz": mhz}
+        return {"rates": {"Fmax": rate, "config clock": rate}, "fmax_source": source, "frame_source": "rtl"}
+
+    c = bb.compare_boards({"ulx3s": section(4.0, 0.5, 43.8), "ecpix5": section(6.0, 0.6, 60.0, "config clock")})
+    assert c["reference"] == "ulx3s"
+    assert math.isclose(c["ratio_fps_engine"]["ecpix5"], 1.5) and c["ratio_fps_engine"]["ulx3s"] == 1.0
+    assert math.isclose(c["ratio_fps_with_uart"]["ecpix5"], 1.2)
+    assert c["fmax_source"]["ecpix5"] == "config clock" and c["mhz"]["ulx3s"] == 43.8
+    # A board whose run failed has no rates and is left out; one board alone has no comparison.
+    assert bb.compare_boards({"ulx3s": section(4.0, 0.5, 43.8), "ecpix5": {"error": "x"}}) is None
+    with pytest.raises(ValueError, match="boards = \\('arty',\\)"):
+        bb.main(tmp_path, boards=("arty",))
+    assert bb.BOARDS["ecpix5"].report.parts[-2:] == ("ecpix5-ecpix5", "report.json")
+    assert bb.REPORT == bb.BOARDS["ulx3s"].report
 
 
 def test_model_figures_and_uart():
@@ -130,6 +182,23 @@ def test_preload_file_and_hook(tmp_path):
     with pytest.raises(SystemSimError, match="one SDRAM model"):
         _add_preload_hook(verilog.replace("sdram_model", "memory"))
 
+    # The DDR3 model's module: found by its own name, never the SDRAM model's.
+    ddr3 = ("module \\top.other (clk);\n  reg [7:0] storage [3:0];\nendmodule\n"
+            "module \\top.ddr3_model (clk);\n  reg [63:0] storage [4095:0];\nendmodule\n")
+    out = _add_preload_hook(ddr3, "ddr3-model")
+    model = out[out.index("module \\top.ddr3_model"):]
+    assert "$readmemh(preload_file, storage)" in model and out.count("$readmemh(") == 1
+    assert _add_preload_hook(verilog, "sdram-model") == _add_preload_hook(verilog)
+    with pytest.raises(SystemSimError, match="one DDR3 model"):
+        _add_preload_hook(verilog, "ddr3-model")
+    with pytest.raises(SystemSimError, match="no `storage` memory"):
+        _add_preload_hook(ddr3.replace("[63:0] storage", "[63:0] cells"), "ddr3-model")
+    with pytest.raises(ValueError, match="memory = 'bram'"):
+        _add_preload_hook(ddr3, "bram")
+    # 64-bit words for the DDR3 model's storage.
+    assert write_preload_file(path, [(8, bytes(range(8)))], 8, 1024) == 1
+    assert path.read_text().split() == ["@1", "0706050403020100"]
+
 
 # -- slow: the RTL frame measurement ------------------------------------------------------------------
 
@@ -145,8 +214,8 @@ def test_rtl_frame_on_reduced_squeezenet(tmp_path):
         pytest.skip(problem)
 
     lines = []
-    summary = bb.main(tmp_path, config_name="small", input_size=SMALL_SIZE, graph_kwargs=SMALL_NET,
-                      progress=lines.append)
+    summary = bb.main(tmp_path, boards=("ulx3s",), config_name="small", input_size=SMALL_SIZE,
+                      graph_kwargs=SMALL_NET, progress=lines.append)
     rtl = summary["measurement"]
     np.testing.assert_array_equal(rtl["sums"], rtl["golden_sums"])
     assert rtl["sums"].dtype.kind == "i" and np.any(rtl["sums"] != 0)   # not a vacuous comparison
@@ -183,3 +252,44 @@ def test_rtl_frame_on_reduced_squeezenet(tmp_path):
     text = "\n".join(lines)
     for word in ("compiling", "Verilator build", "loading the program", "inference done"):
         assert word in text, word
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_rtl_frame_on_ecpix5_ddr3_with_preload(tmp_path):
+    """The ECPIX-5's measurement: its own config (8x8, 64-bit words) on the DDR3 controller and
+    model, the program preloaded through the DDR3 model's backdoor (and read back over the link by
+    the driver's check), the reduced network bit-exact with the golden executor and the cycle
+    count within 0.5x..2x of the DDR3-charged cycle model's; the board's own JSON entry."""
+    pytest.importorskip("boards.common", reason="boards.common (SystemTop) has not landed")
+    from sim.runner import simulator_available
+    problem = simulator_available("verilator")
+    if problem:
+        pytest.skip(problem)
+
+    lines = []
+    summary = bb.main(tmp_path, boards=("ecpix5",), input_size=SMALL_SIZE, graph_kwargs=SMALL_NET,
+                      progress=lines.append)
+    rtl = summary["measurement"]
+    np.testing.assert_array_equal(rtl["sums"], rtl["golden_sums"])
+    assert rtl["sums"].dtype.kind == "i" and np.any(rtl["sums"] != 0)
+    assert rtl["bit_exact"] and rtl["config"] == "ecpix5" and rtl["memory"] == "ddr3-model"
+    assert rtl["load"]["preloaded"] and rtl["load"]["bytes"] > 0
+    # The backdoor moved nothing over the link: the load phase (the driver's read-back check) took
+    # fewer cycles than the stream link's 4 per byte would have for the program.
+    assert rtl["load"]["cycles"] < 4 * rtl["load"]["bytes"], rtl["load"]
+    assert rtl["mem_words"] == 8192 and rtl["link_retries"] == 0
+    c = rtl["counters"]
+    assert rtl["cycles"] == c["CYCLES"] > 0 and c["INSNS"] == rtl["instructions"]
+    assert 0.5 <= rtl["ratio_rtl_model"] <= 2.0, (rtl["cycles"], rtl["model_prediction"]["cycles"])
+    assert "ddr3_seq_read_cycles_per_word" in rtl["model_prediction"]
+
+    data = json.loads((tmp_path / "bench_board.json").read_text())
+    entry = data["boards"]["ecpix5"]
+    assert entry["memory"] == "ddr3-model" and entry["frame_source"] == "rtl"
+    assert entry["fmax_source"] in ("report", "config clock")
+    assert entry["rates"]["Fmax"]["cycles"] == rtl["cycles"]
+    assert data["comparison"] is None and data["board"] == "ecpix5"      # one board: nothing to compare
+    assert (tmp_path / "bench_board_units_ecpix5.png").stat().st_size > 1000
+    text = "\n".join(lines)
+    assert "DDR3 model" in text and "preloaded (checked)" in text

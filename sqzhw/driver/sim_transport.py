@@ -36,11 +36,11 @@ options and a hash of every source (``SQZHW_SIM_CACHE`` moves it), and concurren
 take turns on a lock file.
 
 Long runs (a whole SqueezeNet, ``bench/bench_board.py``): ``run_in_verilator(..., preload=pieces)``
-puts ``(address, bytes)`` pieces into the SDRAM model's storage at time 0 (``$readmemh`` through
+puts ``(address, bytes)`` pieces into the SDRAM or DDR3 model's storage at time 0 (``$readmemh`` through
 a hook added to the exported model) instead of over the link, and
 :meth:`VerilatorTransport.wait_engine` lets the simulation run to the end of an engine run
 instead of being polled. An all-zero memory deeper than :data:`ZERO_INIT_MAX_WORDS` words (the
-multi-MiB SDRAM model) is exported without its initial block.
+multi-MiB SDRAM or DDR3 model) is exported without its initial block.
 
 This module imports neither ``sim`` nor ``boards`` (nor cocotb) at import time; it needs the
 source checkout for them when a simulation is built or run.
@@ -189,6 +189,8 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
     options = {"link": link, "memory": memory, "mem_words": mem_words, "uart_divisor": uart_divisor,
                "engine": engine, "tx": TX_BYTES, "rx": RX_BYTES, "config": config.to_dict(),
                "recipe": 3}
+    if memory == "ddr3-model":
+        options["preload_hook"] = 1     # ddr3-model builds made before the DDR3 backdoor lack it
     key = runner._hash_files(sources, runner._tool_version("verilator"), json.dumps(options, sort_keys=True))
     path = runner._cache_root() / "system" / f"{link}-{memory}-{config.tag}-w{mem_words}-{key}"
     meta_path = path / "BUILT"
@@ -230,17 +232,26 @@ def _without_zero_init(max_words: int):
         emitter.emit_memory = original
 
 
-#: The simulator's plusarg naming a ``$readmemh`` file that preloads the SDRAM model's storage.
+#: The simulator's plusarg naming a ``$readmemh`` file that preloads the memory model's storage.
 PRELOAD_PLUSARG = "sqzhw_preload"
 
+#: The memory model module of each memory kind that has a preload backdoor: the submodule name
+#: :class:`boards.common.SystemTop` gives the model (its exported module ends ``.<name>``) and what
+#: error messages call it. Both models keep their words in a ``storage`` memory indexed by word address.
+PRELOAD_MODELS = {"sdram-model": ("sdram_model", "SDRAM"), "ddr3-model": ("ddr3_model", "DDR3")}
 
-def _add_preload_hook(text: str) -> str:
-    """Add the preload backdoor to the SDRAM model's module in the exported Verilog: with
-    ``+sqzhw_preload=FILE`` the simulator ``$readmemh``s FILE into its storage at time 0, before
-    reset ends (no engine, controller or link cycle is skipped or changed by it)."""
-    modules = re.findall(r"^module (\\\S*\.sdram_model) ", text, re.M)
+
+def _add_preload_hook(text: str, memory: str = "sdram-model") -> str:
+    """Add the preload backdoor to the ``memory`` model's module in the exported Verilog (see
+    :data:`PRELOAD_MODELS`): with ``+sqzhw_preload=FILE`` the simulator ``$readmemh``s FILE into its
+    storage at time 0, before reset ends (no engine, controller or link cycle is skipped or changed
+    by it)."""
+    if memory not in PRELOAD_MODELS:
+        raise ValueError(f"preload hook: memory = {memory!r}: one of {sorted(PRELOAD_MODELS)}")
+    suffix, label = PRELOAD_MODELS[memory]
+    modules = re.findall(rf"^module (\\\S*\.{suffix}) ", text, re.M)
     if len(modules) != 1:
-        raise SystemSimError(f"preload hook: expected one SDRAM model module in the exported Verilog, "
+        raise SystemSimError(f"preload hook: expected one {label} model module in the exported Verilog, "
                              f"found {modules}")
     start = text.index(f"module {modules[0]} ")
     end = text.index("\nendmodule", start)
@@ -308,14 +319,14 @@ def _build(config: AccelConfig, path: Path, options: dict, progress: Callable[[s
              f"to Verilog ...")
     top = SystemTop(config, memory=options["memory"], link=options["link"], mem_words=options["mem_words"],
                     uart_divisor=options["uart_divisor"], engine=options["engine"])
-    sdram_model = options["memory"] == "sdram-model"
-    # The SDRAM model's storage (mem_words deep, the design's deepest memory) never gets a zero
+    preloadable = options["memory"] in PRELOAD_MODELS
+    # The memory model's storage (mem_words deep, the design's deepest memory) never gets a zero
     # initial block: the preload must not race one.
-    max_words = min(ZERO_INIT_MAX_WORDS, options["mem_words"] - 1) if sdram_model else ZERO_INIT_MAX_WORDS
+    max_words = min(ZERO_INIT_MAX_WORDS, options["mem_words"] - 1) if preloadable else ZERO_INIT_MAX_WORDS
     with _without_zero_init(max_words):
         text = verilog.convert(top, name="sqzhw_system")
-    if sdram_model:
-        text = _add_preload_hook(text)
+    if preloadable:
+        text = _add_preload_hook(text, options["memory"])
     (path / "sqzhw_system.v").write_text(text)
     meta = {"mem_bytes": top.mem_bytes, "clk_hz": top.clk_hz,
             "idle_timeout": int(getattr(top.hostlink, "idle_timeout", 10_000)),
@@ -635,9 +646,10 @@ def run_in_verilator(config: AccelConfig | str, fn: Callable[..., Any], *args, l
     progress : callable
         Build and run messages.
     preload : list of (int, bytes), optional
-        A backdoor for long runs (``memory="sdram-model"`` only): these ``(byte address, bytes)``
-        pieces (word-aligned) are in the SDRAM model's storage from time 0, as if written before
-        the run, without moving them over the simulated link. Everything the engine does still
+        A backdoor for long runs (``memory="sdram-model"`` or ``"ddr3-model"``): these ``(byte
+        address, bytes)`` pieces (word-aligned, below the device's ``mem_bytes``: never the DDR3
+        controller's calibration words) are in the memory model's storage from time 0, as if
+        written before the run, without moving them over the simulated link. Everything the engine does still
         goes through the controller and the model. A driver that relies on it must not
         ``load()`` those bytes again (see ``bench/bench_board.py``).
 
@@ -664,8 +676,9 @@ def run_in_verilator(config: AccelConfig | str, fn: Callable[..., Any], *args, l
     except Exception as exc:
         raise TypeError(f"run_in_verilator: the arguments of {ref['qualname']} must pickle "
                         f"(they go to the simulator process): {exc}") from None
-    if preload is not None and memory != "sdram-model":
-        raise ValueError(f"run_in_verilator: preload needs memory='sdram-model', not {memory!r}")
+    if preload is not None and memory not in PRELOAD_MODELS:
+        raise ValueError(f"run_in_verilator: preload needs memory = 'sdram-model' or 'ddr3-model', "
+                         f"not {memory!r}")
     info = build_system(config, link=link, memory=memory, mem_words=mem_words, uart_divisor=uart_divisor,
                         engine=engine, progress=progress)
     from cocotb_tools.runner import get_runner
@@ -685,7 +698,8 @@ def run_in_verilator(config: AccelConfig | str, fn: Callable[..., Any], *args, l
         if preload is not None:
             hex_path = run_dir / "preload.hex"
             n = write_preload_file(hex_path, preload, config.ext_bytes, info.mem_bytes)
-            progress(f"preloading {n * config.ext_bytes:,} bytes into the SDRAM model (backdoor)")
+            progress(f"preloading {n * config.ext_bytes:,} bytes into the {PRELOAD_MODELS[memory][1]} model "
+                     f"(backdoor)")
             plusargs.append(f"+{PRELOAD_PLUSARG}={hex_path}")
         progress(f"simulating the {config.name} system ({link} link, {memory}) with "
                  f"{ref['qualname']} ...")

@@ -1,8 +1,9 @@
 """``make bitstream`` / ``make program``: build a board's bitstream and its report, or load it.
 
-    python -m boards.build --board ulx3s [--config NAME] --out build/boards [--program]
+    python -m boards.build --board ulx3s [--config NAME] --out build/boards [--program] [--memory bram]
 
-The build tree and products go to ``OUT/<board>-<config>/``: the amaranth-boards build files, the
+The build tree and products go to ``OUT/<board>-<config>/`` (``OUT/<board>-<config>-<memory>/`` when
+``--memory`` differs from the board's own, e.g. a DDR3 board's block-RAM fallback): the amaranth-boards build files, the
 bitstream ``top.bit`` (ECP5) / ``top.bin`` (iCE40), the tool logs, and the report
 ``report.json`` + ``report.txt`` + ``report.png`` (resources against the device, Fmax per clock against the target,
 the config and its tag -- the host link's INFO command returns the same tag --, PLL setting, build
@@ -58,8 +59,9 @@ class BuildError(RuntimeError):
     """A build that could not run or did not finish (names the board, the tool and the log)."""
 
 
-def _out_dir(out: Path, board: str, config: AccelConfig) -> Path:
-    return Path(out) / f"{board}-{config.name}"
+def _out_dir(out: Path, board: str, config: AccelConfig, memory: str | None = None) -> Path:
+    suffix = f"-{memory}" if memory and memory != get_board(board).memory else ""
+    return Path(out) / f"{board}-{config.name}{suffix}"
 
 
 def parse_nextpnr_report(path: Path) -> dict:
@@ -115,6 +117,14 @@ def _run_streamed(cmd: list[str], cwd: Path, log_path: Path, verbose: bool, env:
     return rc, "".join(lines)
 
 
+def _memory_text(spec: BoardSpec, memory: str, mem_bytes: int) -> str:
+    if memory == "sdram":
+        return memory
+    if memory == "ddr3":
+        return f"DDR3, {mem_bytes >> 20} MiB (ECP5 DDR3 PHY, DRAM clock 2x sync)"
+    return f"{'SPRAM' if memory == 'spram' else 'block RAM'}, {spec.bram_bytes // 1024} KiB"
+
+
 def _summary_text(report: dict) -> str:
     lines = [f"sqzhw bitstream report: board {report['board']}, config {report['config']['name']}",
              f"  config tag   {report['tag']}",
@@ -140,12 +150,14 @@ def _summary_text(report: dict) -> str:
 
 
 def build(board: str, config: str | AccelConfig | None = None, out: str | Path = "build/boards", *,
-          engine: str = "auto", verbose: bool = False, seed: int | None = None, baud: int | None = None) -> dict:
+          engine: str = "auto", verbose: bool = False, seed: int | None = None, baud: int | None = None,
+          memory: str | None = None) -> dict:
     """Build ``board``'s bitstream for ``config`` (default: the board's own), write the report,
-    return it as a dict. :class:`BuildError` if a tool is missing or fails."""
+    return it as a dict. ``memory`` overrides the board's (``"bram"``: a DDR3 board's block-RAM
+    fallback). :class:`BuildError` if a tool is missing or fails."""
     spec: BoardSpec = get_board(board)
     cfg = config if isinstance(config, AccelConfig) else load_config(config or spec.config)
-    out_dir = _out_dir(Path(out), board, cfg)
+    out_dir = _out_dir(Path(out), board, cfg, memory)
     out_dir.mkdir(parents=True, exist_ok=True)
     if seed is None:
         seed = spec.seeds.get(cfg.name, 1)
@@ -155,7 +167,7 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
     t0 = time.monotonic()
     print(f"boards.build: {board} with config {cfg.name} ({cfg.tag}) -> {out_dir}", flush=True)
     try:
-        top = BoardTop(spec, cfg, engine=engine, **({"baud": baud} if baud else {}))
+        top = BoardTop(spec, cfg, engine=engine, memory=memory, **({"baud": baud} if baud else {}))
     except (BoardError, ValueError) as exc:
         raise BoardError(f"board {board} with config {cfg.name!r}: {exc}") from None
     platform = spec.platform()
@@ -215,8 +227,7 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
     report = {
         "board": board, "config": cfg.to_dict(), "tag": cfg.tag, "engine": top.system.engine_name,
         "device": f"{platform.device} {getattr(platform, 'package', '')} speed {getattr(platform, 'speed', '')}",
-        "memory": spec.memory if spec.memory == "sdram" else
-                  f"{'SPRAM' if spec.memory == 'spram' else 'block RAM'}, {spec.bram_bytes // 1024} KiB",
+        "memory": _memory_text(spec, top.memory, top.system.mem_bytes),
         "mem_bytes": top.system.mem_bytes, "clock_mhz": cfg.clock_mhz, "pll_mhz": top.pll_mhz,
         "pll_params": top.pll_params, "uart_divisor": top.system.uart_divisor, "baud": top.baud,
         "build_seconds": round(seconds, 1), "bitstream": str(bitfile), "notes": spec.notes,
@@ -277,7 +288,7 @@ def program(board: str, config: str | None = None, out: str | Path = "build/boar
     """Load the board's bitstream with openFPGALoader (building it first if absent)."""
     spec = get_board(board)
     cfg = load_config(config or spec.config)
-    out_dir = _out_dir(Path(out), board, cfg)
+    out_dir = _out_dir(Path(out), board, cfg, build_args.get("memory"))
     bitfile = out_dir / (f"{NAME}.bit" if spec.family != "ice40" else f"{NAME}.bin")
     loader = os.environ.get("OPENFPGALOADER", "openFPGALoader")
     if shutil.which(loader) is None:
@@ -305,14 +316,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None,
                         help="nextpnr placement seed (default: the board's choice for the config, else 1)")
     parser.add_argument("--baud", type=int, help="UART rate (default: sqzhw.protocol.DEFAULT_BAUD)")
+    parser.add_argument("--memory", choices=["ddr3", "bram"],
+                        help="external memory of a DDR3 board (default: the board's; 'bram' is the "
+                             "block-RAM fallback that needs no DDR3 calibration)")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream all toolchain output")
     args = parser.parse_args(argv)
     try:
         if args.program:
-            program(args.board, args.config, args.out, engine=args.engine, verbose=args.verbose, seed=args.seed)
+            program(args.board, args.config, args.out, engine=args.engine, verbose=args.verbose, seed=args.seed,
+                    memory=args.memory)
         else:
             build(args.board, args.config, args.out, engine=args.engine, verbose=args.verbose, seed=args.seed,
-                  baud=args.baud)
+                  baud=args.baud, memory=args.memory)
     except (BuildError, BoardError, ConfigError, ValueError) as exc:
         print(f"boards.build: error: {exc}", file=sys.stderr)
         return 2

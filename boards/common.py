@@ -7,10 +7,11 @@ simulation, a byte-stream port) + an arbiter of their memory ports onto one memo
 * ``"sdram-model"``: the controller wired to :class:`~rtl_gen.sdram_model.SDRAMModel` (simulation;
   converts to Verilog, so Verilator runs the full system with the SDRAM at its real width and timing);
 * ``"ddr3"``: :class:`~rtl_gen.ddr3.DDR3Controller` with its PHY interface as the ``ddr3`` port (the
-  board's PHY connects there);
+  ECPIX-5 and OrangeCrab: :class:`BoardTop` puts :class:`~rtl_gen.ecp5_ddr3.ECP5DDR3PHY` on it);
 * ``"ddr3-model"``: the DDR3 controller wired to :class:`~rtl_gen.ddr3_model.DDR3Model` (PHY + DRAM,
   simulation);
-* ``"bram"``: :class:`BlockRAMMemory` (fast simulation, boards without external memory);
+* ``"bram"``: :class:`BlockRAMMemory` (fast simulation, boards without external memory, and the
+  DDR3 boards' fallback that needs no calibration: ``python -m boards.build --memory bram``);
 * ``"spram"``: :class:`SPRAMMemory`, the iCE40 UP's single-port SB_SPRAM256KA blocks (iCEBreaker; a
   behavioural model of the same ports elsewhere, so the same system simulates).
 
@@ -27,7 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
-from amaranth.hdl import (ClockDomain, ClockSignal, Const, Instance, Module, Mux, ResetInserter, ResetSignal,
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, Instance, Module, Mux, ResetInserter, ResetSignal,
                           Signal)
 from amaranth.lib import data, fifo, io, stream, wiring
 from amaranth.lib.memory import Memory
@@ -38,6 +39,7 @@ from rtl_gen.ddr3 import MT41K256M16, DDR3Controller, DDR3Geometry, DDR3Timing
 from rtl_gen.ddr3_model import DDR3Model
 from rtl_gen.ddr3_model import Violation as DDR3Violation
 from rtl_gen.ddr3_phy_if import DDR3PHYParams, DDR3PHYSignature
+from rtl_gen.ecp5_ddr3 import ECP5DDR3PHY, phy_params as ecp5_ddr3_params
 from rtl_gen.sdram import IS42S16160, SDRAMController, SDRAMGeometry, SDRAMSignature, SDRAMTiming
 from rtl_gen.sdram_model import SDRAMModel, Violation
 from rtl_gen.skid import SkidBuffer
@@ -407,7 +409,8 @@ class SystemTop(wiring.Component):
     sdram_read_delay : int or None
         The controller's ``read_delay`` (boards add their I/O registers).
     ddr3_geometry, ddr3_timing, ddr3_phy_params : for the DDR3 memories (default: the ECPIX-5
-        part, MT41K*-107 timing, :class:`~rtl_gen.ddr3_phy_if.DDR3PHYParams` defaults)
+        part, MT41K*-107 timing, the ECP5 PHY's parameters :func:`rtl_gen.ecp5_ddr3.phy_params`, so
+        the model has the board's latencies)
     engine : ``"auto"``, ``"real"`` or ``"standin"`` (see :func:`make_engine`)
     hostlink : callable or None
         Factory ``(config, mem_bytes, clk_hz, uart_divisor) -> component`` (default
@@ -436,7 +439,7 @@ class SystemTop(wiring.Component):
                  uart_divisor: int | None = None, link: str = "uart", mem_words: int | None = None,
                  sdram_geometry: SDRAMGeometry = IS42S16160, sdram_timing: SDRAMTiming = SDRAMTiming(),
                  sdram_read_delay: int | None = None, ddr3_geometry: DDR3Geometry = MT41K256M16,
-                 ddr3_timing: DDR3Timing = DDR3Timing(), ddr3_phy_params: DDR3PHYParams = DDR3PHYParams(),
+                 ddr3_timing: DDR3Timing = DDR3Timing(), ddr3_phy_params: DDR3PHYParams | None = None,
                  engine: str = "auto",
                  hostlink: Callable | None = None, mem_slice: bool = True, ram_counters: bool = False):
         if memory not in ("sdram", "sdram-model", "ddr3", "ddr3-model", "bram", "spram"):
@@ -460,7 +463,7 @@ class SystemTop(wiring.Component):
         self.sdram_geometry, self.sdram_timing = sdram_geometry, sdram_timing
         self.sdram_read_delay = sdram_read_delay
         self.ddr3_geometry, self.ddr3_timing = ddr3_geometry, ddr3_timing
-        self.ddr3_phy_params = ddr3_phy_params
+        self.ddr3_phy_params = ddr3_phy_params or ecp5_ddr3_params()
         self.mem_slice = mem_slice
         self.ram_counters = ram_counters
         if memory == "sdram":
@@ -492,7 +495,7 @@ class SystemTop(wiring.Component):
         if memory == "ddr3":
             g = ddr3_geometry
             members["ddr3"] = Out(DDR3PHYSignature(dq_bits=g.dq_bits, bank_bits=g.bank_bits,
-                                                   addr_pins=g.addr_pins, params=ddr3_phy_params))
+                                                   addr_pins=g.addr_pins, params=self.ddr3_phy_params))
         if memory == "ddr3-model":
             members["mem_violation"] = Out(DDR3Violation)
         if memory.startswith("ddr3"):
@@ -527,7 +530,8 @@ class SystemTop(wiring.Component):
                     m.d.comb += getattr(link, name).eq(getattr(eng, name))
             elif name == "mem_bytes":
                 m.d.comb += eng.mem_bytes.eq(self.mem_bytes)
-        m.d.comb += [self.busy.eq(eng.busy), self.done.eq(eng.done), self.error.eq(eng.error != isa.ErrorCode.NONE)]
+        error = eng.error != isa.ErrorCode.NONE
+        m.d.comb += [self.busy.eq(eng.busy), self.done.eq(eng.done)]
         if self.ram_counters:
             # The counters beside the engine (reset with it); a stand-in engine's own counters are
             # read through the same port as external ones.
@@ -569,6 +573,8 @@ class SystemTop(wiring.Component):
                 self.ddr3_geometry, self.ddr3_timing, self.clk_hz / 1e6, self.ddr3_phy_params,
                 calib_word=self.mem_words - DDR3Controller.CALIB_WORDS)
             m.d.comb += [self.mem_init_done.eq(mem.init_done), self.mem_calib_error.eq(mem.calib_error)]
+            # A failed read calibration leaves the memory unusable: the error LED says so.
+            error = error | mem.calib_error
             if self.memory == "ddr3":
                 wiring.connect(m, mem.phy, wiring.flipped(self.ddr3))
             else:
@@ -587,6 +593,7 @@ class SystemTop(wiring.Component):
                                                               self.clk_hz / 1e6, words=self.mem_words)
                 wiring.connect(m, mem.sdram, model.sdram)
                 m.d.comb += self.mem_violation.eq(model.violation)
+        m.d.comb += self.error.eq(error)
         # A register slice between the arbiter and the memory cuts the engine-to-controller path.
         upstream = arb.mem
         if self.mem_slice:
@@ -677,9 +684,17 @@ class BoardSpec:
     config : str
         Default config preset.
     family : ``"ecp5"``, ``"ice40"`` or ``"xilinx"``
-    memory : ``"sdram"``, ``"bram"`` or ``"spram"``
+    memory : ``"sdram"``, ``"ddr3"``, ``"bram"`` or ``"spram"``
     bram_bytes : int
-        External memory size when ``memory`` is ``"bram"`` or ``"spram"``.
+        External memory size when ``memory`` is ``"bram"`` or ``"spram"`` (a DDR3 board's block-RAM
+        fallback, ``BoardTop(memory="bram")``, uses it too).
+    ddr3_geometry, ddr3_timing : DDR3Geometry, DDR3Timing or None
+        The DDR3 part of a ``"ddr3"`` board (:mod:`rtl_gen.ddr3` presets; timing default
+        :class:`~rtl_gen.ddr3.DDR3Timing` ``()``).
+    ddr3_resource : str
+        Name of the DDR3 pins' resource (``"ddr3"``; a board module may add a corrected one). A
+        platform's ``ddr3_pseudo_power`` resource (the OrangeCrab's virtual supply pins for the DDR3
+        bank) is driven to its inactive level: VCC on its PinsN, ground on its Pins.
     mem_slice : bool
         Register slice between the memory arbiter and the memory (:class:`SystemTop`); needed for
         timing on the ECP5 boards, and it shortens the iCEBreaker's critical path too.
@@ -704,6 +719,12 @@ class BoardSpec:
     family: str
     memory: str = "bram"
     bram_bytes: int = 64 << 10
+    ddr3_geometry: DDR3Geometry | None = None
+    ddr3_resource: str = "ddr3"   #: platform resource of the DDR3 pins (number 0)
+    #: the DDR3 pins span both sides of the device (the OrangeCrab): ECLK goes through an
+    #: ECLKBRIDGECS, without which nextpnr cannot route it to the far side's ECLK buffers
+    ddr3_eclk_bridge: bool = False
+    ddr3_timing: DDR3Timing | None = None
     leds: dict = field(default_factory=lambda: {"busy": ("led", 0), "done": ("led", 1), "error": ("led", 2)})
     uart: tuple = ("uart", 0)
     extra_resources: Callable | None = None
@@ -733,25 +754,51 @@ class BoardTop(wiring.Component):
     baud : int
         UART rate (default :data:`sqzhw.protocol.DEFAULT_BAUD`); the engine clock must divide it
         to within 2 % (a UART receiver samples mid-bit and tolerates about that much).
+    memory : str or None
+        Override ``spec.memory``: ``"bram"`` on a DDR3 board is the fallback that works without
+        read calibration (``spec.bram_bytes`` of block RAM), ``"ddr3"`` needs ``spec.ddr3_geometry``.
+
+    A DDR3 board (``memory="ddr3"``, ECP5 only) clocks differently: the PLL makes twice the engine
+    clock, an ``ECLKSYNCB`` (stopped by the PHY's init sequence) gives ``sys2x`` and a ``CLKDIVF``
+    divides it by two into ``sync``, so the two are phase aligned as the DDR primitives need; the
+    board oscillator is the ``init`` clock of the PHY's start-up sequence.
     """
 
     def __init__(self, spec: BoardSpec, config: AccelConfig, *, engine: str = "auto",
-                 baud: int = protocol.DEFAULT_BAUD):
+                 baud: int = protocol.DEFAULT_BAUD, memory: str | None = None):
+        memory = memory or spec.memory
+        if memory != spec.memory and {memory, spec.memory} != {"ddr3", "bram"}:
+            raise BoardError(f"board {spec.name}: memory = {memory!r}: this board has {spec.memory!r} "
+                             f"(only a DDR3 board may switch to 'bram' and back)")
+        if memory == "ddr3" and (spec.ddr3_geometry is None or spec.family != "ecp5"):
+            raise BoardError(f"board {spec.name}: memory = 'ddr3' needs an ECP5 board with a DDR3 part "
+                             f"(BoardSpec.ddr3_geometry)")
         try:
             divisor = divisor_for(config.clock_mhz * 1e6, baud)
         except ValueError as exc:
             raise BoardError(f"board {spec.name}, config {config.name!r}: {exc}") from None
-        self.spec, self.config, self.baud = spec, config, baud
+        self.spec, self.config, self.baud, self.memory = spec, config, baud, memory
         self.pll_mhz: float | None = None
         self.pll_params: dict = {}
         bram_words = spec.bram_bytes // config.ext_bytes
-        self.system = SystemTop(
-            config, memory=spec.memory, link="uart",
-            mem_words=bram_words if spec.memory in ("bram", "spram") else None,
-            uart_divisor=divisor, engine=engine, mem_slice=spec.mem_slice, ram_counters=spec.ram_counters)
+        ddr3 = {}
+        if memory == "ddr3":
+            ddr3 = {"ddr3_geometry": spec.ddr3_geometry, "ddr3_timing": spec.ddr3_timing or DDR3Timing(),
+                    "ddr3_phy_params": ecp5_ddr3_params()}
+        try:
+            self.system = SystemTop(
+                config, memory=memory, link="uart",
+                mem_words=bram_words if memory in ("bram", "spram") else None,
+                uart_divisor=divisor, engine=engine, mem_slice=spec.mem_slice, ram_counters=spec.ram_counters,
+                **ddr3)
+        except BoardError as exc:
+            raise BoardError(f"board {spec.name}: {exc}") from None
         super().__init__({})
 
-    def _clock(self, m: Module, platform) -> None:
+    def _clock(self, m: Module, platform, phy: ECP5DDR3PHY | None = None) -> None:
+        if phy is not None:
+            self._ddr3_clock(m, platform, phy)
+            return
         spec, target = self.spec, self.config.clock_mhz
         clk_name = platform.default_clk
         fin = platform.default_clk_frequency / 1e6
@@ -807,6 +854,57 @@ class BoardTop(wiring.Component):
                 i_CLKIN1=clk.i, i_CLKFBIN=fb, o_CLKFBOUT=fb, o_CLKOUT0=out, o_LOCKED=locked,
                 i_RST=0, i_PWRDWN=0)
             m.submodules.bufg = Instance("BUFG", i_I=out, o_O=ClockSignal("sync"))
+        self._reset(m, platform, locked)
+
+    def _ddr3_clock(self, m: Module, platform, phy: ECP5DDR3PHY) -> None:
+        """PLL at twice the engine clock -> ``ECLKSYNCB`` (``STOP`` from the PHY) = ``sys2x`` ->
+        ``CLKDIVF`` /2 = ``sync``; the oscillator is ``init`` (reset until the PLL locks)."""
+        target = self.config.clock_mhz
+        fin = platform.default_clk_frequency / 1e6
+        m.domains.sync = cd = ClockDomain("sync")
+        m.domains.sys2x = cd2x = ClockDomain("sys2x", reset_less=True)
+        m.domains.init = ClockDomain("init")
+        platform.add_clock_constraint(cd.clk, target * 1e6)
+        platform.add_clock_constraint(cd2x.clk, 2 * target * 1e6)
+        m.submodules.clkbuf = clk = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
+        pll_mhz, p = ecp5_pll(fin, 2 * target)
+        self.pll_mhz = pll_mhz / 2          # the engine clock (reports match Fmax against it)
+        self.pll_params = {**p, "CLKOP_MHZ": round(pll_mhz, 4)}
+        locked, clkop = Signal(), Signal()
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI=f"{fin:g}", a_FREQUENCY_PIN_CLKOP=f"{pll_mhz:.4f}",
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+            p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+            p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
+            p_CLKOP_CPHASE=p["CLKOP_DIV"] // 2, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+            p_CLKFB_DIV=p["CLKFB_DIV"],
+            # feedback straight from CLKOP: ECLKSYNCB stops and CLKDIVF divides, the PLL must not see that
+            i_RST=0, i_STDBY=0, i_CLKI=clk.i, i_CLKFB=clkop, i_PHASESEL0=0,
+            i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0,
+            i_ENCLKOP=0, o_CLKOP=clkop, o_LOCK=locked)
+        eclk_in = clkop
+        if self.spec.ddr3_eclk_bridge:
+            eclk_in = Signal()
+            # CLK1 left open: nextpnr cannot route a constant to an edge-clock input
+            m.submodules.eclkbridge = Instance("ECLKBRIDGECS", i_CLK0=clkop, i_SEL=0, o_ECSOUT=eclk_in)
+        m.submodules.eclksync = Instance("ECLKSYNCB", i_ECLKI=eclk_in, i_STOP=phy.eclk_stop,
+                                         o_ECLKO=ClockSignal("sys2x"))
+        m.submodules.clkdiv = Instance("CLKDIVF", p_DIV="2.0", i_CLKI=ClockSignal("sys2x"), i_RST=phy.ddr_reset,
+                                       i_ALIGNWD=0, o_CDIVX=ClockSignal("sync"))
+        # init: the oscillator, reset (synchronously released) until the PLL locks
+        m.d.comb += ClockSignal("init").eq(clk.i)
+        init_rst = Signal(2, init=0b11)
+        m.domains.init_por = ClockDomain("init_por", reset_less=True)
+        m.d.comb += ClockSignal("init_por").eq(clk.i)
+        m.d.init_por += init_rst.eq(Cat(~locked, init_rst[0]))
+        m.d.comb += ResetSignal("init").eq(init_rst[1])
+        # sync also waits for the PHY (SCLK only runs once the init sequence releases CLKDIVF).
+        self._reset(m, platform, locked)
+
+    def _reset(self, m: Module, platform, locked) -> None:
         # Reset: held until the PLL has locked and for 2**8 cycles more (the reset button too).
         button = Const(0)
         if platform.default_rst is not None:
@@ -831,8 +929,21 @@ class BoardTop(wiring.Component):
         if spec.extra_resources is not None:
             names = {(r.name, r.number) for r in platform.resources.values()}
             platform.add_resources([r for r in spec.extra_resources(platform) if (r.name, r.number) not in names])
-        self._clock(m, platform)
+        phy = None
+        if self.memory == "ddr3":
+            g = spec.ddr3_geometry
+            phy = ECP5DDR3PHY(platform.request(spec.ddr3_resource, 0, dir="-"), bank_bits=g.bank_bits,
+                              addr_pins=g.addr_pins, params=self.system.ddr3_phy_params)
+            m.submodules.ddr3_phy = phy
+            if ("ddr3_pseudo_power", 0) in {(r.name, r.number) for r in platform.resources.values()}:
+                power = platform.request("ddr3_pseudo_power", 0, dir="-")
+                for name in ("vcc_virtual", "gnd_virtual"):
+                    m.submodules[f"ddr3_{name}"] = buf = io.Buffer("o", getattr(power, name))
+                    m.d.comb += buf.o.eq(0)
+        self._clock(m, platform, phy)
         m.submodules.system = sys_ = self.system
+        if phy is not None:
+            wiring.connect(m, sys_.ddr3, phy.ctrl)
 
         uart = platform.request(*spec.uart, dir="-")
         m.submodules.uart_rx_buf = rx = io.Buffer("i", uart.rx)
@@ -854,7 +965,7 @@ class BoardTop(wiring.Component):
             m.submodules[f"led_{what}"] = led = io.Buffer("o", pin)
             m.d.comb += led.o.eq(status[what])
 
-        if spec.memory == "sdram":
+        if self.memory == "sdram":
             self._sdram_pins(m, platform, sys_.sdram)
         return m
 

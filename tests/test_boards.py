@@ -320,6 +320,55 @@ def test_board_elaborates(board, tmp_path):
         assert "sdram" in files
 
 
+@pytest.mark.parametrize("board", ["ecpix5", "orangecrab"])
+def test_ddr3_boards_elaborate_with_the_ecp5_phy(board):
+    """The DDR3 boards: controller + ECP5 PHY on the ``ddr3`` pins (the DDR primitives are in the
+    design), PLL at twice the engine clock into ECLKSYNCB/CLKDIVF, both clocks constrained; with
+    ``memory="bram"`` the block-RAM fallback has none of it."""
+    spec = get_board(board)
+    cfg = load_config(spec.config)
+    assert spec.memory == "ddr3" and spec.ddr3_geometry is not None
+    top = BoardTop(spec, cfg, engine="standin")
+    plan = spec.platform().prepare(top, name="top")
+    il = plan.files["top.il"]
+    lpf = plan.files["top.lpf"]
+    for cell, count in (("DQSBUFM", 2), ("DDRDLLA", 1), ("ECLKSYNCB", 1), ("CLKDIVF", 1), ("EHXPLLL", 1),
+                        ("IDDRX2DQA", 16), ("ODDRX2DQSB", 2), ("TSHX2DQSA", 2)):
+        assert il.count(f"cell \\{cell} ") == count, cell
+    assert top.pll_mhz == pytest.approx(cfg.clock_mhz, rel=0.02)
+    assert top.pll_params["CLKOP_MHZ"] == pytest.approx(2 * cfg.clock_mhz, rel=0.02)
+    freqs = sorted(float(line.split()[-2]) for line in lpf.splitlines() if line.startswith("FREQUENCY NET"))
+    assert freqs == pytest.approx([cfg.clock_mhz * 1e6, 2 * cfg.clock_mhz * 1e6], rel=0.02), freqs
+    assert 'IO_TYPE=SSTL' in lpf and f'{spec.ddr3_resource}_0__dqs__p' in lpf
+    if board == "orangecrab":
+        # its own DDR3 resource (amaranth-boards' has BA on a ball the package lacks), the bank's
+        # virtual supply pins driven
+        for ball in ("D6", "B7", "A6"):
+            assert f'__ba__io[{("D6", "B7", "A6").index(ball)}]" SITE "{ball}"' in lpf, ball
+        assert 'SITE "P5"' not in lpf and "ddr3_pseudo_power_0__vcc_virtual" in lpf
+    # ECLK crosses the device through a bridge where the DDR3 pins are on both sides
+    assert il.count("cell \\ECLKBRIDGECS ") == (1 if spec.ddr3_eclk_bridge else 0)
+    assert spec.ddr3_eclk_bridge == (board == "orangecrab")
+    assert top.system.mem_bytes == spec.ddr3_geometry.words * 8
+    fallback = BoardTop(spec, cfg, engine="standin", memory="bram")
+    il = spec.platform().prepare(fallback, name="top").files["top.il"]
+    assert "DQSBUFM" not in il and fallback.system.mem_bytes == spec.bram_bytes == 128 << 10
+    del top, fallback
+    collect_quietly()
+
+
+def test_ddr3_bad_combinations_name_the_board():
+    """DDR3 only where there is a DDR3 part; a DDR3 board only switches to block RAM; the config's
+    word must be a DDR3 burst (64 bits)."""
+    with pytest.raises(BoardError, match="board ulx3s: memory = 'ddr3'"):
+        BoardTop(get_board("ulx3s"), load_config("ulx3s"), engine="standin", memory="ddr3")
+    with pytest.raises(BoardError, match="board ecpix5: memory = 'spram'"):
+        BoardTop(get_board("ecpix5"), load_config("ecpix5"), engine="standin", memory="spram")
+    with pytest.raises(BoardError, match="board orangecrab: .*ext_data_bits = 32, a DDR3 word"):
+        BoardTop(get_board("orangecrab"), load_config("tiny"), engine="standin")
+    collect_quietly()   # the half-built tops
+
+
 @pytest.mark.slow
 def test_ulx3s_elaborates_with_real_engine():
     spec = get_board("ulx3s")
@@ -435,9 +484,10 @@ def test_ecp5_bitstream_small(tmp_path):
 @pytest.mark.bitstream
 @pytest.mark.parametrize("board", ["ulx3s", "ecpix5", "orangecrab"])
 def test_ecp5_bitstream_board_config(tmp_path, board):
-    """Each ECP5 board's own config (8x8 engine; the ECPIX-5 and OrangeCrab with block RAM as
-    external memory until there is a DDR3 controller) places, routes, fits and meets its clock
-    target: a change that breaks routing or timing on a board fails here, not on a user's machine."""
+    """Each ECP5 board's own config (8x8 engine; the ECPIX-5 and OrangeCrab with the DDR3 controller
+    and ECP5 PHY as external memory) places, routes, fits and meets its clock target (engine clock
+    and, on the DDR3 boards, the 2x DDR clock): a change that breaks routing or timing on a board
+    fails here, not on a user's machine. The DDR I/O paths themselves are not timed by nextpnr."""
     config = load_config(get_board(board).config)
     report = build(board, None, tmp_path, engine="real")
     assert report["tag"] == config.tag

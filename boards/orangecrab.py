@@ -1,10 +1,12 @@
 """OrangeCrab r0.2 85F (ECP5 LFE5U-85F, 48 MHz, DDR3, USB wired to the FPGA).
 
 It has no USB serial chip: the host link's UART is on Feather header pins 0 (RX) and 1 (TX), for a
-3.3 V USB-serial adapter. External memory is the DDR3 (MT41K64M16, 128 MiB, 16 bits):
-:class:`~rtl_gen.ddr3.DDR3Controller` on :class:`~rtl_gen.ecp5_ddr3.ECP5DDR3PHY`, DRAM clock twice the
-engine clock; ``python -m boards.build --board orangecrab --memory bram`` builds the 128 KiB
-block-RAM fallback. The DDR3 pins are this module's own resource (amaranth-boards' has wrong
+3.3 V USB-serial adapter. External memory is 128 KiB of block RAM by default: the board's DDR3
+(MT41K64M16, 128 MiB, 16 bits: :class:`~rtl_gen.ddr3.DDR3Controller` on
+:class:`~rtl_gen.ecp5_ddr3.ECP5DDR3PHY`, DRAM clock twice the engine clock) builds with
+``python -m boards.build --board orangecrab --memory ddr3`` and places, but did not route yet
+(router2 stayed at 40-50 overused wires; the DDR3 pins sit on both sides of the device, ECLK crosses
+through an ECLKBRIDGECS). The DDR3 pins are this module's own resource (amaranth-boards' has wrong
 BA/DQS/DM pins). Engine from ``configs/orangecrab.toml``; RGB LED green/blue/red = busy/done/error
 (error also when the DDR3 read calibration found no window)."""
 
@@ -51,7 +53,7 @@ _DDR3 = Resource(
 SPEC = BoardSpec(
     loader_args=("-b", "orangeCrab"),
     name="orangecrab", platform=OrangeCrabR0_2_85FPlatform, config="orangecrab", family="ecp5",
-    memory="ddr3", ddr3_resource="ddr3_r0_2", ddr3_geometry=MT41K64M16,
+    memory="bram", ddr3_resource="ddr3_r0_2", ddr3_geometry=MT41K64M16,
     ddr3_timing=DDR3Timing(t_rfc=110.0),   # 1 Gb
     ddr3_eclk_bridge=True,   # DQ lane 1 and CK on the right side of the device, the rest on the left
     bram_bytes=128 << 10,
@@ -60,5 +62,5 @@ SPEC = BoardSpec(
     # amaranth-boards' OrangeCrab build appends the DFU suffix its bootloader expects.
     host_tools={"dfu-suffix": "apt-get install dfu-util"},
     notes="UART on Feather pins 0 (RX) / 1 (TX) with an external USB-serial adapter; external memory "
-          "is the DDR3 (MT41K64M16, 128 MiB) at 2x the engine clock, not yet tried on hardware "
-          "(`--memory bram`: 128 KiB of block RAM instead)")
+          "is 128 KiB of block RAM (SqueezeNet does not fit); `--memory ddr3` (MT41K64M16, 128 MiB, "
+          "at 2x the engine clock) places but has not routed yet")

@@ -107,6 +107,7 @@ class ECP5DDRInit(wiring.Component):
 
     def __init__(self, step: int = 8):
         if step < 2:
+            self._MustUse__silence = True  # not built: no 'created but never used' warning
             raise ValueError(f"ECP5DDRInit: step = {step!r}: at least 2 cycles")
         self.step = step
         super().__init__({"lock": In(1), "freeze": Out(1), "stop": Out(1), "reset": Out(1, init=1),
@@ -170,6 +171,7 @@ class ECP5DDR3PHYLogic(wiring.Component):
     """
 
     def __init__(self, *, dq_bits: int, bank_bits: int, addr_pins: int, params: DDR3PHYParams):
+        self._MustUse__silence = True   # no 'never used' warning if a check below rejects it
         if params.bitslips != BITSLIPS or params.delays != DELAYS:
             raise ValueError(f"ECP5DDR3PHYLogic: params bitslips = {params.bitslips}, delays = {params.delays}: "
                              f"the ECP5 PHY has {BITSLIPS} and {DELAYS}")
@@ -180,6 +182,7 @@ class ECP5DDR3PHYLogic(wiring.Component):
         if params.write_latency != want_wl:
             raise ValueError(f"ECP5DDR3PHYLogic: params write_latency = {params.write_latency}: the ECP5 PHY "
                              f"takes write data {want_wl} cycles after the WRITE at CWL {params.cwl}")
+        self._MustUse__silence = False
         self.sig = DDR3PHYSignature(dq_bits=dq_bits, bank_bits=bank_bits, addr_pins=addr_pins, params=params)
         self.params = params
         lanes = dq_bits // 8
@@ -275,6 +278,7 @@ class ECP5DDR3PHY(wiring.Component):
 
     def __init__(self, pins, *, bank_bits: int, addr_pins: int, params: DDR3PHYParams | None = None,
                  init_step: int = 8):
+        self._MustUse__silence = True   # no 'never used' warning if a check below rejects it
         params = params or phy_params()
         dq_bits = len(pins.dq)
         lanes = dq_bits // 8
@@ -291,6 +295,7 @@ class ECP5DDR3PHY(wiring.Component):
         for name in ("dq", "dqs", "dm"):
             if any(_bits(getattr(pins, name))[1]):
                 raise ValueError(f"ECP5DDR3PHY: pins.{name} is inverted: not supported")
+        self._MustUse__silence = False
         self.pins, self.params, self.init_step = pins, params, init_step
         self.logic = ECP5DDR3PHYLogic(dq_bits=dq_bits, bank_bits=bank_bits, addr_pins=addr_pins, params=params)
         super().__init__({"ctrl": In(self.logic.sig), "eclk_stop": Out(1), "ddr_reset": Out(1)})

@@ -17,6 +17,7 @@ from boards import BOARDS, get_board
 from boards.build import BuildError, build, overfull_resources, plot_report, silent_abc_failure
 from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SPRAMMemory, SystemTop,
                            ecp5_pll, ice40_pll, system_verilog, xilinx_mmcm)
+from rtl_gen.ddr3 import DDR3Controller
 from rtl_gen.sdram import SDRAMTiming
 from rtl_gen.testing import collect_quietly
 from rtl_gen.sdram_model import Violation
@@ -327,8 +328,8 @@ def test_ddr3_boards_elaborate_with_the_ecp5_phy(board):
     ``memory="bram"`` the block-RAM fallback has none of it."""
     spec = get_board(board)
     cfg = load_config(spec.config)
-    assert spec.memory == "ddr3" and spec.ddr3_geometry is not None
-    top = BoardTop(spec, cfg, engine="standin")
+    assert spec.ddr3_geometry is not None
+    top = BoardTop(spec, cfg, engine="standin", memory="ddr3")
     plan = spec.platform().prepare(top, name="top")
     il = plan.files["top.il"]
     lpf = plan.files["top.lpf"]
@@ -349,7 +350,8 @@ def test_ddr3_boards_elaborate_with_the_ecp5_phy(board):
     # ECLK crosses the device through a bridge where the DDR3 pins are on both sides
     assert il.count("cell \\ECLKBRIDGECS ") == (1 if spec.ddr3_eclk_bridge else 0)
     assert spec.ddr3_eclk_bridge == (board == "orangecrab")
-    assert top.system.mem_bytes == spec.ddr3_geometry.words * 8
+    # the read calibration's words at the top are not the host's
+    assert top.system.mem_bytes == (spec.ddr3_geometry.words - DDR3Controller.CALIB_WORDS) * 8
     fallback = BoardTop(spec, cfg, engine="standin", memory="bram")
     il = spec.platform().prepare(fallback, name="top").files["top.il"]
     assert "DQSBUFM" not in il and fallback.system.mem_bytes == spec.bram_bytes == 128 << 10
@@ -365,7 +367,7 @@ def test_ddr3_bad_combinations_name_the_board():
     with pytest.raises(BoardError, match="board ecpix5: memory = 'spram'"):
         BoardTop(get_board("ecpix5"), load_config("ecpix5"), engine="standin", memory="spram")
     with pytest.raises(BoardError, match="board orangecrab: .*ext_data_bits = 32, a DDR3 word"):
-        BoardTop(get_board("orangecrab"), load_config("tiny"), engine="standin")
+        BoardTop(get_board("orangecrab"), load_config("tiny"), engine="standin", memory="ddr3")
     collect_quietly()   # the half-built tops
 
 
@@ -484,8 +486,8 @@ def test_ecp5_bitstream_small(tmp_path):
 @pytest.mark.bitstream
 @pytest.mark.parametrize("board", ["ulx3s", "ecpix5", "orangecrab"])
 def test_ecp5_bitstream_board_config(tmp_path, board):
-    """Each ECP5 board's own config (8x8 engine; the ECPIX-5 and OrangeCrab with the DDR3 controller
-    and ECP5 PHY as external memory) places, routes, fits and meets its clock target (engine clock
+    """Each ECP5 board's own config (8x8 engine; the ECPIX-5 with the DDR3 controller and ECP5 PHY
+    as external memory, the OrangeCrab with its default block RAM) places, routes, fits and meets its clock target (engine clock
     and, on the DDR3 boards, the 2x DDR clock): a change that breaks routing or timing on a board
     fails here, not on a user's machine. The DDR I/O paths themselves are not timed by nextpnr."""
     config = load_config(get_board(board).config)

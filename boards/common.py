@@ -48,7 +48,7 @@ from sqzhw import isa, protocol
 from sqzhw.config import AccelConfig
 
 __all__ = ["MemArbiter", "MemCommandSlice", "BlockRAMMemory", "SPRAMMemory", "EngineStandIn", "SystemTop", "BoardSpec", "BoardTop", "system_verilog",
-           "BoardError", "ecp5_pll", "ice40_pll", "xilinx_mmcm", "make_engine", "make_hostlink"]
+           "BoardError", "ecp5_pll", "ecp5_pll_instance", "ice40_pll", "xilinx_mmcm", "make_engine", "make_hostlink"]
 
 
 class BoardError(ValueError):
@@ -629,6 +629,25 @@ def ecp5_pll(fin_mhz: float, fout_mhz: float) -> tuple[float, dict]:
     return best[1], best[2]
 
 
+def ecp5_pll_instance(fin_mhz: float, fout_mhz: float, params: dict, clki, clkop, locked) -> Instance:
+    """An ``EHXPLLL`` with the dividers of :func:`ecp5_pll` (``params``), ``clki`` in, ``clkop`` out
+    (also its feedback, as ``ecppll``) and ``locked``."""
+    p = params
+    return Instance(
+        "EHXPLLL",
+        a_FREQUENCY_PIN_CLKI=f"{fin_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{fout_mhz:.4f}",
+        a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+        p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+        p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+        p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+        p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
+        p_CLKOP_CPHASE=p["CLKOP_DIV"] // 2, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+        p_CLKFB_DIV=p["CLKFB_DIV"],
+        i_RST=0, i_STDBY=0, i_CLKI=clki, i_CLKFB=clkop, i_PHASESEL0=0,
+        i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0,
+        i_ENCLKOP=0, o_CLKOP=clkop, o_LOCK=locked)
+
+
 def ice40_pll(fin_mhz: float, fout_mhz: float) -> tuple[float, dict]:
     """SB_PLL40 dividers (``icepll`` rules): ``fout = fin * (DIVF+1) / ((DIVR+1) * 2**DIVQ)``,
     PFD 10..133 MHz, VCO 533..1066 MHz."""
@@ -815,20 +834,7 @@ class BoardTop(wiring.Component):
             else:
                 self.pll_mhz, p = ecp5_pll(fin, target)
                 self.pll_params = p
-                m.submodules.pll = Instance(
-                    "EHXPLLL",
-                    a_FREQUENCY_PIN_CLKI=f"{fin:g}", a_FREQUENCY_PIN_CLKOP=f"{self.pll_mhz:.4f}",
-                    a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
-                    a_MFG_GMCREF_SEL="2",
-                    p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-                    p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
-                    p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
-                    p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
-                    p_CLKOP_CPHASE=p["CLKOP_DIV"] // 2, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
-                    p_CLKFB_DIV=p["CLKFB_DIV"],
-                    i_RST=0, i_STDBY=0, i_CLKI=clk.i, i_CLKFB=ClockSignal("sync"), i_PHASESEL0=0,
-                    i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0,
-                    i_ENCLKOP=0, o_CLKOP=ClockSignal("sync"), o_LOCK=locked)
+                m.submodules.pll = ecp5_pll_instance(fin, self.pll_mhz, p, clk.i, ClockSignal("sync"), locked)
         elif spec.family == "ice40":
             port = platform.request(clk_name, dir="-")
             if abs(fin - target) < 1e-6:
@@ -871,20 +877,8 @@ class BoardTop(wiring.Component):
         self.pll_mhz = pll_mhz / 2          # the engine clock (reports match Fmax against it)
         self.pll_params = {**p, "CLKOP_MHZ": round(pll_mhz, 4)}
         locked, clkop = Signal(), Signal()
-        m.submodules.pll = Instance(
-            "EHXPLLL",
-            a_FREQUENCY_PIN_CLKI=f"{fin:g}", a_FREQUENCY_PIN_CLKOP=f"{pll_mhz:.4f}",
-            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
-            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
-            p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
-            p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
-            p_CLKOP_CPHASE=p["CLKOP_DIV"] // 2, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
-            p_CLKFB_DIV=p["CLKFB_DIV"],
-            # feedback straight from CLKOP: ECLKSYNCB stops and CLKDIVF divides, the PLL must not see that
-            i_RST=0, i_STDBY=0, i_CLKI=clk.i, i_CLKFB=clkop, i_PHASESEL0=0,
-            i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0,
-            i_ENCLKOP=0, o_CLKOP=clkop, o_LOCK=locked)
+        # Feedback straight from CLKOP: ECLKSYNCB stops and CLKDIVF divides, the PLL must not see that.
+        m.submodules.pll = ecp5_pll_instance(fin, pll_mhz, p, clk.i, clkop, locked)
         eclk_in = clkop
         if self.spec.ddr3_eclk_bridge:
             eclk_in = Signal()

@@ -21,8 +21,9 @@ and two minutes of simulation before the frame starts; the driver reads pieces o
 shared 2-core machine the ULX3S measurement takes ~4 minutes: ~1.5 for the cached-per-source
 Verilator build of the 8x8 system, ~0.5 for the input, ~2.5 for the frame (~50 k cycles/s); the
 ECPIX-5's ~1 minute (its 64-bit words move the input in a quarter of the cycles; ~200 k cycles/s).
-Before its load, the ECPIX-5's driver waits out the DDR3 controller's start-up (~0.7 ms of
-simulated time, :data:`MEMORY_STARTUP_S`) with one read, instead of timing out on it.
+Before its load, the driver waits until the device's ``STATUS`` says the memory is up
+(:meth:`~sqzhw.driver.Accelerator.wait_memory`: the ECPIX-5's DDR3 init and read calibration take
+~0.7 ms of simulated time, the ULX3S's SDRAM power-up 0.2 ms); the bench records that wait.
 
 Beside it, as a cross-check, the golden executor's *cycle model* with external-memory transfers
 charged at the memory controller's modelled rate (the ``throughput_model`` of
@@ -247,23 +248,15 @@ class _ProgressFile:
                 f.write(f"  [{time.perf_counter() - self.t0:6.1f} s] {line}\n")
 
 
-#: Simulated seconds the first memory access may wait for the memory's start-up: the DDR3
-#: controller's datasheet init and read calibration take ~0.7 ms, far beyond the driver's response
-#: timeout (a board has long finished them when its host connects).
-MEMORY_STARTUP_S = {"sdram-model": 0.0, "ddr3-model": 2e-3}
-
-
 def rtl_inference(transport, program, x: np.ndarray, progress_path: str | None = None,
-                  preloaded: bool = False, memory_startup_s: float = 0.0) -> dict:
+                  preloaded: bool = False) -> dict:
     """Load ``program`` and run one inference of ``x`` through the driver (runs in the simulator).
 
     With ``preloaded`` the program's static image is already in the memory model (the backdoor of
     :func:`~sqzhw.driver.sim_transport.run_in_verilator`): instead of writing it, the driver reads
     the first and last bytes of each piece back over the link and refuses to go on if they differ.
 
-    With ``memory_startup_s`` a first one-word read, allowed that many simulated seconds, waits out
-    the memory's start-up before the load (without it the driver would time out and resend its
-    first memory request while the DDR3 controller initialises).
+    The driver first waits for the memory's start-up (``STATUS``), as on a board.
 
     Returns the int32 sums, the engine's counters of the inference (by name), and the simulated
     cycles and wall seconds of the load and of the inference.
@@ -293,16 +286,10 @@ def rtl_inference(transport, program, x: np.ndarray, progress_path: str | None =
     # budget of run_in_verilator bounds every wait instead.
     acc = SimAccelerator(transport, program.config, run_timeout=24 * 3600.0, progress=on_bytes)
     info = acc.info()
-    startup = {"cycles": 0, "wall_s": 0.0}
-    if memory_startup_s > 0:
-        t0, c0 = time.perf_counter(), transport.cycles
-        timeout, acc.timeout = acc.timeout, memory_startup_s
-        try:
-            acc.read(0, program.config.ext_bytes, what="memory start-up")
-        finally:
-            acc.timeout = timeout
-        startup = {"cycles": transport.cycles - c0, "wall_s": time.perf_counter() - t0}
-        say(f"memory answered at cycle {transport.cycles:,} (start-up wait {startup['cycles']:,} cycles)")
+    t0, c0 = time.perf_counter(), transport.cycles
+    acc.wait_memory(timeout=3600.0)   # wall-clock; the simulated-time budget bounds it first
+    startup = {"cycles": transport.cycles - c0, "wall_s": time.perf_counter() - t0}
+    say(f"memory up at cycle {transport.cycles:,} (start-up wait {startup['cycles']:,} cycles)")
     say(f"device {info.tag}, {info.mem_bytes:,} bytes of memory; loading the program ...")
     t0, c0 = time.perf_counter(), transport.cycles
     if preloaded:
@@ -456,7 +443,7 @@ def measure_rtl_frame(config, *, model: str = "squeezenet1.1", input_size: int =
     tail.start()
     t0 = time.perf_counter()
     try:
-        out = run_in_verilator(config, rtl_inference, program, x, str(progress_path), preload, MEMORY_STARTUP_S[memory],
+        out = run_in_verilator(config, rtl_inference, program, x, str(progress_path), preload,
                                link="stream", memory=memory, mem_words=mem_words,
                                preload=program.static_image() if preload else None,
                                sim_seconds=budget_cycles / build.clk_hz, progress=lambda s: progress("  " + s))

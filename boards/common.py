@@ -594,6 +594,10 @@ class SystemTop(wiring.Component):
                 wiring.connect(m, mem.sdram, model.sdram)
                 m.d.comb += self.mem_violation.eq(model.violation)
         m.d.comb += self.error.eq(error)
+        # The host's STATUS reports the memory's start-up (the driver waits for it, or names a failure).
+        if "mem_starting" in link.signature.members and hasattr(mem, "init_done"):
+            failed = mem.calib_error if hasattr(mem, "calib_error") else Const(0)
+            m.d.comb += [link.mem_starting.eq(~mem.init_done & ~failed), link.mem_failed.eq(failed)]
         # A register slice between the arbiter and the memory cuts the engine-to-controller path.
         upstream = arb.mem
         if self.mem_slice:

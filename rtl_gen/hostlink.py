@@ -91,6 +91,8 @@ class HostLink(wiring.Component):
         To the engine's inputs of the same names.
     busy, done, error, error_pc, counters : In
         From the engine's outputs of the same names (``counters`` without ``counter_port``).
+    mem_starting, mem_failed : In(1)
+        The external memory's start-up state, reported by ``STATUS`` (0 where it has none).
     ctr_sel : Out(range(N)), ctr_value : In(32), ctr_valid : In(1)
         With ``counter_port``: the counter to read, and its value in the cycles ``ctr_valid`` is high.
     engine_reset : Out(1)
@@ -133,6 +135,8 @@ class HostLink(wiring.Component):
             "done": In(1),
             "error": In(isa.ErrorCode),
             "error_pc": In(32),
+            "mem_starting": In(1),
+            "mem_failed": In(1),
             **counters,
             "engine_reset": Out(1),
         })
@@ -227,6 +231,7 @@ class HostLink(wiring.Component):
 
         status_reply = Signal(protocol.StatusReply)
         m.d.comb += [status_reply.busy.eq(self.busy), status_reply.done.eq(self.done),
+                     status_reply.mem_starting.eq(self.mem_starting), status_reply.mem_failed.eq(self.mem_failed),
                      status_reply.error.eq(self.error.as_value()), status_reply.error_pc.eq(self.error_pc)]
 
         tx_info = Signal()                     # sending the INFO reply: read it from the buffer

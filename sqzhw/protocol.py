@@ -150,7 +150,9 @@ class StatusReply(data.Struct):
     """``STATUS`` reply payload."""
     busy: 1
     done: 1
-    flags_reserved: 6
+    mem_starting: 1     #: the external memory is still starting (DDR3 init and read calibration)
+    mem_failed: 1       #: the external memory failed to start (DDR3: no read window on some lane)
+    flags_reserved: 4
     error: 8            #: :class:`sqzhw.isa.ErrorCode`
     error_pc: 32
 
@@ -372,15 +374,18 @@ def decode_info(raw: bytes) -> dict:
             "mem_bytes": int(h.mem_bytes), "tag": tag}
 
 
-def encode_status(busy: bool, done: bool, error: int, error_pc: int) -> bytes:
-    return _const_bytes(StatusReply, {"busy": int(busy), "done": int(done), "error": _int(error),
-                                      "error_pc": error_pc})
+def encode_status(busy: bool, done: bool, error: int, error_pc: int, *, mem_starting: bool = False,
+                  mem_failed: bool = False) -> bytes:
+    return _const_bytes(StatusReply, {"busy": int(busy), "done": int(done), "mem_starting": int(mem_starting),
+                                      "mem_failed": int(mem_failed), "error": _int(error), "error_pc": error_pc})
 
 
 def decode_status(raw: bytes) -> dict:
-    """``{"busy", "done", "error" (isa.ErrorCode or int), "error_pc"}`` from a ``STATUS`` reply."""
+    """``{"busy", "done", "mem_starting", "mem_failed", "error" (isa.ErrorCode or int), "error_pc"}``
+    from a ``STATUS`` reply."""
     s = _from_bytes(StatusReply, raw, "STATUS")
-    return {"busy": bool(s.busy), "done": bool(s.done), "error": _enum_or_int(isa.ErrorCode, int(s.error)),
+    return {"busy": bool(s.busy), "done": bool(s.done), "mem_starting": bool(s.mem_starting),
+            "mem_failed": bool(s.mem_failed), "error": _enum_or_int(isa.ErrorCode, int(s.error)),
             "error_pc": int(s.error_pc)}
 
 

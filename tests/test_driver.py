@@ -11,14 +11,16 @@ from sqzhw import isa, protocol
 from sqzhw.compiler.testing import copy_program
 from sqzhw.config import load_config
 from sqzhw.driver import (Accelerator, ConfigMismatchError, DeviceModel, DeviceTimeout, DriverError,
-                          EngineError, FaultInjector, LinkError, LoopbackTransport)
+                          EngineError, FaultInjector, LinkError, LoopbackTransport, MemoryFault)
 
 TINY = load_config("tiny")
 
 
 def make(faults_in=None, faults_out=None, config=TINY, mem=1 << 16, chunk=0, **kw):
     device = DeviceModel(config, mem, max_payload=kw.pop("max_payload", protocol.MAX_PAYLOAD),
-                         busy_polls=kw.pop("busy_polls", 0))
+                         busy_polls=kw.pop("busy_polls", 0),
+                         memory_startup_polls=kw.pop("memory_startup_polls", 0),
+                         memory_failed=kw.pop("memory_failed", False))
     transport = LoopbackTransport(device, faults_in, faults_out, chunk=chunk)
     return Accelerator(transport, config, **kw), device
 
@@ -123,6 +125,31 @@ def test_busy_and_bad_requests_are_errors():
         acc.request(protocol.Command.READ_MEM, protocol.encode_read_args(2, 4))
     with pytest.raises(DriverError, match="no program loaded"):
         acc.infer(np.zeros((3, 8, 8), np.float32))
+
+
+def test_load_waits_for_the_memory_and_names_a_failed_one():
+    """A DDR3 board's memory starts for a while after configuration: load() polls STATUS until it
+    is up and only then writes; a memory that failed to start is a MemoryFault, with nothing written."""
+    from sqzhw.compiler.codegen import compile_graph
+    from sqzhw.compiler.testing import random_qgraph
+    from sqzhw.program import Preprocess
+
+    program = compile_graph(random_qgraph("fire", input_size=6, width_mult=0.25, num_classes=8, seed=3), TINY,
+                            Preprocess(height=6, width=6))
+    acc, device = make(memory_startup_polls=3, mem=max(1 << 16, program.memory_size))
+    acc.load(program)
+    statuses = [f.command for f in device.executed].count(protocol.Command.STATUS)
+    assert statuses == 4 and device.memory_startup_polls == 0
+    first_write = next(i for i, f in enumerate(device.executed) if f.command == protocol.Command.WRITE_MEM)
+    last_status = max(i for i, f in enumerate(device.executed) if f.command == protocol.Command.STATUS)
+    assert last_status < first_write, "wrote to the memory before it was up"
+    acc, device = make(memory_failed=True, mem=max(1 << 16, program.memory_size))
+    with pytest.raises(MemoryFault, match="DDR3 read calibration"):
+        acc.load(program)
+    assert not any(f.command == protocol.Command.WRITE_MEM for f in device.executed)
+    acc, device = make(memory_startup_polls=10**9)
+    with pytest.raises(DeviceTimeout, match="still starting"):
+        acc.wait_memory(timeout=0.05)
 
 
 def test_infer_matches_golden():

@@ -271,6 +271,22 @@ def test_engine_error_reported():
     assert (s["busy"], s["done"], s["error"], s["error_pc"]) == (False, False, isa.ErrorCode.DRAM_RANGE, 17)
 
 
+@pytest.mark.parametrize("starting,failed", [(1, 0), (0, 1), (0, 0)])
+def test_status_reports_the_memory_start_up(starting, failed):
+    """STATUS carries the external memory's start-up flags as the system drives them."""
+    tb = HostLinkBench(seed=5)
+
+    async def memory_flags(ctx):
+        ctx.set(tb.dut.mem_starting, starting)
+        ctx.set(tb.dut.mem_failed, failed)
+
+    tb.sim.add_testbench(memory_flags)
+    tb.send(req(Command.STATUS, 1))
+    tb.run_until_quiet()
+    s = protocol.decode_status(tb.responses()[0].payload)
+    assert (s["mem_starting"], s["mem_failed"]) == (bool(starting), bool(failed))
+
+
 def test_naks():
     tb = HostLinkBench(seed=5)
     good = write_req(1, 0, b"\x11" * 8)

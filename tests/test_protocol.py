@@ -46,7 +46,12 @@ def test_payload_roundtrips():
     assert info == {"version": protocol.PROTOCOL_VERSION, "ext_bytes": 4, "max_payload": 512,
                     "mem_bytes": 1 << 20, "tag": "4x4_tag"}
     s = protocol.decode_status(protocol.encode_status(True, False, isa.ErrorCode.BUF_RANGE, 1234))
-    assert s == {"busy": True, "done": False, "error": isa.ErrorCode.BUF_RANGE, "error_pc": 1234}
+    assert s == {"busy": True, "done": False, "mem_starting": False, "mem_failed": False,
+                 "error": isa.ErrorCode.BUF_RANGE, "error_pc": 1234}
+    s = protocol.decode_status(protocol.encode_status(False, False, 0, 0, mem_starting=True))
+    assert (s["mem_starting"], s["mem_failed"]) == (True, False)
+    s = protocol.decode_status(protocol.encode_status(False, False, 0, 0, mem_failed=True))
+    assert (s["mem_starting"], s["mem_failed"]) == (False, True)
     values = list(range(100, 100 + len(isa.Counter)))
     assert list(protocol.decode_counters(protocol.encode_counters(values)).values()) == values
     a = protocol.decode_start_args(protocol.encode_start_args(1, 2, 3, 4))

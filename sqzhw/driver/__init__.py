@@ -2,9 +2,9 @@
 simulated hardware). See :mod:`sqzhw.protocol` for what crosses the link."""
 
 from .accelerator import (Accelerator, ConfigMismatchError, DeviceBusyError, DeviceInfo, DeviceTimeout,
-                          DriverError, EngineError, EngineStatus, InferResult, LinkError, Transport)
+                          DriverError, EngineError, EngineStatus, InferResult, LinkError, MemoryFault, Transport)
 from .transports import DeviceModel, FaultInjector, LoopbackTransport, SerialTransport
 
 __all__ = ["Accelerator", "Transport", "DeviceInfo", "EngineStatus", "InferResult", "DriverError",
            "LinkError", "DeviceTimeout", "DeviceBusyError", "EngineError", "ConfigMismatchError",
-           "SerialTransport", "LoopbackTransport", "DeviceModel", "FaultInjector"]
+           "MemoryFault", "SerialTransport", "LoopbackTransport", "DeviceModel", "FaultInjector"]

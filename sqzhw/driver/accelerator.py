@@ -21,7 +21,7 @@ from ..program import Program
 from ..protocol import Command, Status
 
 __all__ = ["Transport", "Accelerator", "DeviceInfo", "EngineStatus", "InferResult", "DriverError",
-           "LinkError", "DeviceTimeout", "EngineError", "ConfigMismatchError", "DeviceBusyError"]
+           "LinkError", "DeviceTimeout", "EngineError", "ConfigMismatchError", "DeviceBusyError", "MemoryFault"]
 
 
 class DriverError(Exception):
@@ -42,6 +42,10 @@ class DeviceBusyError(DriverError):
 
 class ConfigMismatchError(DriverError):
     """The program was compiled for another accelerator configuration than the device's."""
+
+
+class MemoryFault(DriverError):
+    """The device's external memory did not start (DDR3: its read calibration found no window)."""
 
 
 class EngineError(DriverError):
@@ -93,6 +97,8 @@ class EngineStatus:
     done: bool
     error: "isa.ErrorCode | int"
     error_pc: int
+    mem_starting: bool = False   #: the external memory is still starting (DDR3 init, calibration)
+    mem_failed: bool = False     #: the external memory failed to start
 
 
 @dataclass
@@ -247,7 +253,24 @@ class Accelerator:
 
     def status(self) -> EngineStatus:
         s = protocol.decode_status(self.request(Command.STATUS, reply_bytes=8))
-        return EngineStatus(busy=s["busy"], done=s["done"], error=s["error"], error_pc=s["error_pc"])
+        return EngineStatus(busy=s["busy"], done=s["done"], error=s["error"], error_pc=s["error_pc"],
+                            mem_starting=s["mem_starting"], mem_failed=s["mem_failed"])
+
+    def wait_memory(self, timeout: float = 5.0) -> None:
+        """Return once the device's external memory is up (a DDR3 board initialises and calibrates
+        it for about a millisecond after configuration or reset); :class:`MemoryFault` if it failed,
+        :class:`DeviceTimeout` if it is still starting after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.status()
+            if s.mem_failed:
+                raise MemoryFault("the device's external memory failed to start: its DDR3 read calibration "
+                                  "found no working capture setting on some byte lane (the error LED is lit). "
+                                  "Check the board and the memory's pins, or build with `--memory bram`")
+            if not s.mem_starting:
+                return
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(f"the device's external memory is still starting after {timeout} s")
 
     def counters(self) -> dict[isa.Counter, int]:
         """The engine's performance counters of the last run."""
@@ -315,6 +338,7 @@ class Accelerator:
         if program.memory_size > d.mem_bytes:
             raise DriverError(f"program needs {program.memory_size} bytes of memory, the device has "
                               f"{d.mem_bytes}")
+        self.wait_memory()
         for addr, blob in program.static_image():
             self.write(addr, blob, what=f"load {program.model_name or 'program'} @0x{addr:x}")
         self.program = program

@@ -105,16 +105,23 @@ class DeviceModel:
         Largest request payload accepted.
     busy_polls : int
         ``STATUS`` replies that still say busy after a ``START`` (to exercise polling and ``BUSY``).
+    memory_startup_polls : int
+        ``STATUS`` replies that say the external memory is still starting (as a DDR3 board's right
+        after configuration).
+    memory_failed : bool
+        The external memory failed to start (a DDR3 read calibration without a window).
     """
 
     def __init__(self, config: AccelConfig, mem_bytes: int = 1 << 20, max_payload: int = protocol.MAX_PAYLOAD,
-                 busy_polls: int = 0) -> None:
+                 busy_polls: int = 0, memory_startup_polls: int = 0, memory_failed: bool = False) -> None:
         self.config = config
         self.mem_bytes = mem_bytes
         self.max_payload = max_payload
         self.memory = bytearray(mem_bytes)
         self.parser = protocol.RequestParser(max_payload)
         self.busy_polls = busy_polls
+        self.memory_startup_polls = memory_startup_polls
+        self.memory_failed = memory_failed
         self._busy_left = 0
         self._last: tuple[int, int] | None = None   # (command, seq) of the last frame executed
         self.starts = 0                              # engine runs, for tests
@@ -172,9 +179,12 @@ class DeviceModel:
         if c is Command.INFO:
             return Status.OK, protocol.encode_info(self.config.tag, e, self.mem_bytes, self.max_payload)
         if c is Command.STATUS:
+            starting = self.memory_startup_polls > 0 and not self.memory_failed
             reply = protocol.encode_status(self.busy, self.done and not self.busy,
-                                           self.error if not self.busy else 0, self.error_pc)
+                                           self.error if not self.busy else 0, self.error_pc,
+                                           mem_starting=starting, mem_failed=self.memory_failed)
             self._busy_left = max(0, self._busy_left - 1)
+            self.memory_startup_polls = max(0, self.memory_startup_polls - 1)
             return Status.OK, reply
         if c is Command.READ_COUNTERS:
             return Status.OK, protocol.encode_counters(self.counter_values)

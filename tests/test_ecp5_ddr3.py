@@ -93,7 +93,7 @@ def test_write_burst_alignment():
 def test_back_to_back_writes_keep_dqs_driven():
     """Two bursts in consecutive cycles: DQS stays driven between them (no postamble/preamble gap)."""
     dut = _logic()
-    p, seen = PARAMS, {}
+    seen = {}
 
     async def bench(ctx):
         for n in range(20):

@@ -136,6 +136,34 @@ async def stream_get(ctx, stream, rng: random.Random | None = None, backpressure
     raise TimeoutError(f"stream_get: no valid within {timeout} cycles")
 
 
+async def wait_for(ctx, signal, limit: int, what: str) -> None:
+    """Tick until ``signal`` is high; AssertionError naming ``what`` after ``limit`` cycles."""
+    for _ in range(limit):
+        if ctx.get(signal):
+            return
+        await ctx.tick()
+    raise AssertionError(f"timeout after {limit} cycles waiting for {what}")
+
+
+async def drive_word_ops(ctx, ctrl, ops, ref: dict[int, int], rng: random.Random, idle: float = 0.0,
+                         timeout: int = 10_000) -> list[tuple[int, int]]:
+    """Issue ``ops`` (``("w", addr, data)`` / ``("r", addr)``) on a memory controller's ``wr`` and
+    ``rd_cmd`` streams, in order, with random idle cycles; ``ref`` (word -> value, updated by the
+    writes) says what each read must return. Returns ``[(addr, expected value)]`` per read."""
+    expected = []
+    rng_idle = rng if idle else None   # no draws without idle cycles: the caller's stream stays its own
+    for op in ops:
+        if op[0] == "w":
+            _, addr, value = op
+            await stream_put(ctx, ctrl.wr, {"addr": addr, "data": value}, rng_idle, idle, timeout)
+            ref[addr] = value
+        else:
+            _, addr = op
+            await stream_put(ctx, ctrl.rd_cmd, addr, rng_idle, idle, timeout)
+            expected.append((addr, ref.get(addr, 0)))
+    return expected
+
+
 def field_bits(opcode: isa.Opcode) -> dict[str, tuple[int, int]]:
     """``name -> (bit offset in the instruction word, width)`` of an opcode's payload fields."""
     return {name: (info.offset, info.width) for name, info in isa.PAYLOAD_FIELDS[opcode].items()}

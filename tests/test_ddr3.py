@@ -15,11 +15,11 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from rtl_gen.testing import collect_quietly
 from rtl_gen.ddr3 import (MT41K64M16, MT41K256M16, DDR3Controller, DDR3Geometry, DDR3Timing,
                           calib_patterns, mode_registers, throughput_model)
 from rtl_gen.ddr3_model import DDR3Model, Violation
 from rtl_gen.ddr3_phy_if import DDR3Command, DDR3PHYParams
+from rtl_gen.testing import collect_quietly, drive_word_ops, wait_for
 
 # Short init waits and refresh interval so tests see init and many refreshes in few cycles.
 FAST = DDR3Timing(t_reset=200.0, t_cke=500.0, t_zqinit_ck=64, t_dllk_ck=64, t_refi=2000.0)
@@ -45,14 +45,6 @@ class Pair(wiring.Component):
         return m
 
 
-async def wait_for(ctx, signal, limit, what):
-    for _ in range(limit):
-        if ctx.get(signal):
-            return
-        await ctx.tick()
-    raise AssertionError(f"timeout after {limit} cycles waiting for {what}")
-
-
 def run_traffic(ops, geometry=MT41K64M16, timing=FAST, clock_mhz=MHZ, idle=0.3, backpressure=0.3,
                 seed=1, words=WORDS, params=PARAMS, calib_word=0):
     """Run ``ops`` ([("w", addr, data) | ("r", addr)]) through the pair; return
@@ -72,23 +64,7 @@ def run_traffic(ops, geometry=MT41K64M16, timing=FAST, clock_mhz=MHZ, idle=0.3, 
         await wait_for(ctx, c.init_done, INIT_LIMIT, "init_done")
         start, refreshes0 = now[0], ctx.get(m.refreshes)
         ref: dict[int, int] = {calib_word: p0, calib_word + 1: p1}   # calibration wrote its patterns there
-        for op in ops:
-            while idle and rng.random() < idle:
-                await ctx.tick()
-            if op[0] == "w":
-                _, addr, value = op
-                ctx.set(c.wr.valid, 1)
-                ctx.set(c.wr.payload, {"addr": addr, "data": value})
-                await ctx.tick().until(c.wr.ready)
-                ctx.set(c.wr.valid, 0)
-                ref[addr] = value
-            else:
-                _, addr = op
-                ctx.set(c.rd_cmd.valid, 1)
-                ctx.set(c.rd_cmd.payload, addr)
-                await ctx.tick().until(c.rd_cmd.ready)
-                ctx.set(c.rd_cmd.valid, 0)
-                expected.append((addr, ref.get(addr, 0)))
+        expected.extend(await drive_word_ops(ctx, c, ops, ref, rng, idle))
         while len(got) < n_reads:
             await ctx.tick()
         info.update(cycles=now[0] - start, violation=ctx.get(m.violation), violations=ctx.get(m.violations),

@@ -17,6 +17,7 @@ from amaranth.sim import Simulator
 from rtl_gen.sdram import (IS42S16160, SDRAMCommand, SDRAMController, SDRAMTiming, mode_register,
                            throughput_model)
 from rtl_gen.sdram_model import SDRAMModel, Violation
+from rtl_gen.testing import drive_word_ops, wait_for
 
 # Short power-up wait and refresh interval so tests see init and many refreshes in few cycles.
 FAST = SDRAMTiming(t_init=2000.0, t_refi=2000.0)
@@ -38,14 +39,6 @@ class Pair(wiring.Component):
         return m
 
 
-async def wait_for(ctx, signal, limit, what):
-    for _ in range(limit):
-        if ctx.get(signal):
-            return
-        await ctx.tick()
-    raise AssertionError(f"timeout after {limit} cycles waiting for {what}")
-
-
 def run_traffic(ops, timing=FAST, clock_mhz=50.0, idle=0.3, backpressure=0.3, seed=1):
     """Run ``ops`` ([("w", addr, data) | ("r", addr)]) through the pair; return (reads, cycles, dut)."""
     dut = Pair(timing, clock_mhz)
@@ -60,23 +53,7 @@ def run_traffic(ops, timing=FAST, clock_mhz=50.0, idle=0.3, backpressure=0.3, se
         await wait_for(ctx, c.init_done, 50_000, "init_done")
         state["start"] = ctx.get(m.commands)
         ref: dict[int, int] = {}
-        for op in ops:
-            while idle and rng.random() < idle:
-                await ctx.tick()
-            if op[0] == "w":
-                _, addr, value = op
-                ctx.set(c.wr.valid, 1)
-                ctx.set(c.wr.payload, {"addr": addr, "data": value})
-                await ctx.tick().until(c.wr.ready)
-                ctx.set(c.wr.valid, 0)
-                ref[addr] = value
-            else:
-                _, addr = op
-                ctx.set(c.rd_cmd.valid, 1)
-                ctx.set(c.rd_cmd.payload, addr)
-                await ctx.tick().until(c.rd_cmd.ready)
-                ctx.set(c.rd_cmd.valid, 0)
-                expected.append((addr, ref.get(addr, 0)))
+        expected.extend(await drive_word_ops(ctx, c, ops, ref, rng, idle))
         state["issued"] = True
 
     async def collector(ctx):

@@ -149,24 +149,34 @@ def test_program_through_driver(faulty):
     assert counters[isa.Counter.INSNS] == 4 and counters[isa.Counter.CYCLES] > 0
 
 
-def test_network_bit_exact():
-    """A compiled Fire module through the driver, bit-exact with the golden model."""
-    runtime = pytest.importorskip("sqzhw.runtime")
+def _fire_program(config):
+    """The small compiled Fire module (6x6 input) the network tests run."""
     from sqzhw.compiler.codegen import compile_graph
     from sqzhw.compiler.testing import random_qgraph
     from sqzhw.program import Preprocess
 
     qgraph = random_qgraph("fire", input_size=6, width_mult=0.25, num_classes=8, seed=3)
-    program = compile_graph(qgraph, TINY, Preprocess(height=6, width=6))
-    words = 1 << (-(-max(program.memory_size, 4096) // TINY.ext_bytes) - 1).bit_length()
-    top = boards_common.SystemTop(TINY, memory="bram", link="stream", mem_words=words, engine="real")
-    acc = Accelerator(SystemSimTransport(top, budget=2_000_000), TINY, retries=4)
+    return compile_graph(qgraph, config, Preprocess(height=6, width=6))
+
+
+def _infer_bit_exact(acc, program, runtime) -> None:
+    """Load ``program``, infer one random input, compare sums and logits with the golden model."""
     acc.load(program)
     x = np.random.default_rng(0).standard_normal((program.input.channels, 6, 6)).astype(np.float32)
     logits = acc.infer(x)
     golden = runtime.run_golden(program, x)
     np.testing.assert_array_equal(acc.last.sums, golden.sums)
     np.testing.assert_array_equal(logits, golden.logits)
+
+
+def test_network_bit_exact():
+    """A compiled Fire module through the driver, bit-exact with the golden model."""
+    runtime = pytest.importorskip("sqzhw.runtime")
+    program = _fire_program(TINY)
+    words = 1 << (-(-max(program.memory_size, 4096) // TINY.ext_bytes) - 1).bit_length()
+    top = boards_common.SystemTop(TINY, memory="bram", link="stream", mem_words=words, engine="real")
+    acc = Accelerator(SystemSimTransport(top, budget=2_000_000), TINY, retries=4)
+    _infer_bit_exact(acc, program, runtime)
 
 
 def test_uart_bit_level_frames():
@@ -228,13 +238,9 @@ def test_network_bit_exact_on_ddr3_model():
     runtime = pytest.importorskip("sqzhw.runtime")
     from rtl_gen.ddr3 import DDR3Timing
     from rtl_gen.ddr3_model import Violation
-    from sqzhw.compiler.codegen import compile_graph
-    from sqzhw.compiler.testing import random_qgraph
-    from sqzhw.program import Preprocess
 
     cfg = load_config("ecpix5")
-    qgraph = random_qgraph("fire", input_size=6, width_mult=0.25, num_classes=8, seed=3)
-    program = compile_graph(qgraph, cfg, Preprocess(height=6, width=6))
+    program = _fire_program(cfg)
     words = 1 << (-(-max(program.memory_size, 1 << 14) // cfg.ext_bytes) - 1).bit_length()
     timing = DDR3Timing(t_reset=200.0, t_cke=500.0, t_zqinit_ck=64, t_dllk_ck=64)
     top = boards_common.SystemTop(cfg, memory="ddr3-model", link="stream", mem_words=words, engine="real",
@@ -251,11 +257,6 @@ def test_network_bit_exact_on_ddr3_model():
 
     transport.sim.add_process(watch)
     acc = Accelerator(transport, cfg, retries=4)
-    acc.load(program)
-    x = np.random.default_rng(0).standard_normal((program.input.channels, 6, 6)).astype(np.float32)
-    logits = acc.infer(x)
-    golden = runtime.run_golden(program, x)
-    np.testing.assert_array_equal(acc.last.sums, golden.sums)
-    np.testing.assert_array_equal(logits, golden.logits)
+    _infer_bit_exact(acc, program, runtime)
     assert state.get("init_done"), "the DDR3 controller never finished init and calibration"
     assert "violation" not in state, f"DDR3 model violation {state['violation']}"

@@ -188,9 +188,7 @@ def build_system(config: AccelConfig | str, *, link: str = "stream", memory: str
                + [REPO / "sqzhw" / n for n in ("config.py", "isa.py", "quant.py", "protocol.py")])
     options = {"link": link, "memory": memory, "mem_words": mem_words, "uart_divisor": uart_divisor,
                "engine": engine, "tx": TX_BYTES, "rx": RX_BYTES, "config": config.to_dict(),
-               "recipe": 3}
-    if memory == "ddr3-model":
-        options["preload_hook"] = 1     # ddr3-model builds made before the DDR3 backdoor lack it
+               "recipe": 4}   # this module's export steps (4: the DDR3 model's preload hook)
     key = runner._hash_files(sources, runner._tool_version("verilator"), json.dumps(options, sort_keys=True))
     path = runner._cache_root() / "system" / f"{link}-{memory}-{config.tag}-w{mem_words}-{key}"
     meta_path = path / "BUILT"

@@ -105,10 +105,10 @@ def memory_rates(memory: str, clock_mhz: float) -> tuple[dict[str, float], int]:
         return tp, c.rp + c.rcd + 1
     if memory == "ddr3-model":
         from rtl_gen.ddr3 import MT41K256M16, DDR3Timing, sync_cycles, throughput_model
-        from rtl_gen.ddr3_phy_if import DDR3PHYParams
+        from rtl_gen.ecp5_ddr3 import phy_params
 
-        # SystemTop's defaults for memory="ddr3-model": the ECPIX-5's part, timing and PHY.
-        timing, params = DDR3Timing(), DDR3PHYParams()
+        # SystemTop's defaults for memory="ddr3-model": the ECPIX-5's part, timing and ECP5 PHY.
+        timing, params = DDR3Timing(), phy_params()
         tp = throughput_model(MT41K256M16, timing, clock_mhz, params)
         ck = timing.ck(clock_mhz)
         rcd = max(sync_cycles(ck.rcd, 0, params.read_phase), sync_cycles(ck.rcd, 0, params.write_phase))

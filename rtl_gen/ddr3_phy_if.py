@@ -18,7 +18,11 @@ Time on this interface is counted in ``sync`` cycles from the cycle whose ``phas
 latency (CL) ``READ`` goes in phase 0, with an odd one in phase 1 (the same for ``WRITE`` and CWL);
 :meth:`DDR3PHYParams.read_phase` / :meth:`write_phase` say which.
 
-Read calibration: each byte lane's capture is set by ``rd_bitslip[lane]`` (which beat of the
+Read calibration: each byte lane's capture is set by ``rd_cycle[lane]`` (whole ``sync`` cycles,
+``0 .. read_cycles-1``: with setting ``c`` the PHY opens the lane's read window and captures its
+burst ``c`` cycles later than with 0, and delays it ``c`` cycles less, so ``rd_data``/``rd_valid``
+keep their ``read_latency``; the board as designed needs ``read_cycles // 2``, so a board whose
+reads return a cycle early or late still calibrates), ``rd_bitslip[lane]`` (which beat of the
 captured stream starts a burst, ``0 .. bitslips-1``) and ``rd_delay[lane]`` (the capture clock's
 delay step, ``0 .. delays-1``); a new setting takes effect ``settle_cycles`` after it changes. The
 controller writes a known pattern, scans every setting, and picks per lane the centre of the longest
@@ -65,6 +69,8 @@ class DDR3PHYParams:
         ``sync`` cycles from a ``READ``'s cycle to its data on ``rd_data``.
     write_latency : int
         ``sync`` cycles from a ``WRITE``'s cycle to the cycle its data must be on ``wr_data``.
+    read_cycles : int
+        Whole-cycle read capture offsets per byte lane (``rd_cycle``); 1 = none to scan.
     bitslips, delays : int
         Read calibration settings per byte lane.
     settle_cycles : int
@@ -74,6 +80,7 @@ class DDR3PHYParams:
     cwl: int = 5
     read_latency: int = 8
     write_latency: int = 2
+    read_cycles: int = 1
     bitslips: int = 4
     delays: int = 8
     settle_cycles: int = 8
@@ -81,7 +88,7 @@ class DDR3PHYParams:
     def __post_init__(self) -> None:
         if not 5 <= self.cl <= 14 or not 5 <= self.cwl <= 10:
             raise ValueError(f"DDR3PHYParams: cl = {self.cl}, cwl = {self.cwl}: DDR3 has CL 5..14, CWL 5..10")
-        for name in ("read_latency", "write_latency", "bitslips", "delays", "settle_cycles"):
+        for name in ("read_latency", "write_latency", "read_cycles", "bitslips", "delays", "settle_cycles"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DDR3PHYParams.{name} = {getattr(self, name)}: must be at least 1")
 
@@ -111,6 +118,7 @@ class DDR3PHYSignature(wiring.Signature):
     rd_en : Out(1)
     rd_valid : In(1)
     rd_data : In(4 * dq_bits)
+    rd_cycle : Out(ArrayLayout(range(read_cycles), lanes))
     rd_bitslip : Out(ArrayLayout(range(bitslips), lanes))
     rd_delay : Out(ArrayLayout(range(delays), lanes))
     phy_ready : In(1)            the PHY's clocks and delay lines are up (commands before it are lost)
@@ -126,6 +134,7 @@ class DDR3PHYSignature(wiring.Signature):
             "phases": Out(data.ArrayLayout(phase_layout(bank_bits, addr_pins), 2)),
             "wr_en": Out(1), "wr_data": Out(4 * dq_bits), "wr_mask": Out(4 * lanes),
             "rd_en": Out(1), "rd_valid": In(1), "rd_data": In(4 * dq_bits),
+            "rd_cycle": Out(data.ArrayLayout(range(params.read_cycles), lanes)),
             "rd_bitslip": Out(data.ArrayLayout(range(params.bitslips), lanes)),
             "rd_delay": Out(data.ArrayLayout(range(params.delays), lanes)),
             "phy_ready": In(1),

@@ -541,7 +541,7 @@ def board_section(board: BoardBench, out_dir: Path, *, rtl: bool = True, config_
         say(f"{board.title} build report {board.report} (config {report['config']['name']}, tag {report['tag']}, "
             f"engine {report['engine']}, built in {report['build_seconds']:.0f} s)")
         for clk, f in report.get("fmax", {}).items():
-            say(f"  Fmax {clk}: {f['achieved']:.2f} MHz (target {f['constraint']:.2f})")
+            say(f"  Fmax {f.get('domain') or clk}: {f['achieved']:.2f} MHz (target {f['constraint']:.2f})")
         for cell, u in sorted(report.get("utilization", {}).items()):
             if u["used"]:
                 say(f"  {cell:14s} {u['used']:7d} / {u['available']:7d} ({100 * u['used'] / u['available']:.1f} %)")

@@ -92,6 +92,19 @@ def silent_abc_failure(log: str) -> bool:
     return bool(lines) and lines[-1].lstrip().startswith("Running ABC command")
 
 
+def label_clocks(fmax: dict, engine_mhz: float, oscillator_mhz: float | None) -> None:
+    """Give each of nextpnr's clocks (named after whatever net drives it, e.g. ``$glbnet$por_clk``)
+    the design's name for it, by its constraint: ``"sync (engine)"`` at the engine clock, ``"sys2x
+    (DRAM)"`` at twice it, ``"oscillator"`` at the board's clock input; others stay unlabelled."""
+    def near(a: float, b: float | None) -> bool:
+        return b is not None and abs(a - b) < 0.01 * b
+
+    for f in fmax.values():
+        c = f["constraint"]
+        f["domain"] = ("sync (engine)" if near(c, engine_mhz) else "sys2x (DRAM)" if near(c, 2 * engine_mhz)
+                       else "oscillator" if near(c, oscillator_mhz) else "")
+
+
 def _fmax_from_log(log: str) -> dict:
     """Fallback: the last ``Max frequency for clock`` lines of a nextpnr log."""
     fmax = {}
@@ -137,7 +150,8 @@ def _summary_text(report: dict) -> str:
              "  Fmax:"]
     for clk, f in report.get("fmax", {}).items():
         ok = "met" if f["achieved"] >= f["constraint"] else "FAILED"
-        lines.append(f"    {clk:40s} {f['achieved']:8.2f} MHz (target {f['constraint']:.2f}: {ok})")
+        name = f"{f['domain']:14s} net {clk}" if f.get("domain") else clk
+        lines.append(f"    {name:48s} {f['achieved']:8.2f} MHz (target {f['constraint']:.2f}: {ok})")
     lines.append("  resources (used / available):")
     for cell, u in sorted(report.get("utilization", {}).items()):
         if u["used"]:
@@ -239,8 +253,9 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
         report.update(parse_nextpnr_report(rep_path))
     else:
         report.update({"utilization": {}, "fmax": _fmax_from_log(log)})
-    # The engine clock: the one constrained at the PLL's frequency (nextpnr names it after its net).
-    sync = [f for f in report["fmax"].values() if abs(f["constraint"] - top.pll_mhz) < 0.01 * top.pll_mhz]
+    # nextpnr names each clock after its net: say which of the design's clocks it is.
+    label_clocks(report["fmax"], top.pll_mhz, platform.default_clk_frequency / 1e6)
+    sync = [f for f in report["fmax"].values() if f["domain"] == "sync (engine)"]
     report["fmax_sync_mhz"] = min(f["achieved"] for f in sync) if sync else None
     report["timing_met"] = all(f["achieved"] >= f["constraint"] for f in report["fmax"].values())
     plot = plot_report(report, out_dir / "report.png")
@@ -275,8 +290,8 @@ def plot_report(report: dict, path: Path) -> Path | None:
     ax.axvline(100, color="black", linewidth=0.8)
     ax.set_xlim(0, 125)
     ax.set_xlabel("% of the device")
-    fmax = "; ".join(f"Fmax {f['achieved']:.1f} MHz vs {f['constraint']:.1f} target"
-                     for f in report.get("fmax", {}).values())
+    fmax = "; ".join(f"{(f.get('domain') or 'Fmax').split()[0]} {f['achieved']:.1f} MHz vs "
+                     f"{f['constraint']:.1f} target" for f in report.get("fmax", {}).values())
     ax.set_title(f"{report['board']} / {report['config']['name']} ({report['tag']})\n{fmax}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

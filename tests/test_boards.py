@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from boards import BOARDS, get_board
-from boards.build import BuildError, build, overfull_resources, plot_report, silent_abc_failure
+from boards.build import BuildError, build, label_clocks, overfull_resources, plot_report, silent_abc_failure
 from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SPRAMMemory, SystemTop,
                            ecp5_pll, ice40_pll, system_verilog, xilinx_mmcm)
 from rtl_gen.ddr3 import DDR3Controller
@@ -430,6 +430,19 @@ def test_report_plot(tmp_path):
     assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_report({**report, "utilization": {}}, tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_clock_labels():
+    """nextpnr names clocks after nets; the report says which is the engine's, the DRAM's and the
+    oscillator's by their constraints, and leaves a clock it cannot place unlabelled."""
+    fmax = {"$glbnet$por_clk": {"achieved": 57.4, "constraint": 50.0},
+            "$glbnet$clkbuf.buf.i": {"achieved": 365.2, "constraint": 100.0},
+            "$glbnet$eclk": {"achieved": 130.0, "constraint": 120.0},
+            "$glbnet$other": {"achieved": 90.0, "constraint": 33.0}}
+    label_clocks(fmax, 60.0, 100.0)
+    assert [f["domain"] for f in fmax.values()] == ["", "oscillator", "sys2x (DRAM)", ""]
+    label_clocks(fmax, 50.0, 25.0)
+    assert fmax["$glbnet$por_clk"]["domain"] == "sync (engine)"
 
 
 def test_uart_rate_from_the_engine_clock():

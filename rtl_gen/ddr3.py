@@ -20,9 +20,15 @@ sequential stream that leaves a row continues in the next bank.
 After the init sequence (RESET#, CKE, MR2, MR3, MR1, MR0, ZQCL) the controller calibrates the read
 capture: it writes two pattern words (at ``calib_word``, :attr:`DDR3Controller.CALIB_WORDS` words that
 the memory's users must leave alone: :class:`boards.common.SystemTop` puts them at the top of the
-memory and tells the host a size without them), reads them back for every bitslip and delay setting, and
-picks per byte lane the centre of the longest window of passing delays. ``init_done`` rises only
-after a successful calibration; ``calib_error`` says when a lane found no window.
+memory and tells the host a size without them), reads them back for every whole-cycle offset
+(``rd_cycle``), bitslip and delay setting (all lanes set together; delay fastest, ``rd_cycle``
+slowest), and picks per byte lane the centre of the longest window of passing delays over all
+(cycle, bitslip) pairs (the first found of equally long ones). A window never spans two (cycle,
+bitslip) pairs. The scan takes ``read_cycles * bitslips * delays`` settings of about
+``settle_cycles + read_latency + 8`` cycles each (the ECP5 PHY at CL 6: 3 x 4 x 8 settings, about
+2,900 cycles; 920 without the ``rd_cycle`` scan).
+``init_done`` rises only after a successful calibration; ``calib_error`` says when a lane found no
+window.
 """
 
 from __future__ import annotations
@@ -265,9 +271,10 @@ def calib_patterns(dq_bits: int) -> tuple[int, int]:
 
 
 def window_layout(params: DDR3PHYParams) -> data.StructLayout:
-    """Calibration result of one lane: the bitslip and the first/last passing delay."""
-    return data.StructLayout({"bitslip": range(params.bitslips), "first": range(params.delays),
-                              "last": range(params.delays)})
+    """Calibration result of one lane: the whole-cycle offset (``rd_cycle``), the bitslip and the
+    first/last passing delay (``cycle`` has no bits when ``read_cycles`` is 1)."""
+    return data.StructLayout({"cycle": range(params.read_cycles), "bitslip": range(params.bitslips),
+                              "first": range(params.delays), "last": range(params.delays)})
 
 
 def throughput_model(geometry: DDR3Geometry, timing: DDR3Timing, clock_mhz: float,
@@ -344,7 +351,8 @@ class DDR3Controller(wiring.Component):
         Calibration finished with a window on every lane / with no window on some lane (then
         ``init_done`` stays low).
     calib_windows : Out(ArrayLayout(window_layout(phy_params), lanes))
-        Per lane: chosen bitslip and the first/last passing delay (the delay used is the centre).
+        Per lane: chosen ``rd_cycle`` and bitslip and the first/last passing delay (the delay used
+        is the centre).
     """
 
     #: Words the read calibration writes (two patterns).
@@ -627,10 +635,11 @@ class DDR3Controller(wiring.Component):
         return m
 
     def _calibration(self, m: Module, run, calibrating, cal_valid, cal_write, cal_addr, req_accept):
-        """Read capture calibration (module docstring): drives ``rd_bitslip``/``rd_delay``."""
+        """Read capture calibration (module docstring): drives ``rd_cycle``/``rd_bitslip``/``rd_delay``."""
         g, p, phy = self.geometry, self.params, self.phy
         lanes = g.lanes
-        bs = Signal(range(p.bitslips))        # setting under test, all lanes together
+        cyc = Signal(range(p.read_cycles))    # setting under test, all lanes together
+        bs = Signal(range(p.bitslips))
         dl = Signal(range(p.delays))
         settle = Signal(range(p.settle_cycles + 1))
         step = Signal(2)                      # requests issued for this setting
@@ -666,7 +675,8 @@ class DDR3Controller(wiring.Component):
                         m.next = "SET"
             with m.State("SET"):
                 for lane in range(lanes):
-                    m.d.sync += [phy.rd_bitslip[lane].eq(bs), phy.rd_delay[lane].eq(dl)]
+                    m.d.sync += [phy.rd_cycle[lane].eq(cyc), phy.rd_bitslip[lane].eq(bs),
+                                 phy.rd_delay[lane].eq(dl)]
                 m.d.sync += [settle.eq(p.settle_cycles), step.eq(0), rx.eq(0),
                              lane_pass.eq((1 << lanes) - 1)]
                 m.next = "SETTLE"
@@ -685,28 +695,33 @@ class DDR3Controller(wiring.Component):
                     m.next = "EVAL"
             with m.State("EVAL"):
                 last_delay = dl == p.delays - 1
+                last_bitslip = bs == p.bitslips - 1
                 for lane in range(lanes):
                     with m.If(lane_pass[lane]):
                         start = Mux(run_len[lane] == 0, dl, run_start[lane])
                         m.d.sync += [run_len[lane].eq(run_len[lane] + 1), run_start[lane].eq(start)]
                         with m.If(run_len[lane] + 1 > best_len[lane]):
-                            m.d.sync += [best_len[lane].eq(run_len[lane] + 1), win[lane].bitslip.eq(bs),
-                                         win[lane].first.eq(start), win[lane].last.eq(dl)]
+                            m.d.sync += [best_len[lane].eq(run_len[lane] + 1), win[lane].cycle.eq(cyc),
+                                         win[lane].bitslip.eq(bs), win[lane].first.eq(start),
+                                         win[lane].last.eq(dl)]
                     with m.Else():
                         m.d.sync += run_len[lane].eq(0)
-                    with m.If(last_delay):   # a window does not continue into the next bitslip
+                    with m.If(last_delay):   # a window does not continue into the next bitslip/cycle
                         m.d.sync += run_len[lane].eq(0)
                 m.d.sync += dl.eq(Mux(last_delay, 0, dl + 1))
                 with m.If(last_delay):
-                    m.d.sync += bs.eq(bs + 1)
-                with m.If(last_delay & (bs == p.bitslips - 1)):
+                    m.d.sync += bs.eq(Mux(last_bitslip, 0, bs + 1))
+                    with m.If(last_bitslip):
+                        m.d.sync += cyc.eq(cyc + 1)
+                with m.If(last_delay & last_bitslip & (cyc == p.read_cycles - 1)):
                     m.next = "PICK"
                 with m.Else():
                     m.next = "SET"
             with m.State("PICK"):
                 found = Cat(*(best_len[lane] != 0 for lane in range(lanes))).all()
                 for lane in range(lanes):
-                    m.d.sync += [phy.rd_bitslip[lane].eq(win[lane].bitslip),
+                    m.d.sync += [phy.rd_cycle[lane].eq(win[lane].cycle),
+                                 phy.rd_bitslip[lane].eq(win[lane].bitslip),
                                  phy.rd_delay[lane].eq((win[lane].first + win[lane].last) >> 1)]
                 m.d.sync += settle.eq(p.settle_cycles)
                 with m.If(found):

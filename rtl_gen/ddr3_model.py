@@ -14,10 +14,14 @@ MR2/MR3/MR1/MR0, ZQCL, tZQinit, tDLLK), the mode register contents (fixed BC4, t
 0) and the refresh interval. The first violation is held with the index of the offending command,
 and all are counted. A test passes only if ``violation`` stays ``NONE``.
 
-Read capture: a lane returns its stored bytes only when its ``rd_bitslip`` equals
-``good_bitslip[lane]``, its ``rd_delay`` lies in ``good_delays[lane]`` and both have been stable for
-``settle_cycles``. Otherwise the lane's beats come back rotated by the bitslip error and/or
-inverted (a delay outside the window), so a controller that calibrates wrongly reads wrong data.
+Read capture: a lane returns its stored bytes only when its ``rd_cycle`` equals ``good_cycle[lane]``,
+its ``rd_bitslip`` equals ``good_bitslip[lane]``, its ``rd_delay`` lies in ``good_delays[lane]`` and all
+three have been stable for ``settle_cycles``. Otherwise the lane's beats come back rotated by the
+bitslip error and/or inverted (a delay outside the window), so a controller that calibrates wrongly
+reads wrong data. A wrong ``rd_cycle`` captures the bus a whole cycle before or after the burst,
+which holds no burst of this read: the model returns the lane's bytes XOR ``0xA5`` (early) or
+``0x3C`` (late) whatever the bitslip and delay, so never the right bytes. A ``good_cycle`` outside
+``0 .. read_cycles-1`` is a board no setting can read.
 
 Storage is ``words`` words (a power of two) addressed ``{row, bank, colword}`` truncated to
 ``log2(words)`` bits; an ``ACTIVATE`` of a row beyond the modelled storage is the ``ALIAS``
@@ -34,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 from .ddr3 import MR_ORDER, MT41K256M16, DDR3Geometry, DDR3Timing
 from .ddr3_phy_if import DDR3Command, DDR3PHYParams, DDR3PHYSignature
 
-__all__ = ["Violation", "DDR3Model", "default_windows"]
+__all__ = ["Violation", "DDR3Model", "default_windows", "WRONG_CYCLE_EARLY", "WRONG_CYCLE_LATE"]
 
 
 class Violation(enum.Enum, shape=5):
@@ -63,14 +67,25 @@ class Violation(enum.Enum, shape=5):
     ALIAS = 22         #: ACTIVATE of a row outside the modelled storage
 
 
-def default_windows(params: DDR3PHYParams, lanes: int) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
-    """Per-lane good bitslips and delay windows that differ between lanes."""
+#: What a lane with a wrong ``rd_cycle`` returns: its bytes XOR this (capture one cycle early, late).
+WRONG_CYCLE_EARLY, WRONG_CYCLE_LATE = 0xA5, 0x3C
+
+
+def default_windows(params: DDR3PHYParams, lanes: int) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...],
+                                                                 tuple[int, ...]]:
+    """Per-lane good bitslips, delay windows and ``rd_cycle`` settings that differ between lanes.
+
+    Returns ``(bitslips, windows, cycles)``; lane 0's cycle is the designed ``read_cycles // 2``,
+    the next lanes' the following ones (wrapping), so with ``read_cycles > 1`` a controller that
+    does not scan ``rd_cycle`` per lane fails.
+    """
     bitslips = tuple((lane + 1) % params.bitslips for lane in range(lanes))
     windows = []
     for lane in range(lanes):
         first = min(2 + lane, params.delays - 1)
         windows.append((first, min(first + 3, params.delays - 1)))
-    return bitslips, tuple(windows)
+    cycles = tuple((params.read_cycles // 2 + lane) % params.read_cycles for lane in range(lanes))
+    return bitslips, tuple(windows), cycles
 
 
 class DDR3Model(wiring.Component):
@@ -85,6 +100,10 @@ class DDR3Model(wiring.Component):
         Per lane, the bitslip that captures correctly (default: :func:`default_windows`).
     good_delays : tuple of (first, last) or None, optional
         Per lane, the passing delays (inclusive); ``None`` for a lane where no delay works.
+    good_cycle : tuple of int, optional
+        Per lane, the ``rd_cycle`` that captures the burst (default: :func:`default_windows`); one
+        value outside ``0 .. read_cycles-1`` on either side (``-1`` or ``read_cycles``) models a board
+        whose reads return outside the scanned range.
     ready_after : int
         ``phy_ready`` rises after this many cycles.
     init : list of int, optional
@@ -107,7 +126,8 @@ class DDR3Model(wiring.Component):
     def __init__(self, geometry: DDR3Geometry = MT41K256M16, timing: DDR3Timing = DDR3Timing(),
                  clock_mhz: float = 50.0, phy_params: DDR3PHYParams = DDR3PHYParams(), *,
                  words: int = 1 << 12, good_bitslip: tuple[int, ...] | None = None,
-                 good_delays: tuple[tuple[int, int] | None, ...] | None = None, ready_after: int = 4,
+                 good_delays: tuple[tuple[int, int] | None, ...] | None = None,
+                 good_cycle: tuple[int, ...] | None = None, ready_after: int = 4,
                  init: list[int] | None = None):
         def bad(msg: str) -> ValueError:
             self._MustUse__silence = True  # not built: no 'created but never used' warning
@@ -118,9 +138,14 @@ class DDR3Model(wiring.Component):
         if words & (words - 1) or not min_words <= words <= geometry.words:
             raise bad(f"DDR3Model: words = {words}: a power of two from one row per bank "
                       f"({min_words}) to {geometry.words}")
-        d_bitslip, d_delays = default_windows(phy_params, lanes)
+        d_bitslip, d_delays, d_cycle = default_windows(phy_params, lanes)
         good_bitslip = d_bitslip if good_bitslip is None else tuple(good_bitslip)
         good_delays = d_delays if good_delays is None else tuple(good_delays)
+        good_cycle = d_cycle if good_cycle is None else tuple(good_cycle)
+        if len(good_cycle) != lanes or not all(isinstance(c, int) and -1 <= c <= phy_params.read_cycles
+                                               for c in good_cycle):
+            raise bad(f"DDR3Model: good_cycle = {good_cycle}: one of -1..{phy_params.read_cycles} per lane "
+                      f"({lanes} lanes; -1 and {phy_params.read_cycles} are outside the scanned range)")
         if len(good_bitslip) != lanes or not all(0 <= b < phy_params.bitslips for b in good_bitslip):
             raise bad(f"DDR3Model: good_bitslip = {good_bitslip}: one of 0..{phy_params.bitslips - 1} "
                       f"per lane ({lanes} lanes)")
@@ -134,7 +159,8 @@ class DDR3Model(wiring.Component):
         self.ck = timing.ck(clock_mhz)
         self.cycles = timing.cycles(clock_mhz)
         self.words = words
-        self.good_bitslip, self.good_delays, self.ready_after = good_bitslip, good_delays, ready_after
+        self.good_bitslip, self.good_delays, self.good_cycle = good_bitslip, good_delays, good_cycle
+        self.ready_after = ready_after
         self.storage = Memory(shape=geometry.data_bits, depth=words, init=init or [])
         super().__init__({
             "phy": In(DDR3PHYSignature(dq_bits=geometry.dq_bits, bank_bits=geometry.bank_bits,
@@ -370,28 +396,36 @@ class DDR3Model(wiring.Component):
         stored = r_data[-1] if r_data else rp.data
         m.d.comb += phy.rd_valid.eq(r_valid[-1])
 
-        # Capture per lane: right bitslip, delay in the window, settled.
+        # Capture per lane: right cycle and bitslip, delay in the window, settled.
         for lane in range(lanes):
-            bslip, dly = phy.rd_bitslip[lane], phy.rd_delay[lane]
+            rcyc, bslip, dly = phy.rd_cycle[lane], phy.rd_bitslip[lane], phy.rd_delay[lane]
+            prev_c = Signal.like(rcyc, name=f"prev_cycle{lane}")
             prev_b = Signal.like(bslip, name=f"prev_bitslip{lane}")
             prev_d = Signal.like(dly, name=f"prev_delay{lane}")
             settled = Signal(range(p.settle_cycles + 1), name=f"settled{lane}")
-            m.d.sync += [prev_b.eq(bslip), prev_d.eq(dly)]
-            with m.If((bslip != prev_b) | (dly != prev_d)):
+            m.d.sync += [prev_c.eq(rcyc), prev_b.eq(bslip), prev_d.eq(dly)]
+            changed = (rcyc != prev_c) | (bslip != prev_b) | (dly != prev_d)
+            with m.If(changed):
                 m.d.sync += settled.eq(0)
             with m.Elif(settled != p.settle_cycles):
                 m.d.sync += settled.eq(settled + 1)
             win = self.good_delays[lane]
             in_window = Const(0) if win is None else (dly >= win[0]) & (dly <= win[1])
-            delay_ok = in_window & (settled == p.settle_cycles) & ~((bslip != prev_b) | (dly != prev_d))
+            delay_ok = in_window & (settled == p.settle_cycles) & ~changed
             beats = [stored.word_select(beat * lanes + lane, 8) for beat in range(4)]
             # A wrong bitslip starts the burst on another beat of the captured stream.
             slip = (bslip - self.good_bitslip[lane])[:2]
             rotated = [Array(beats)[(beat + slip)[:2]] for beat in range(4)]
             # Inverted: a delay outside the window, or a wrong bitslip that rotates by 4 beats.
             invert = ~delay_ok | ((bslip != self.good_bitslip[lane]) & (slip == 0))
+            # A wrong cycle sees no burst of this read (the bitslip and delay do not matter then).
+            good_c = self.good_cycle[lane]
+            early = rcyc < good_c if good_c > 0 else Const(0)
+            late = rcyc > good_c if good_c >= 0 else Const(1)
+            wrong_cycle = Mux(early, WRONG_CYCLE_EARLY, Mux(late, WRONG_CYCLE_LATE, 0))
             for beat in range(4):
-                byte = Mux(invert, ~rotated[beat], rotated[beat])
+                captured = Mux(invert, ~rotated[beat], rotated[beat])
+                byte = Mux(early | late, beats[beat] ^ wrong_cycle, captured)
                 m.d.comb += phy.rd_data.word_select(beat * lanes + lane, 8).eq(Mux(r_valid[-1], byte, 0))
 
         # -- refresh interval (sync cycles), counted once initialised ----------------------------

@@ -13,9 +13,18 @@ running clock that keeps going while the init sequence stops ECLK (and with it S
   buffers, so the PHY inverts them itself (from each port's ``invert``). ``cs``/``rst`` are optional
   (the ECPIX-5 has neither).
 * Per byte lane a ``DQSBUFM`` (delay code ``DDRDEL`` from one ``DDRDLLA``; ``READ0``/``READ1`` = the
-  read window, ``rd_en`` delayed; ``READCLKSEL`` = ``rd_delay``; ``PAUSE`` during DLL updates and
+  lane's read window, ``rd_en`` delayed; ``READCLKSEL`` = ``rd_delay``; ``PAUSE`` during DLL updates and
   ``rd_delay`` changes), ``ODDRX2DQSB`` + ``TSHX2DQSA`` for ``DQS``, ``ODDRX2DQA`` + ``TSHX2DQA`` out
   and ``DELAYG`` (``DQS_ALIGNED_X2``) + ``IDDRX2DQA`` in for each ``DQ``, ``ODDRX2DQA`` for ``DM``.
+
+Read capture per byte lane: ``rd_cycle`` = ``c`` (``0 .. read_cycles-1``) opens the lane's read window
+and takes its burst out of the ``IDDRX2DQA`` stream ``c - read_cycles // 2`` whole ``sync`` cycles
+from the designed position (:data:`READ_WINDOW`, :data:`READ_CAPTURE`), then delays the burst
+``read_cycles - 1 - c`` cycles, so ``rd_data``/``rd_valid`` keep one ``read_latency`` for every
+setting; ``rd_bitslip`` picks the first beat out of two captures, ``rd_delay`` the ``DQSBUFM``'s
+``READCLKSEL``. With the default :data:`READ_CYCLES` = 3 the calibration also finds a board whose
+reads come back one cycle early or late, at the cost of ``read_latency`` one cycle longer than
+without the scan (``read_cycles - 1 - read_cycles // 2`` cycles of the delay line).
 
 The logic around the primitives is :class:`ECP5DDR3PHYLogic` (simulated in the tests) and the
 DDRDLLA/ECLK start-up is :class:`ECP5DDRInit`; :func:`phy_params` says what the controller must
@@ -35,7 +44,7 @@ from amaranth.lib.wiring import In, Out
 from rtl_gen.ddr3_phy_if import DDR3PHYParams, DDR3PHYSignature, phase_layout
 
 __all__ = ["ECP5DDR3PHY", "ECP5DDR3PHYLogic", "ECP5DDRInit", "phy_params", "CMD_REG", "WRITE_ALIGN",
-           "READ_CAPTURE"]
+           "READ_CAPTURE", "READ_WINDOW", "READ_CYCLES"]
 
 #: Register stage between the controller's ``phases`` and the ``ODDRX2F`` inputs (the pins are far
 #: from the controller; every latency below counts it).
@@ -47,14 +56,19 @@ WRITE_ALIGN = 1
 #: ``sync`` cycles from a ``READ``'s command bits entering the ``ODDRX2F``s, beyond CL in ``sync``
 #: cycles, until the burst's first beat is in the ``IDDRX2DQA`` outputs (``ODDRX2F``, board, DRAM,
 #: ``DQSBUFM`` read FIFO and ``IDDRX2DQA`` gearbox), with the read window ``READ_WINDOW`` cycles
-#: after the command; the read calibration (``rd_bitslip`` 0..3 beats, ``rd_delay``) covers the
-#: remaining uncertainty of up to one ``sync`` cycle. Not measured on hardware yet: ``read_latency``
-#: in :func:`phy_params` moves the capture by whole cycles if a board needs it.
+#: after the command: the designed setting ``rd_cycle = read_cycles // 2``. The read calibration
+#: covers the remaining uncertainty: ``rd_bitslip`` (0..3 beats) and ``rd_delay`` within a ``sync``
+#: cycle, ``rd_cycle`` whole cycles around it. Not measured on hardware yet: ``read_latency`` in
+#: :func:`phy_params` moves every capture by whole cycles if a board needs more than the scan.
 READ_CAPTURE = 7
 #: The ``DQSBUFM`` read window (``READ0``/``READ1``) opens this many ``sync`` cycles after the
-#: command bits, beyond CL in ``sync`` cycles, and stays open for two cycles (TN-02035 "READ Pulse
-#: Positioning": asserted ahead of the returning DQS preamble).
+#: command bits, beyond CL in ``sync`` cycles (at the designed ``rd_cycle``), and stays open for
+#: two cycles (TN-02035 "READ Pulse Positioning": asserted ahead of the returning DQS preamble).
 READ_WINDOW = 1
+#: Default ``read_cycles`` of :func:`phy_params`: the read window and capture of each lane one
+#: ``sync`` cycle early (``rd_cycle`` 0), as designed (1) or one late (2); costs one cycle of
+#: ``read_latency`` (the late setting's data must still come out in time).
+READ_CYCLES = 3
 #: Beats of history the bitslip chooses from (two ``IDDRX2DQA`` captures).
 BITSLIPS = 4
 #: ``READCLKSEL`` steps of the ``DQSBUFM``.
@@ -63,26 +77,46 @@ DELAYS = 8
 PAUSE_CYCLES = 4
 
 
-def phy_params(cl: int = 6, cwl: int = 5, *, read_latency: int | None = None) -> DDR3PHYParams:
+def _read_timing(cl: int, read_cycles: int) -> tuple[int, int]:
+    """``(open_at, min_rl)``: ``sync`` cycles from a ``READ`` to its read window at ``rd_cycle`` 0, and
+    the least ``read_latency`` whose capture at ``rd_cycle`` 0 is not before that window opens."""
+    cl_sync = (cl % 2 + cl) // 2
+    open_at = CMD_REG + cl_sync + READ_WINDOW - read_cycles // 2
+    # rd_cycle 0 takes its first beat read_latency - 2 - (read_cycles - 1) cycles after the READ
+    return open_at, open_at + read_cycles + 1
+
+
+def phy_params(cl: int = 6, cwl: int = 5, *, read_latency: int | None = None,
+               read_cycles: int = READ_CYCLES) -> DDR3PHYParams:
     """The :class:`DDR3PHYParams` of :class:`ECP5DDR3PHY` for CAS latencies ``cl``/``cwl``.
 
     ``write_latency`` = the command register + CWL rounded up to ``sync`` cycles (the ``WRITE`` goes
     in the phase that makes the burst start on a ``sync`` boundary) + :data:`WRITE_ALIGN` - the data
     register; ``read_latency`` (default: the command register + CL in ``sync`` cycles +
-    :data:`READ_CAPTURE` + 2, the history and output registers of the bitslip) may be given to move
-    the capture window by whole cycles on a board whose path differs.
+    :data:`READ_CAPTURE` + 2, the history and output registers of the bitslip, + ``read_cycles - 1
+    - read_cycles // 2``, the delay a capture later than designed leaves out) may be given to move
+    every capture by whole cycles on a board whose path differs by more than the ``rd_cycle`` scan.
+    ``read_cycles`` (odd, so the designed setting is in the middle) is the ``rd_cycle`` range the
+    calibration scans.
     """
     base = DDR3PHYParams(cl=cl, cwl=cwl)     # validates cl/cwl
+    if not isinstance(read_cycles, int) or read_cycles < 1:
+        raise ValueError(f"phy_params: read_cycles = {read_cycles!r}: at least 1")
     cl_sync = (base.read_phase + cl) // 2
     cwl_sync = (base.write_phase + cwl) // 2
-    default_rl = CMD_REG + cl_sync + READ_CAPTURE + 2
+    open_at, min_rl = _read_timing(cl, read_cycles)
+    if open_at < 1:
+        most = 2 * (CMD_REG + cl_sync + READ_WINDOW) - 1
+        raise ValueError(f"phy_params: read_cycles = {read_cycles}: at most {most} at CL {cl} "
+                         f"(rd_cycle 0 would open the read window before the READ)")
+    default_rl = CMD_REG + cl_sync + READ_CAPTURE + 2 + read_cycles - 1 - read_cycles // 2
     if read_latency is None:
         read_latency = default_rl
-    if read_latency < CMD_REG + cl_sync + READ_WINDOW + 2:
-        raise ValueError(f"phy_params: read_latency = {read_latency}: at least "
-                         f"{CMD_REG + cl_sync + READ_WINDOW + 2} (the read window must open first)")
+    if read_latency < min_rl:
+        raise ValueError(f"phy_params: read_latency = {read_latency}: at least {min_rl} with read_cycles = "
+                         f"{read_cycles} (the read window must open first)")
     return DDR3PHYParams(cl=cl, cwl=cwl, read_latency=read_latency,
-                         write_latency=CMD_REG + cwl_sync + WRITE_ALIGN - 1,
+                         write_latency=CMD_REG + cwl_sync + WRITE_ALIGN - 1, read_cycles=read_cycles,
                          bitslips=BITSLIPS, delays=DELAYS, settle_cycles=PAUSE_CYCLES + 4)
 
 
@@ -149,7 +183,7 @@ class ECP5DDRInit(wiring.Component):
 class ECP5DDR3PHYLogic(wiring.Component):
     """Everything of :class:`ECP5DDR3PHY` in ``sync`` except the primitives: the command register,
     write data/enable alignment, ``DQS``/``DQ`` output enables with preamble and postamble, the
-    read window, ``rd_valid`` and the per-lane bitslip.
+    per-lane read window, ``rd_valid`` and the per-lane capture (``rd_cycle`` delay, bitslip).
 
     The outputs are the primitives' inputs in the cycle SCLK samples them (a ``sync`` cycle's four
     beats, beat 0 = ``D0`` = first on the pin).
@@ -164,7 +198,7 @@ class ECP5DDR3PHYLogic(wiring.Component):
     dq_t : Out(1)                   ``TSHX2DQA`` ``T0``/``T1`` (1 = high impedance)
     dqs_o : Out(4)                  ``ODDRX2DQSB`` data (the strobe in a write burst, else 0)
     dqs_t : Out(2)                  ``TSHX2DQSA`` ``T0``, ``T1`` (preamble/postamble included)
-    read_window : Out(1)            ``DQSBUFM`` ``READ0``/``READ1``
+    read_window : Out(lanes)        per lane, ``DQSBUFM`` ``READ0``/``READ1`` (moved by ``rd_cycle``)
     pause : Out(lanes)              ``DQSBUFM`` ``PAUSE`` after a ``rd_delay`` change
     readclksel : Out(ArrayLayout(3, lanes))  registered ``rd_delay``
     dq_i : In(4 * dq_bits)          ``IDDRX2DQA`` ``Q0..Q3`` of every ``DQ``, beat-major
@@ -175,7 +209,10 @@ class ECP5DDR3PHYLogic(wiring.Component):
         if params.bitslips != BITSLIPS or params.delays != DELAYS:
             raise ValueError(f"ECP5DDR3PHYLogic: params bitslips = {params.bitslips}, delays = {params.delays}: "
                              f"the ECP5 PHY has {BITSLIPS} and {DELAYS}")
-        min_rl = CMD_REG + (params.read_phase + params.cl) // 2 + READ_WINDOW + 2
+        open_at, min_rl = _read_timing(params.cl, params.read_cycles)
+        if open_at < 1:
+            raise ValueError(f"ECP5DDR3PHYLogic: params read_cycles = {params.read_cycles}: too many for CL "
+                             f"{params.cl} (rd_cycle 0 would open the read window before the READ)")
         if params.read_latency < min_rl:
             raise ValueError(f"ECP5DDR3PHYLogic: params read_latency = {params.read_latency}: at least {min_rl}")
         want_wl = phy_params(params.cl, params.cwl).write_latency
@@ -193,7 +230,7 @@ class ECP5DDR3PHYLogic(wiring.Component):
             "reset_n": Out(1), "cke": Out(1), "odt": Out(1),
             "dq_o": Out(4 * dq_bits), "dm_o": Out(4 * lanes), "dq_t": Out(1, init=1),
             "dqs_o": Out(4), "dqs_t": Out(2, init=0b11),
-            "read_window": Out(1), "pause": Out(lanes), "readclksel": Out(data.ArrayLayout(3, lanes)),
+            "read_window": Out(lanes), "pause": Out(lanes), "readclksel": Out(data.ArrayLayout(3, lanes)),
             "dq_i": In(4 * dq_bits),
         })
 
@@ -213,24 +250,40 @@ class ECP5DDR3PHYLogic(wiring.Component):
         m.d.comb += [self.dq_t.eq(~oe), self.dqs_o.eq(Mux(oe, 0b1010, 0)),
                      self.dqs_t[0].eq(~(oe | postamble)), self.dqs_t[1].eq(~(oe | preamble))]
 
-        # Read: one delay line of rd_en gives the read window and rd_valid.
+        # Read: one delay line of rd_en gives the read windows and rd_valid.
         depth = p.read_latency
         line = Signal(depth)
         m.d.sync += line.eq(Cat(c.rd_en, line[:-1]))    # line[k]: rd_en k + 1 cycles ago
-        open_at = CMD_REG + (p.read_phase + p.cl) // 2 + READ_WINDOW
-        m.d.comb += [self.read_window.eq(line[open_at - 1] | line[open_at]), c.rd_valid.eq(line[depth - 1])]
+        open_at, _ = _read_timing(p.cl, p.read_cycles)  # at rd_cycle 0; rd_cycle c opens c later
+        m.d.comb += c.rd_valid.eq(line[depth - 1])
+        dq, lanes, rc = self.dq_bits, self.lanes, p.read_cycles
+        for lane in range(lanes):
+            with m.Switch(c.rd_cycle[lane]):
+                for cyc in range(rc):
+                    with m.Case(cyc):
+                        at = open_at + cyc
+                        m.d.comb += self.read_window[lane].eq(line[at - 1] | line[at])
 
-        # Bitslip: per lane, 4 consecutive beats out of the last two captures (older first).
-        dq, lanes = self.dq_bits, self.lanes
+        # Bitslip: per lane, 4 consecutive beats out of the last two captures (older first), then
+        # rd_cycle c takes them out of a delay line read_cycles - 1 - c cycles later.
         prev = Signal.like(self.dq_i)
         m.d.sync += prev.eq(self.dq_i)
         for lane in range(lanes):
             hist = [prev[k * dq + 8 * lane:][:8] for k in range(4)] + [self.dq_i[k * dq + 8 * lane:][:8] for k in range(4)]
             slip = c.rd_bitslip[lane]
+            delayed = [Signal(32, name=f"rd_burst{lane}_d{k}") for k in range(rc)]
             with m.Switch(slip):
                 for s in range(BITSLIPS):
                     with m.Case(s):
-                        m.d.sync += [c.rd_data[k * dq + 8 * lane:][:8].eq(hist[s + k]) for k in range(4)]
+                        m.d.sync += delayed[0].eq(Cat(*hist[s:s + 4]))
+            for k in range(1, rc):
+                m.d.sync += delayed[k].eq(delayed[k - 1])
+            with m.Switch(c.rd_cycle[lane]):
+                for cyc in range(rc):
+                    with m.Case(cyc):
+                        burst = delayed[rc - 1 - cyc]
+                        m.d.comb += [c.rd_data[k * dq + 8 * lane:][:8].eq(burst[8 * k:][:8])
+                                     for k in range(4)]
 
         # Capture delay: registered, and the DQSBUFM paused for a few cycles after a change.
         for lane in range(lanes):
@@ -365,7 +418,7 @@ class ECP5DDR3PHY(wiring.Component):
             m.submodules[f"dqsbuf{lane}"] = Instance(
                 "DQSBUFM", p_DQS_LI_DEL_ADJ="MINUS", p_DQS_LI_DEL_VAL=1, p_DQS_LO_DEL_ADJ="MINUS",
                 p_DQS_LO_DEL_VAL=4, **clocks, i_DDRDEL=ddrdel, i_PAUSE=init.pause | lg.pause[lane],
-                i_DQSI=dqs_i, i_READ0=lg.read_window, i_READ1=lg.read_window,
+                i_DQSI=dqs_i, i_READ0=lg.read_window[lane], i_READ1=lg.read_window[lane],
                 **{f"i_READCLKSEL{k}": lg.readclksel[lane][k] for k in range(3)},
                 **{f"i_DYNDELAY{k}": 0 for k in range(8)},
                 # static delays: LOADN low keeps the DDRDEL-controlled default

@@ -2,8 +2,9 @@
 
 Random reads and writes with random idle cycles and read back-pressure: every read returns the last
 value written (a dict is the reference), and the model reports no violation. Read calibration must
-find the model's capture window on every lane, and report a lane without one. The model's checks
-are themselves tested by driving it with deliberately wrong command sequences.
+find the model's capture window (whole-cycle offset, bitslip, delays) on every lane, and report a
+lane without one. The model's checks are themselves tested by driving it with deliberately wrong
+command sequences.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from amaranth.sim import Simulator
 
 from rtl_gen.ddr3 import (MT41K64M16, MT41K256M16, DDR3Controller, DDR3Geometry, DDR3Timing,
                           calib_patterns, mode_registers, throughput_model)
-from rtl_gen.ddr3_model import DDR3Model, Violation
+from rtl_gen.ddr3_model import WRONG_CYCLE_EARLY, WRONG_CYCLE_LATE, DDR3Model, Violation, default_windows
 from rtl_gen.ddr3_phy_if import DDR3Command, DDR3PHYParams
 from rtl_gen.testing import collect_quietly, drive_word_ops, wait_for
 
@@ -26,7 +27,9 @@ FAST = DDR3Timing(t_reset=200.0, t_cke=500.0, t_zqinit_ck=64, t_dllk_ck=64, t_re
 PARAMS = DDR3PHYParams()          # CL 6 (READ in slot 0), CWL 5 (WRITE in slot 1)
 WORDS = 1 << 12                   # 2 rows in each of the 8 banks
 MHZ = 50.0
-INIT_LIMIT = 5000                 # cycles for init + calibration (about 1000 with FAST)
+INIT_LIMIT = 5000                 # cycles for init + calibration (FAST: about 1000, 3000 with 3 read cycles)
+# Three whole-cycle read offsets to scan (rd_cycle 0..2), as the ECP5 PHY has.
+PARAMS3 = DDR3PHYParams(read_cycles=3)
 
 
 class Pair(wiring.Component):
@@ -46,10 +49,11 @@ class Pair(wiring.Component):
 
 
 def run_traffic(ops, geometry=MT41K64M16, timing=FAST, clock_mhz=MHZ, idle=0.3, backpressure=0.3,
-                seed=1, words=WORDS, params=PARAMS, calib_word=0):
-    """Run ``ops`` ([("w", addr, data) | ("r", addr)]) through the pair; return
-    (expected, got, info) with info the cycles after ``init_done`` and the model's counters."""
-    dut = Pair(geometry, timing, clock_mhz, params, words=words, calib_word=calib_word)
+                seed=1, words=WORDS, params=PARAMS, calib_word=0, **model_kw):
+    """Run ``ops`` ([("w", addr, data) | ("r", addr)]) through the pair (``model_kw`` to the
+    model); return (expected, got, info) with info the cycles after ``init_done`` and the model's
+    counters."""
+    dut = Pair(geometry, timing, clock_mhz, params, words=words, calib_word=calib_word, **model_kw)
     c, m = dut.ctrl, dut.model
     rng = random.Random(seed)
     expected: list[tuple[int, int]] = []
@@ -167,8 +171,9 @@ def run_calibration(limit=INIT_LIMIT, **model_kw):
             await ctx.tick()
         ctx.set(c.rd_cmd.valid, 0)
         out.update(ok=ctx.get(c.calib_ok), error=ctx.get(c.calib_error), init_done=ctx.get(c.init_done),
-                   windows=[(w.bitslip, w.first, w.last) for w in
+                   windows=[(w.cycle, w.bitslip, w.first, w.last) for w in
                             (ctx.get(c.calib_windows)[i] for i in range(MT41K64M16.lanes))],
+                   cycle=[ctx.get(c.phy.rd_cycle[i]) for i in range(MT41K64M16.lanes)],
                    bitslip=[ctx.get(c.phy.rd_bitslip[i]) for i in range(MT41K64M16.lanes)],
                    delay=[ctx.get(c.phy.rd_delay[i]) for i in range(MT41K64M16.lanes)],
                    violation=ctx.get(m.violation))
@@ -190,14 +195,69 @@ def test_calibration_finds_centre(bitslips, delays):
     assert out["violation"] == Violation.NONE, out["violation"]
     assert out["ok"] and not out["error"] and out["init_done"], out
     for lane, (b, (first, last)) in enumerate(zip(bitslips, delays)):
-        assert out["windows"][lane] == (b, first, last), (lane, out["windows"])
+        assert out["windows"][lane] == (0, b, first, last), (lane, out["windows"])
         assert out["bitslip"][lane] == b, (lane, out["bitslip"])
         assert out["delay"][lane] == (first + last) // 2, (lane, out["delay"])
+
+
+# Per lane (good_cycle, good_bitslip, good_delays): every rd_cycle 0..2 on some lane, lanes differ.
+CYCLE_CASES = [
+    ((0, 2), (1, 2), ((2, 5), (3, 6))),
+    ((2, 1), (3, 0), ((0, 7), (6, 6))),
+    ((1, 0), (0, 3), ((0, 0), (1, 4))),
+]
+
+
+@pytest.mark.parametrize("cycles,bitslips,delays", CYCLE_CASES, ids=["c0c2", "c2c1", "c1c0"])
+def test_calibration_finds_cycle_and_centre(cycles, bitslips, delays):
+    """With three whole-cycle offsets to scan, each lane gets its own rd_cycle, bitslip and centre."""
+    out = run_calibration(params=PARAMS3, good_cycle=cycles, good_bitslip=bitslips, good_delays=delays)
+    assert out["violation"] == Violation.NONE, out["violation"]
+    assert out["ok"] and not out["error"] and out["init_done"], out
+    for lane, (cyc, b, (first, last)) in enumerate(zip(cycles, bitslips, delays)):
+        assert out["windows"][lane] == (cyc, b, first, last), (lane, out["windows"])
+        assert (out["cycle"][lane], out["bitslip"][lane]) == (cyc, b), (lane, out)
+        assert out["delay"][lane] == (first + last) // 2, (lane, out["delay"])
+
+
+@pytest.mark.parametrize("cycles,bitslips,delays", CYCLE_CASES, ids=["c0c2", "c2c1", "c1c0"])
+def test_traffic_after_cycle_calibration(cycles, bitslips, delays):
+    """After calibrating per-lane rd_cycle, random traffic reads back what was written."""
+    rng = random.Random(sum(cycles))
+    ops = [("w", a, rng.randrange(1 << 64)) for a in range(4, 40)]
+    for _ in range(80):
+        addr = rng.randrange(4, 40)
+        ops.append(("r", addr) if rng.random() < 0.7 else ("w", addr, rng.randrange(1 << 64)))
+    expected, got, info = run_traffic(ops, params=PARAMS3, seed=sum(cycles), good_cycle=cycles,
+                                      good_bitslip=bitslips, good_delays=delays)
+    check(expected, got, info)
+
+
+def test_traffic_after_calibration_ecp5_params():
+    """The ECP5 PHY's parameters (read_cycles 3, its latencies) with the model's default per-lane
+    capture (lanes on rd_cycle 1 and 2): calibration and traffic work."""
+    from rtl_gen.ecp5_ddr3 import phy_params
+    params = phy_params()
+    assert params.read_cycles == 3 and default_windows(params, 2)[2] == (1, 2)
+    rng = random.Random(5)
+    ops = [("w", a, rng.randrange(1 << 64)) for a in range(8, 24)] + [("r", a) for a in range(8, 24)]
+    check(*run_traffic(ops, params=params, seed=5))
 
 
 def test_calibration_failure_is_visible():
     """A lane where no delay works: calib_error, never init_done, no request accepted."""
     out = run_calibration(good_bitslip=(1, 2), good_delays=((2, 5), None))
+    assert out["error"] and not out["ok"], out
+    assert not out["init_done_seen"] and not out["rd_ready"], out
+    assert out["violation"] == Violation.NONE, out["violation"]
+
+
+@pytest.mark.parametrize("params,cycles", [(PARAMS3, (1, 3)), (PARAMS3, (-1, 0)), (PARAMS, (1, 0))],
+                         ids=["late-beyond-scan", "early-beyond-scan", "no-scan-late"])
+def test_calibration_fails_when_the_cycle_is_out_of_range(params, cycles):
+    """A lane whose reads return outside the scanned rd_cycle range: calib_error (no hang, no
+    calib_ok, no init_done, no request accepted)."""
+    out = run_calibration(params=params, good_cycle=cycles)
     assert out["error"] and not out["ok"], out
     assert not out["init_done_seen"] and not out["rd_ready"], out
     assert out["violation"] == Violation.NONE, out["violation"]
@@ -260,13 +320,14 @@ def init_events(timing=SLOW, *, mrs=None, mrd_gap=None, mod_gap=None, xpr_gap=No
     return ev
 
 
-def run_model(events, *, timing=SLOW, tail=20, wr_en=True, words=WORDS, wr_data=0, full=False):
+def run_model(events, *, timing=SLOW, tail=20, wr_en=True, words=WORDS, wr_data=0, full=False, params=PARAMS,
+              **model_kw):
     """Drive the model alone with ``events`` ((cycles after the previous one, what): ("pins",
-    reset_n, cke), ("cmd", slot, command, bank, address), ("capture", bitslips, delays),
+    reset_n, cke), ("cmd", slot, command, bank, address), ("capture", bitslips, delays[, cycles]),
     ("idle",)); READ raises ``rd_en`` in its cycle and WRITE ``wr_en`` (with ``wr_data``)
     write_latency later (unless ``wr_en`` is False). Returns the first violation, or with ``full``
     a dict of it and the read data returned ``[(cycle, data)]``."""
-    dut = DDR3Model(MT41K64M16, timing, MHZ, PARAMS, words=words)
+    dut = DDR3Model(MT41K64M16, timing, MHZ, params, words=words, **model_kw)
     sched: dict[int, list] = {}
     t = 0
     for dt, what in events:
@@ -293,6 +354,8 @@ def run_model(events, *, timing=SLOW, tail=20, wr_en=True, words=WORDS, wr_data=
                     for lane, (b, d) in enumerate(zip(what[1], what[2])):
                         ctx.set(p.rd_bitslip[lane], b)
                         ctx.set(p.rd_delay[lane], d)
+                    for lane, c in enumerate(what[3] if len(what) > 3 else ()):
+                        ctx.set(p.rd_cycle[lane], c)
                 elif what[0] == "cmd":
                     _, slot, cmd, ba, a = what
                     ctx.set(p.phases[slot].cs, 1)
@@ -302,7 +365,7 @@ def run_model(events, *, timing=SLOW, tail=20, wr_en=True, words=WORDS, wr_data=
                     if cmd == C.READ:
                         ctx.set(p.rd_en, 1)
                     if cmd == C.WRITE and wr_en:
-                        writes.add(cyc + PARAMS.write_latency)
+                        writes.add(cyc + params.write_latency)
             ctx.set(p.wr_en, cyc in writes)
             if ctx.get(p.rd_valid):
                 out["reads"].append((cyc, ctx.get(p.rd_data)))
@@ -371,6 +434,39 @@ def test_model_read_capture():
     assert read_with(good_b, (5, 6)) == [True, True]            # last delays of both windows
     assert read_with(good_b, (1, 6)) == [False, True]           # lane 0 delay below 2..5
     assert read_with(good_b, good_d, late=(good_b, (2, 4))) == [True, False]   # lane 1 settling
+
+
+def test_model_read_capture_cycle():
+    """With read_cycles 3 a lane also needs its good rd_cycle: one early or late returns none of
+    the right bytes (XOR the model's early/late garbage, whatever the bitslip and delay), a changed
+    rd_cycle must settle, and a good cycle outside 0..2 never reads right."""
+    word, _ = calib_patterns(16)
+    good_b, good_d = (1, 2), (2, 3)     # the model's default bitslips, delays in both windows
+    p = PARAMS3
+
+    def read_with(cycles, bitslips=good_b, late=(), good_cycle=(0, 2)):
+        ev = init_events() + [(0, ("capture", bitslips, good_d, cycles)), cmd(0, C.ACTIVATE, 0, 0),
+                              cmd(3, C.WRITE, 0, 0), cmd(7, C.READ, 0, 0)]
+        read_cycle = sum(dt for dt, _ in ev)
+        for setting in late:    # rd_cycle changes in the cycles after the READ: not settled at its data
+            ev.append((1, ("capture", bitslips, good_d, setting)))
+        out = run_model(ev, wr_data=word, full=True, tail=p.read_latency + 4, params=p, good_cycle=good_cycle)
+        assert out["v"] == Violation.NONE, out["v"]
+        assert [c for c, _ in out["reads"]] == [read_cycle + p.read_latency], out["reads"]
+        data = out["reads"][0][1]
+        return [[((data ^ word) >> (8 * (beat * 2 + lane))) & 0xFF for beat in range(4)] for lane in range(2)]
+
+    assert read_with((0, 2)) == [[0] * 4, [0] * 4]
+    assert read_with((1, 2)) == [[WRONG_CYCLE_LATE] * 4, [0] * 4]     # lane 0 one late
+    assert read_with((0, 1)) == [[0] * 4, [WRONG_CYCLE_EARLY] * 4]    # lane 1 one early
+    assert read_with((0, 0))[1] == [WRONG_CYCLE_EARLY] * 4            # lane 1 two early
+    # a wrong bitslip on top of a wrong cycle still gives no right byte
+    assert read_with((2, 2), bitslips=(0, 2))[0] == [WRONG_CYCLE_LATE] * 4
+    assert p.settle_cycles <= p.read_latency, "the settling case needs settle_cycles <= read_latency"
+    settling = read_with((0, 2), late=[(0, 1), (0, 2)])               # lane 1 away and back: settling
+    assert settling[0] == [0] * 4 and settling[1] != [0] * 4, settling
+    for cycles in ((0, 0), (1, 1), (2, 2)):                           # 3 and -1: outside the scan
+        assert all(all(x != 0 for x in lane) for lane in read_with(cycles, good_cycle=(3, -1))), cycles
 
 
 def test_model_rejects_bad_commands():
@@ -444,6 +540,10 @@ def test_bad_parameters():
         DDR3Model(MT41K64M16, FAST, 50.0, good_delays=((3, 2), (0, 1)))
     with pytest.raises(ValueError, match="good_bitslip"):
         DDR3Model(MT41K64M16, FAST, 50.0, good_bitslip=(4, 0))
+    with pytest.raises(ValueError, match=r"good_cycle = \(4, 0\)"):
+        DDR3Model(MT41K64M16, FAST, 50.0, PARAMS3, good_cycle=(4, 0))
+    with pytest.raises(ValueError, match="good_cycle"):
+        DDR3Model(MT41K64M16, FAST, 50.0, PARAMS3, good_cycle=(1,))
 
 
 def test_system_keeps_calibration_words_from_the_host():

@@ -19,11 +19,12 @@ from amaranth.lib import io
 from amaranth.sim import Simulator
 
 from rtl_gen.ddr3_phy_if import DDR3Command, DDR3PHYParams
-from rtl_gen.ecp5_ddr3 import (BITSLIPS, CMD_REG, PAUSE_CYCLES, READ_CAPTURE, READ_WINDOW, WRITE_ALIGN,
-                               ECP5DDR3PHY, ECP5DDR3PHYLogic, ECP5DDRInit, phy_params)
+from rtl_gen.ecp5_ddr3 import (BITSLIPS, CMD_REG, PAUSE_CYCLES, READ_CAPTURE, READ_CYCLES, READ_WINDOW,
+                               WRITE_ALIGN, ECP5DDR3PHY, ECP5DDR3PHYLogic, ECP5DDRInit, phy_params)
 
 PARAMS = phy_params()
 DQ = 16
+MID = PARAMS.read_cycles // 2     # the designed rd_cycle: today's READ_WINDOW/READ_CAPTURE timing
 
 
 def _logic(params: DDR3PHYParams = PARAMS) -> ECP5DDR3PHYLogic:
@@ -42,11 +43,21 @@ def test_params():
     p = phy_params()
     assert (p.cl, p.cwl, p.read_phase, p.write_phase) == (6, 5, 0, 1)
     assert p.write_latency == CMD_REG + 3 + WRITE_ALIGN - 1 == 4
-    assert p.read_latency == CMD_REG + 3 + READ_CAPTURE + 2 == 13
+    # one cycle more than without the rd_cycle scan: the late setting's delay line stage
+    assert p.read_cycles == READ_CYCLES == 3
+    assert p.read_latency == CMD_REG + 3 + READ_CAPTURE + 2 + 1 == 14
+    assert phy_params(read_cycles=1).read_latency == 13
     assert (p.bitslips, p.delays) == (4, 8) and p.settle_cycles > PAUSE_CYCLES
-    assert phy_params(read_latency=14).read_latency == 14
+    assert phy_params(read_latency=15).read_latency == 15
     with pytest.raises(ValueError, match="read_latency = 2"):
         phy_params(read_latency=2)
+    # rd_cycle 0 captures read_cycles - 1 cycles before rd_cycle 2: still after its window opens
+    with pytest.raises(ValueError, match="read_latency = 7: at least 8 with read_cycles = 3"):
+        phy_params(read_latency=7)
+    with pytest.raises(ValueError, match="read_cycles = 0"):
+        phy_params(read_cycles=0)
+    with pytest.raises(ValueError, match="read_cycles = 10"):
+        phy_params(read_cycles=10)
     with pytest.raises(ValueError, match="cl = 4"):
         phy_params(cl=4)
     with pytest.raises(ValueError, match="write_latency = 2"):
@@ -111,47 +122,61 @@ def _beats(word: int) -> list[int]:
     return [(word >> (DQ * k)) & ((1 << DQ) - 1) for k in range(4)]
 
 
-@pytest.mark.parametrize("slips", [(0, 0), (1, 3), (3, 2), (2, 0)])
-def test_read_capture_bitslip_and_valid(slips):
-    """A READ: the read window is open two cycles, CL/2 + READ_WINDOW after the command reaches the
-    ODDRs; a burst whose first beat is at beat ``slip`` of the capture READ_CAPTURE cycles after
-    that (the rest in the next capture) comes out whole with ``rd_bitslip = slip``, in the cycle
-    ``rd_valid`` is high, ``read_latency`` after the READ. Each lane slips on its own."""
-    dut = _logic()
-    p = PARAMS
-    rng = random.Random(sum(slips))
+@pytest.mark.parametrize("params", [PARAMS, phy_params(read_cycles=1),
+                                    phy_params(cl=7, cwl=6, read_cycles=5)],
+                         ids=["rc3", "rc1", "rc5-odd-cl"])
+@pytest.mark.parametrize("cycles,slips", [
+    ("mid", (0, 0)), ("mid", (1, 3)), ("mid", (3, 2)), ("mid", (2, 0)),   # the designed cycle
+    ("first,last", (1, 3)), ("last,first", (0, 2)), ("first,first", (3, 3)), ("last,last", (2, 1)),
+])
+def test_read_capture_cycle_bitslip_and_valid(params, cycles, slips):
+    """A READ: each lane's read window is open two cycles, CL/2 + READ_WINDOW + (rd_cycle -
+    read_cycles // 2) after the command reaches the ODDRs; a burst whose first beat is at beat
+    ``slip`` of the capture READ_CAPTURE + (rd_cycle - read_cycles // 2) cycles after that (the rest
+    in the next capture) comes out whole with that ``rd_cycle`` and ``rd_bitslip = slip``, in the
+    cycle ``rd_valid`` is high, ``read_latency`` after the READ, whatever ``rd_cycle`` is. Each lane
+    moves and slips on its own."""
+    dut = _logic(params)
+    p = params
+    mid = p.read_cycles // 2
+    pick = {"mid": mid, "first": 0, "last": p.read_cycles - 1}
+    cyc = [pick[name] for name in cycles.split(",")] if "," in cycles else [pick[cycles]] * 2
+    rng = random.Random(sum(slips) + 10 * sum(cyc))
     t = 4
     burst = rng.getrandbits(4 * DQ)
-    first_q = t + CMD_REG + (p.read_phase + p.cl) // 2 + READ_CAPTURE
+    first_q = [t + CMD_REG + (p.read_phase + p.cl) // 2 + READ_CAPTURE + c - mid for c in cyc]
     # the IDDR output stream, per cycle: per lane, the burst's beats start at beat slip[lane]
-    stream = {n: [rng.getrandbits(DQ) for _ in range(4)] for n in range(40)}
+    stream = {n: [rng.getrandbits(DQ) for _ in range(4)] for n in range(50)}
     for lane, slip in enumerate(slips):
         lane_mask = 0xFF << (8 * lane)
         for k, beat in enumerate(_beats(burst)):
             pos = slip + k
-            cyc, b = first_q + pos // 4, pos % 4
-            stream[cyc][b] = (stream[cyc][b] & ~lane_mask) | (beat & lane_mask)
+            n, b = first_q[lane] + pos // 4, pos % 4
+            stream[n][b] = (stream[n][b] & ~lane_mask) | (beat & lane_mask)
     seen = {}
 
     async def bench(ctx):
         c = dut.ctrl
         for lane, slip in enumerate(slips):
             ctx.set(c.rd_bitslip[lane], slip)
-        for n in range(40):
+            ctx.set(c.rd_cycle[lane], cyc[lane])
+        for n in range(50):
             ctx.set(c.rd_en, n == t)
             ctx.set(dut.dq_i, sum(v << (DQ * k) for k, v in enumerate(stream[n])))
             seen[n] = (ctx.get(dut.read_window), ctx.get(c.rd_valid), ctx.get(c.rd_data))
             await ctx.tick()
 
-    _run(dut, bench)
-    window_at = t + CMD_REG + (p.read_phase + p.cl) // 2 + READ_WINDOW
-    assert [n for n, s in seen.items() if s[0]] == [window_at, window_at + 1]
+    _run(dut, bench, 300)
+    for lane in range(2):
+        window_at = t + CMD_REG + (p.read_phase + p.cl) // 2 + READ_WINDOW + cyc[lane] - mid
+        assert [n for n, s in seen.items() if s[0] >> lane & 1] == [window_at, window_at + 1], lane
     assert [n for n, s in seen.items() if s[1]] == [t + p.read_latency]
     assert seen[t + p.read_latency][2] == burst, f"{seen[t + p.read_latency][2]:#x} != {burst:#x}"
 
 
-def test_wrong_bitslip_gives_other_data():
-    """The calibration relies on it: a bitslip one off returns a different word."""
+def test_wrong_bitslip_or_cycle_gives_other_data():
+    """The calibration relies on it: every (rd_cycle, rd_bitslip) but the right one returns a
+    different word (a capture one cycle early/late sees the bus around the burst)."""
     dut = _logic()
     p = PARAMS
     t, burst = 3, 0x1122_3344_5566_7788
@@ -159,18 +184,22 @@ def test_wrong_bitslip_gives_other_data():
     got = {}
 
     async def bench(ctx):
-        for slip in range(BITSLIPS):
-            ctx.set(dut.ctrl.rd_bitslip[0], slip)
-            ctx.set(dut.ctrl.rd_bitslip[1], slip)
-            for n in range(30):
-                ctx.set(dut.ctrl.rd_en, n == t)
-                ctx.set(dut.dq_i, burst if n == first_q else 0xFFFF_FFFF_FFFF_FFFF if n == first_q + 1 else 0)
-                if ctx.get(dut.ctrl.rd_valid):
-                    got[slip] = ctx.get(dut.ctrl.rd_data)
-                await ctx.tick()
+        for cyc in range(p.read_cycles):
+            for slip in range(BITSLIPS):
+                for lane in range(2):
+                    ctx.set(dut.ctrl.rd_cycle[lane], cyc)
+                    ctx.set(dut.ctrl.rd_bitslip[lane], slip)
+                for n in range(30):
+                    ctx.set(dut.ctrl.rd_en, n == t)
+                    ones = 0xFFFF_FFFF_FFFF_FFFF
+                    ctx.set(dut.dq_i, burst if n == first_q else ones if n == first_q + 1 else 0)
+                    if ctx.get(dut.ctrl.rd_valid):
+                        got[cyc, slip] = ctx.get(dut.ctrl.rd_data)
+                    await ctx.tick()
 
-    _run(dut, bench, 200)
-    assert got[0] == burst and len(set(got.values())) == BITSLIPS, {k: hex(v) for k, v in got.items()}
+    _run(dut, bench, 30 * BITSLIPS * p.read_cycles + 10)
+    assert len(got) == BITSLIPS * p.read_cycles, sorted(got)
+    assert got[MID, 0] == burst and len(set(got.values())) == len(got), {k: hex(v) for k, v in got.items()}
 
 
 def test_delay_change_pauses_its_lane():
@@ -249,7 +278,13 @@ def test_phy_instantiates_the_ecp5_primitives(cs_rst):
     """One ODDRX2F per command/address pin and CK, per lane a DQSBUFM with its DQS/DM cells, per DQ
     the output, tristate, delay and input cells; optional ``cs``/``rst`` pins only when present."""
     pins = _fake_pins(cs_rst)
-    cells = _cells(rtlil.convert(ECP5DDR3PHY(pins, bank_bits=3, addr_pins=13 if cs_rst else 15), name="top"))
+    text = rtlil.convert(ECP5DDR3PHY(pins, bank_bits=3, addr_pins=13 if cs_rst else 15), name="top")
+    cells = _cells(text)
+    # each lane's DQSBUFM opens its own read window (rd_cycle moves them apart)
+    for lane in range(2):
+        block = text.split(f"cell \\DQSBUFM \\dqsbuf{lane}\n")[1].split("\n  end")[0]
+        assert f"connect \\READ0 \\read_window [{lane}]" in block, block
+        assert f"connect \\READ1 \\read_window [{lane}]" in block, block
     cmd_pins = 1 + 3 + len(pins.a) + 3 + 2 + (2 if cs_rst else 0)    # CK, we/ras/cas, a, ba, cke/odt
     assert cells["ODDRX2F"] == cmd_pins
     assert cells["DDRDLLA"] == 1 and cells["DQSBUFM"] == 2

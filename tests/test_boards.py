@@ -3,6 +3,7 @@ elaboration of every board, the Vivado-less Arty stop, and one real ECP5 bitstre
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -474,9 +475,26 @@ def test_arty_without_vivado_names_tool_and_tree(tmp_path):
     tree = tmp_path / "arty-arty"
     assert str(tree) in str(info.value) and "Xilinx cell check" in str(info.value)
     assert (tree / "build_top.sh").exists() and (tree / "ddr3.xdc").exists()
+    # the report has yosys's estimate against the xc7a35t and says it is one
+    report = json.loads((tree / "report.json").read_text())
+    assert "Vivado is not installed" in report["estimate"] and report["fmax"] == {}
+    assert report["utilization"]["DSP48E1"]["available"] == 90
+    assert 0 < report["utilization"]["flip-flops"]["used"] < 41_600
+    assert "no place and route" in (tree / "report.txt").read_text()
     with pytest.raises(BuildError, match="arty-arty-bram"):
         build("arty", out=tmp_path, engine="standin", memory="bram")
     assert not (tmp_path / "arty-arty-bram" / "ddr3.xdc").exists()
+    collect_quietly()
+
+
+@pytest.mark.skipif(shutil.which("vivado") is not None, reason="Vivado is installed: the build would run")
+def test_xilinx_build_refuses_what_the_estimate_says_cannot_fit(tmp_path, monkeypatch):
+    """Without Vivado, a config yosys counts more cells for than the part has is refused with the
+    cell and the numbers (here: a part shrunk to 100 flip-flops), not sent to an hour of Vivado."""
+    import boards.xilinx as xilinx
+    monkeypatch.setitem(xilinx.DEVICES, "xc7a35t", dataclasses.replace(xilinx.DEVICES["xc7a35t"], flip_flops=100))
+    with pytest.raises(BuildError, match=r"config 'arty' does not fit the xc7a35ti: flip-flops \d+/100"):
+        build("arty", out=tmp_path, engine="standin")
     collect_quietly()
 
 

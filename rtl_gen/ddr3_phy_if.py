@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DDR3Command", "DDR3PHYParams", "DDR3PHYSignature", "phase_layout"]
+__all__ = ["DDR3Command", "DDR3PHYParams", "DDR3PHYSignature", "phase_layout", "check_phy_params",
+           "check_phy_pins"]
 
 
 class DDR3Command(enum.Enum, shape=3):
@@ -143,3 +144,42 @@ class DDR3PHYSignature(wiring.Signature):
     @property
     def lanes(self) -> int:
         return self.dq_bits // 8
+
+
+def check_phy_params(owner: str, params: DDR3PHYParams, *, bitslips: int, delays: int, write_latency: int) -> None:
+    """For an FPGA PHY (``owner`` names it in the message): ``params`` must have the PHY's own
+    calibration ranges and the write latency its pipeline gives at ``params.cwl``."""
+    if params.bitslips != bitslips or params.delays != delays:
+        raise ValueError(f"{owner}: params bitslips = {params.bitslips}, delays = {params.delays}: "
+                         f"this PHY has {bitslips} and {delays}")
+    if params.write_latency != write_latency:
+        raise ValueError(f"{owner}: params write_latency = {params.write_latency}: this PHY takes write data "
+                         f"{write_latency} cycles after the WRITE at CWL {params.cwl}")
+
+
+def check_phy_pins(owner: str, pins, *, bank_bits: int, addr_pins: int, not_inverted: tuple[str, ...],
+                   differential: tuple[str, ...] = ()) -> int:
+    """An amaranth-boards ``ddr3`` resource (requested with ``dir="-"``) against the controller's
+    geometry: a whole number of byte lanes with a ``dqs`` and a ``dm`` each, enough address pins,
+    the bank pins; ``not_inverted`` subsignals must not be (the PHY cannot invert them),
+    ``differential`` ones must be pairs. Returns the DQ width."""
+    from amaranth.lib import io
+
+    dq_bits = len(pins.dq)
+    lanes = dq_bits // 8
+    if dq_bits % 8 or dq_bits == 0:
+        raise ValueError(f"{owner}: pins.dq has {dq_bits} pins: a multiple of 8")
+    for name in ("dqs", "dm"):
+        if len(getattr(pins, name)) != lanes:
+            raise ValueError(f"{owner}: pins.{name} has {len(getattr(pins, name))} pins: one per byte lane ({lanes})")
+    if addr_pins > len(pins.a):
+        raise ValueError(f"{owner}: addr_pins = {addr_pins}: the resource has {len(pins.a)} address pins")
+    if bank_bits != len(pins.ba):
+        raise ValueError(f"{owner}: bank_bits = {bank_bits}: the resource has {len(pins.ba)} bank pins")
+    for name in not_inverted:
+        if any(getattr(pins, name).invert):
+            raise ValueError(f"{owner}: pins.{name} is inverted: not supported")
+    for name in differential:
+        if not isinstance(getattr(pins, name), io.DifferentialPort):
+            raise ValueError(f"{owner}: pins.{name} is single-ended: DDR3 has a differential {name}")
+    return dq_bits

@@ -41,7 +41,7 @@ from amaranth.lib import data, io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.ddr3_phy_if import DDR3PHYParams, DDR3PHYSignature, phase_layout
+from rtl_gen.ddr3_phy_if import DDR3PHYParams, DDR3PHYSignature, check_phy_params, check_phy_pins, phase_layout
 
 __all__ = ["ECP5DDR3PHY", "ECP5DDR3PHYLogic", "ECP5DDRInit", "phy_params", "CMD_REG", "WRITE_ALIGN",
            "READ_CAPTURE", "READ_WINDOW", "READ_CYCLES"]
@@ -206,19 +206,14 @@ class ECP5DDR3PHYLogic(wiring.Component):
 
     def __init__(self, *, dq_bits: int, bank_bits: int, addr_pins: int, params: DDR3PHYParams):
         self._MustUse__silence = True   # no 'never used' warning if a check below rejects it
-        if params.bitslips != BITSLIPS or params.delays != DELAYS:
-            raise ValueError(f"ECP5DDR3PHYLogic: params bitslips = {params.bitslips}, delays = {params.delays}: "
-                             f"the ECP5 PHY has {BITSLIPS} and {DELAYS}")
+        check_phy_params("ECP5DDR3PHYLogic", params, bitslips=BITSLIPS, delays=DELAYS,
+                         write_latency=phy_params(params.cl, params.cwl).write_latency)
         open_at, min_rl = _read_timing(params.cl, params.read_cycles)
         if open_at < 1:
             raise ValueError(f"ECP5DDR3PHYLogic: params read_cycles = {params.read_cycles}: too many for CL "
                              f"{params.cl} (rd_cycle 0 would open the read window before the READ)")
         if params.read_latency < min_rl:
             raise ValueError(f"ECP5DDR3PHYLogic: params read_latency = {params.read_latency}: at least {min_rl}")
-        want_wl = phy_params(params.cl, params.cwl).write_latency
-        if params.write_latency != want_wl:
-            raise ValueError(f"ECP5DDR3PHYLogic: params write_latency = {params.write_latency}: the ECP5 PHY "
-                             f"takes write data {want_wl} cycles after the WRITE at CWL {params.cwl}")
         self._MustUse__silence = False
         self.sig = DDR3PHYSignature(dq_bits=dq_bits, bank_bits=bank_bits, addr_pins=addr_pins, params=params)
         self.params = params
@@ -333,21 +328,8 @@ class ECP5DDR3PHY(wiring.Component):
                  init_step: int = 8):
         self._MustUse__silence = True   # no 'never used' warning if a check below rejects it
         params = params or phy_params()
-        dq_bits = len(pins.dq)
-        lanes = dq_bits // 8
-        if dq_bits % 8 or dq_bits == 0:
-            raise ValueError(f"ECP5DDR3PHY: pins.dq has {dq_bits} pins: a multiple of 8")
-        for name in ("dqs", "dm"):
-            if len(getattr(pins, name)) != lanes:
-                raise ValueError(f"ECP5DDR3PHY: pins.{name} has {len(getattr(pins, name))} pins: one per byte "
-                                 f"lane ({lanes})")
-        if addr_pins > len(pins.a):
-            raise ValueError(f"ECP5DDR3PHY: addr_pins = {addr_pins}: the resource has {len(pins.a)} address pins")
-        if bank_bits != len(pins.ba):
-            raise ValueError(f"ECP5DDR3PHY: bank_bits = {bank_bits}: the resource has {len(pins.ba)} bank pins")
-        for name in ("dq", "dqs", "dm"):
-            if any(_bits(getattr(pins, name))[1]):
-                raise ValueError(f"ECP5DDR3PHY: pins.{name} is inverted: not supported")
+        dq_bits = check_phy_pins("ECP5DDR3PHY", pins, bank_bits=bank_bits, addr_pins=addr_pins,
+                                 not_inverted=("dq", "dqs", "dm"))
         self._MustUse__silence = False
         self.pins, self.params, self.init_step = pins, params, init_step
         self.logic = ECP5DDR3PHYLogic(dq_bits=dq_bits, bank_bits=bank_bits, addr_pins=addr_pins, params=params)

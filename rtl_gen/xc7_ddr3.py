@@ -48,7 +48,7 @@ from amaranth.lib import data, io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.ddr3_phy_if import DDR3PHYParams, DDR3PHYSignature, phase_layout
+from rtl_gen.ddr3_phy_if import DDR3PHYParams, DDR3PHYSignature, check_phy_params, check_phy_pins, phase_layout
 
 __all__ = ["XC7DDR3PHY", "XC7DDR3PHYLogic", "phy_params", "CMD_REG", "READ_CAPTURE", "READ_PIPE", "BITSLIPS",
            "DELAYS", "READ_CYCLES", "IDELAYCTRL_RESET_CYCLES", "IDELAY_REF_MHZ", "DOMAINS"]
@@ -146,17 +146,12 @@ class XC7DDR3PHYLogic(wiring.Component):
 
     def __init__(self, *, dq_bits: int, bank_bits: int, addr_pins: int, params: DDR3PHYParams):
         self._MustUse__silence = True   # no 'never used' warning if a check below rejects it
-        if params.bitslips != BITSLIPS or params.delays != DELAYS:
-            raise ValueError(f"XC7DDR3PHYLogic: params bitslips = {params.bitslips}, delays = {params.delays}: "
-                             f"the 7-series PHY has {BITSLIPS} and {DELAYS}")
+        check_phy_params("XC7DDR3PHYLogic", params, bitslips=BITSLIPS, delays=DELAYS,
+                         write_latency=phy_params(params.cl, params.cwl).write_latency)
         cl_sync = (params.read_phase + params.cl) // 2
         least = _min_read_latency(cl_sync, params.read_cycles)
         if params.read_latency < least:
             raise ValueError(f"XC7DDR3PHYLogic: params read_latency = {params.read_latency}: at least {least}")
-        want_wl = phy_params(params.cl, params.cwl).write_latency
-        if params.write_latency != want_wl:
-            raise ValueError(f"XC7DDR3PHYLogic: params write_latency = {params.write_latency}: the 7-series "
-                             f"PHY takes write data {want_wl} cycles after the WRITE at CWL {params.cwl}")
         self._MustUse__silence = False
         self.sig = DDR3PHYSignature(dq_bits=dq_bits, bank_bits=bank_bits, addr_pins=addr_pins, params=params)
         self.params = params
@@ -276,24 +271,8 @@ class XC7DDR3PHY(wiring.Component):
     def __init__(self, pins, *, bank_bits: int, addr_pins: int, params: DDR3PHYParams | None = None):
         self._MustUse__silence = True   # no 'never used' warning if a check below rejects it
         params = params or phy_params()
-        dq_bits = len(pins.dq)
-        lanes = dq_bits // 8
-        if dq_bits % 8 or dq_bits == 0:
-            raise ValueError(f"XC7DDR3PHY: pins.dq has {dq_bits} pins: a multiple of 8")
-        for name in ("dqs", "dm"):
-            if len(getattr(pins, name)) != lanes:
-                raise ValueError(f"XC7DDR3PHY: pins.{name} has {len(getattr(pins, name))} pins: one per byte "
-                                 f"lane ({lanes})")
-        if addr_pins > len(pins.a):
-            raise ValueError(f"XC7DDR3PHY: addr_pins = {addr_pins}: the resource has {len(pins.a)} address pins")
-        if bank_bits != len(pins.ba):
-            raise ValueError(f"XC7DDR3PHY: bank_bits = {bank_bits}: the resource has {len(pins.ba)} bank pins")
-        for name in ("dq", "dqs", "dm", "clk"):
-            if any(_bits(getattr(pins, name))[2]):
-                raise ValueError(f"XC7DDR3PHY: pins.{name} is inverted: not supported")
-        for name in ("clk", "dqs"):
-            if not isinstance(getattr(pins, name), io.DifferentialPort):
-                raise ValueError(f"XC7DDR3PHY: pins.{name} is single-ended: DDR3 has a differential {name}")
+        dq_bits = check_phy_pins("XC7DDR3PHY", pins, bank_bits=bank_bits, addr_pins=addr_pins,
+                                 not_inverted=("dq", "dqs", "dm", "clk"), differential=("clk", "dqs"))
         self._MustUse__silence = False
         self.pins, self.params = pins, params
         self.logic = XC7DDR3PHYLogic(dq_bits=dq_bits, bank_bits=bank_bits, addr_pins=addr_pins, params=params)

@@ -51,7 +51,9 @@ __all__ = ["ECP5DDR3PHY", "ECP5DDR3PHYLogic", "ECP5DDRInit", "phy_params", "CMD_
 CMD_REG = 1
 #: ``sync`` cycles between a ``WRITE``'s command bits entering the ``ODDRX2F``s and its first data
 #: beat entering the ``ODDRX2DQA``s, beyond the CAS write latency rounded to ``sync`` cycles: the
-#: DQ path (launched on ``DQSW270``) leaves one SCLK later than the command path.
+#: DQ output gearbox (launched on ``DQSW270``) reaches the pin one SCLK sooner than the command
+#: path's ``ODDRX2F``, so the data goes in one cycle later (as LiteDRAM's ECP5 PHY, proven on these
+#: boards, does; tests/test_ddr3_pins.py states the primitive latencies this assumes).
 WRITE_ALIGN = 1
 #: ``sync`` cycles from a ``READ``'s command bits entering the ``ODDRX2F``s, beyond CL in ``sync``
 #: cycles, until the burst's first beat is in the ``IDDRX2DQA`` outputs (``ODDRX2F``, board, DRAM,

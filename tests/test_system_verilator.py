@@ -234,6 +234,33 @@ def test_network_on_simulated_ulx3s_board_config():
           f"{out['stats']['cycles']:,} simulated cycles in all")
 
 
+def test_bypass_network_on_simulated_ulx3s_bypass_config():
+    """The paper's complex bypass (SqueezeNet 1.0 with a residual ADD around every Fire module, 1x1
+    projections where the channels differ) on the ULX3S system with the ``ulx3s_bypass`` config (the
+    ADD unit, `make bitstream BOARD=ulx3s CONFIG=ulx3s_bypass`): loaded and run through the driver
+    on the SDRAM controller and model, bit-exact with the golden model."""
+    _skip_without_tools()
+    from sqzhw import isa
+    from sqzhw.compiler.codegen import compile_graph
+    from sqzhw.compiler.testing import random_qgraph
+    from sqzhw.driver.sim_transport import run_in_verilator
+    from sqzhw.program import Preprocess
+
+    cfg = load_config("ulx3s_bypass")
+    size = 48
+    qgraph = random_qgraph("complex_bypass", input_size=size, width_mult=0.25, num_classes=8, seed=12)
+    program = compile_graph(qgraph, cfg, Preprocess(height=size, width=size))
+    adds = sum(isa.decode_fields(word).opcode == isa.Opcode.ADD for word in program.instructions)
+    assert adds >= 8, f"{adds} ADD instructions: the bypasses did not reach the engine"
+    rng = np.random.default_rng(13)
+    inputs = [rng.standard_normal((program.input.channels, size, size)).astype(np.float32) for _ in range(2)]
+    out = run_in_verilator(cfg, network_scenario, program, inputs, mem_words=1 << 18, sim_seconds=2.0)
+    assert out["info"].tag == cfg.tag
+    c = _check_runs(out, program, inputs)
+    print(f"\nulx3s_bypass system, complex bypass {size}x{size}: {adds} ADDs, {c['CYCLES']:,} engine cycles "
+          f"per inference ({c['CYCLES'] / cfg.clock_mhz:.1f} us at {cfg.clock_mhz:g} MHz)")
+
+
 def test_network_on_simulated_icebreaker_system():
     """The iCEBreaker's system (its area-reduced config, the SPRAM memory directly behind the
     arbiter): a compiled Fire network loaded and run through the driver, bit-exact with the golden

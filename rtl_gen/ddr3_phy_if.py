@@ -37,7 +37,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["DDR3Command", "DDR3PHYParams", "DDR3PHYSignature", "phase_layout", "check_phy_params",
-           "check_phy_pins"]
+           "check_phy_pins", "port_pads", "lane_bytes"]
 
 
 class DDR3Command(enum.Enum, shape=3):
@@ -183,3 +183,18 @@ def check_phy_pins(owner: str, pins, *, bank_bits: int, addr_pins: int, not_inve
         if not isinstance(getattr(pins, name), io.DifferentialPort):
             raise ValueError(f"{owner}: pins.{name} is single-ended: DDR3 has a differential {name}")
     return dq_bits
+
+
+def port_pads(port) -> tuple[object, object | None, tuple[bool, ...]]:
+    """For an FPGA PHY's primitives: the P and N (``None`` if single-ended) pads of a port of the
+    ``ddr3`` resource, and its per-bit inversions (primitives bypass Amaranth's buffers)."""
+    from amaranth.lib import io
+
+    if isinstance(port, io.DifferentialPort):
+        return port.p, port.n, tuple(port.invert)
+    return port.io, None, tuple(port.invert)
+
+
+def lane_bytes(value, lane: int, dq_bits: int) -> list:
+    """The four bytes of byte lane ``lane`` in a beat-major ``4 * dq_bits`` value, beat 0 first."""
+    return [value[k * dq_bits + 8 * lane:][:8] for k in range(4)]

@@ -37,11 +37,12 @@ from the primitives' fixed structure and the read calibration.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, ClockSignal, Const, DomainRenamer, Instance, Module, Mux, ResetSignal, Signal
-from amaranth.lib import data, io, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.ddr3_phy_if import DDR3PHYParams, DDR3PHYSignature, check_phy_params, check_phy_pins, phase_layout
+from rtl_gen.ddr3_phy_if import (DDR3PHYParams, DDR3PHYSignature, check_phy_params, check_phy_pins, lane_bytes,
+                                 phase_layout, port_pads)
 
 __all__ = ["ECP5DDR3PHY", "ECP5DDR3PHYLogic", "ECP5DDRInit", "phy_params", "CMD_REG", "WRITE_ALIGN",
            "READ_CAPTURE", "READ_WINDOW", "READ_CYCLES"]
@@ -266,7 +267,7 @@ class ECP5DDR3PHYLogic(wiring.Component):
         prev = Signal.like(self.dq_i)
         m.d.sync += prev.eq(self.dq_i)
         for lane in range(lanes):
-            hist = [prev[k * dq + 8 * lane:][:8] for k in range(4)] + [self.dq_i[k * dq + 8 * lane:][:8] for k in range(4)]
+            hist = lane_bytes(prev, lane, dq) + lane_bytes(self.dq_i, lane, dq)
             slip = c.rd_bitslip[lane]
             delayed = [Signal(32, name=f"rd_burst{lane}_d{k}") for k in range(rc)]
             with m.Switch(slip):
@@ -292,13 +293,6 @@ class ECP5DDR3PHYLogic(wiring.Component):
                 m.d.sync += left.eq(left - 1)
             m.d.comb += self.pause[lane].eq((left != 0) | (self.readclksel[lane] != c.rd_delay[lane]))
         return m
-
-
-def _bits(port) -> tuple[object, tuple[bool, ...]]:
-    """The pad bits of a single-ended or differential (P pin only) port, and their inversions."""
-    if isinstance(port, io.DifferentialPort):
-        return port.p, tuple(port.invert)
-    return port.io, tuple(port.invert)
 
 
 class ECP5DDR3PHY(wiring.Component):
@@ -363,7 +357,7 @@ class ECP5DDR3PHY(wiring.Component):
             m.submodules[f"{name}_ob"] = Instance("OB", i_I=q, o_O=pad)
 
         # CK: rises mid-ECLK-cycle, in the middle of each command bit.
-        ck, _ = _bits(pins.clk)
+        ck, _, _ = port_pads(pins.clk)     # the P pin only: the IO_TYPE makes N
         out_pin("ck", ck[0], [Const(0), Const(1), Const(0), Const(1)])
 
         # Command/address: each phase on both halves of its CK cycle; pins inverted as the resource
@@ -380,7 +374,7 @@ class ECP5DDR3PHY(wiring.Component):
             # the resource's logical value is "reset asserted"
             sources["rst"] = [~lg.reset_n, ~lg.reset_n]
         for name, (v0, v1) in sources.items():
-            pad, inv = _bits(getattr(pins, name))
+            pad, _, inv = port_pads(getattr(pins, name))
             for b in range(len(pad)):
                 b0 = v0[b] if b < len(v0) else Const(0)
                 b1 = v1[b] if b < len(v1) else Const(0)
@@ -388,9 +382,9 @@ class ECP5DDR3PHY(wiring.Component):
                     b0, b1 = ~b0, ~b1
                 out_pin(f"{name}{b}", pad[b], [b0, b0, b1, b1])
 
-        dq_pad, _ = _bits(pins.dq)
-        dqs_pad, _ = _bits(pins.dqs)
-        dm_pad, _ = _bits(pins.dm)
+        dq_pad, _, _ = port_pads(pins.dq)
+        dqs_pad, _, _ = port_pads(pins.dqs)
+        dm_pad, _, _ = port_pads(pins.dm)
         dq = lg.dq_bits
         dq_in = [[Signal(name=f"dq{j}_q{k}") for k in range(4)] for j in range(dq)]
         m.d.comb += lg.dq_i.eq(Cat(*(dq_in[j][k] for k in range(4) for j in range(dq))))

@@ -44,11 +44,12 @@ not checked by any tool here: :data:`READ_CAPTURE` is an estimate that the read 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal
-from amaranth.lib import data, io, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.ddr3_phy_if import DDR3PHYParams, DDR3PHYSignature, check_phy_params, check_phy_pins, phase_layout
+from rtl_gen.ddr3_phy_if import (DDR3PHYParams, DDR3PHYSignature, check_phy_params, check_phy_pins, lane_bytes,
+                                 phase_layout, port_pads)
 
 __all__ = ["XC7DDR3PHY", "XC7DDR3PHYLogic", "phy_params", "CMD_REG", "READ_CAPTURE", "READ_PIPE", "BITSLIPS",
            "DELAYS", "READ_CYCLES", "IDELAYCTRL_RESET_CYCLES", "IDELAY_REF_MHZ", "DOMAINS"]
@@ -111,11 +112,6 @@ def _min_read_latency(cl_sync: int, read_cycles: int) -> int:
     """The earliest capture: the first beat in the ``ISERDESE2`` outputs CL after the command
     leaves the register, at the earliest ``rd_cycle``."""
     return CMD_REG + cl_sync + 1 + READ_PIPE + read_cycles - 1
-
-
-def _lane_bits(value, lane: int, width: int):
-    """Beat-major ``value`` (``4 * width`` bits): the 4 bytes of byte lane ``lane``, beat 0 first."""
-    return [value[k * width + 8 * lane:][:8] for k in range(4)]
 
 
 class XC7DDR3PHYLogic(wiring.Component):
@@ -203,7 +199,7 @@ class XC7DDR3PHYLogic(wiring.Component):
         m.d.sync += prev.eq(self.dq_i)
         rc = p.read_cycles
         for lane in range(lanes):
-            hist = _lane_bits(prev, lane, dq) + _lane_bits(self.dq_i, lane, dq)
+            hist = lane_bytes(prev, lane, dq) + lane_bytes(self.dq_i, lane, dq)
             slipped = [Signal(32, name=f"slipped{lane}_{k}") for k in range(rc)]
             with m.Switch(c.rd_bitslip[lane]):
                 for s in range(BITSLIPS):
@@ -238,13 +234,6 @@ class XC7DDR3PHYLogic(wiring.Component):
         m.submodules.rdy_sync = FFSynchronizer(self.idelayctrl_rdy, rdy)
         m.d.comb += c.phy_ready.eq(rdy & (hold == 0))
         return m
-
-
-def _bits(port) -> tuple[object, object | None, tuple[bool, ...]]:
-    """The P and N (or None) pads of a single-ended or differential port, and their inversions."""
-    if isinstance(port, io.DifferentialPort):
-        return port.p, port.n, tuple(port.invert)
-    return port.io, None, tuple(port.invert)
 
 
 class XC7DDR3PHY(wiring.Component):
@@ -302,7 +291,7 @@ class XC7DDR3PHY(wiring.Component):
             return oq, tq
 
         # CK: on sys2x_90, rising where DQS rises (see the module docstring).
-        ck_p, ck_n, _ = _bits(pins.clk)
+        ck_p, ck_n, _ = port_pads(pins.clk)
         ck, _ = oserdes("ck", [Const(1), Const(0), Const(1), Const(0)], clk="sys2x_90")
         m.submodules.ck_obufds = Instance("OBUFDS", i_I=ck, o_O=ck_p[0], o_OB=ck_n[0])
 
@@ -320,7 +309,7 @@ class XC7DDR3PHY(wiring.Component):
             # the resource's logical value is "reset asserted"
             sources["rst"] = [~lg.reset_n, ~lg.reset_n]
         for name, (v0, v1) in sources.items():
-            pad, _, inv = _bits(getattr(pins, name))
+            pad, _, inv = port_pads(getattr(pins, name))
             for b in range(len(pad)):
                 b0 = v0[b] if b < len(v0) else Const(0)
                 b1 = v1[b] if b < len(v1) else Const(0)
@@ -335,9 +324,9 @@ class XC7DDR3PHY(wiring.Component):
                                            i_RST=lg.idelayctrl_rst, o_RDY=rdy)
         m.d.comb += lg.idelayctrl_rdy.eq(rdy)
 
-        dq_pad, _, _ = _bits(pins.dq)
-        dqs_p, dqs_n, _ = _bits(pins.dqs)
-        dm_pad, _, _ = _bits(pins.dm)
+        dq_pad, _, _ = port_pads(pins.dq)
+        dqs_p, dqs_n, _ = port_pads(pins.dqs)
+        dm_pad, _, _ = port_pads(pins.dm)
         dq = lg.dq_bits
         q = [[Signal(name=f"dq{j}_q{k}") for k in range(4)] for j in range(dq)]   # q[j][k]: beat k
         m.d.comb += lg.dq_i.eq(Cat(*(q[j][k] for k in range(4) for j in range(dq))))

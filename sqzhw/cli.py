@@ -174,30 +174,97 @@ def _checkout_on_path(folder: str) -> None:
         sys.path.insert(0, str(REPO))
 
 
-def _run_backend(program, image: Path, backend: str, port: str | None, baud: int | None = None):
-    """Logits (float, pre-softmax) and a dict of counters/figures for one image."""
-    from . import runtime
+class _BoardSession:
+    """``--backend board``: one link to the board for every image of a run. The program crosses the
+    link once (it is the longest transfer: 1.3 MB for SqueezeNet 1.1), each image's input after it;
+    both show progress."""
 
-    if backend == "golden":
-        result = runtime.run_golden(program, image)
-        return result.logits, {"est_cycles": result.cycles_estimate}
-    if backend == "rtl":
-        _checkout_on_path("sim")
-        from sim.runner import SimError, rtl_backend_run
-        try:
-            return rtl_backend_run(program, image)
-        except SimError as exc:  # a build failure, an engine error status or a timeout
-            raise UserError(f"RTL simulation of {image}: {exc}") from None
-    if backend == "board":
+    def __init__(self, program, port: str | None, baud: int | None, check: bool = False) -> None:
         if not port:
             raise UserError("--backend board needs --port (e.g. /dev/ttyUSB0)")
         from .driver import Accelerator
         from .driver.transports import SerialTransport
-        acc = Accelerator(SerialTransport(port, **({"baud": baud} if baud else {})))
-        acc.load(program)
-        logits = acc.infer(runtime.prepare_image(program, image))
-        return logits, {k.name.lower(): v for k, v in acc.counters().items()}
-    raise UserError(f"unknown backend {backend!r}")
+        self.program, self.check = program, check
+        self.macs = sum(layer.macs for layer in program.layers)
+        self.accelerator = Accelerator(SerialTransport(port, **({"baud": baud} if baud else {})),
+                                       progress=_transfer_progress())
+        self.loaded = False
+
+    def __call__(self, image: Path):
+        from . import runtime
+
+        acc = self.accelerator
+        if not self.loaded:
+            acc.load(self.program)
+            self.loaded = True
+        p = self.program
+        x = runtime.prepare_image(p, image)
+        logits = acc.infer(x)
+        figures = {k.name.lower(): v for k, v in acc.last.counters.items()}
+        figures["utilization"] = self.macs / (p.config.macs_per_cycle * max(1, figures["cycles"]))
+        figures["seconds"] = round(acc.last.seconds, 3)   # link transfers included
+        if self.check:
+            # The golden model on the same input bytes: the board's int32 sums must equal it bit for bit.
+            memory = runtime.GoldenBackend().run(p, runtime.input_bytes(p, x))[0]
+            golden_sums = runtime.read_output(p, memory)[0]
+            figures["bit_exact_with_golden"] = bool(np.array_equal(acc.last.sums, golden_sums))
+        return logits, figures
+
+    def close(self) -> None:
+        self.accelerator.close()
+
+
+def _transfer_progress():
+    """A driver progress callback ``(done, total, what)``: one rewritten line per transfer on a
+    terminal; in a log, a line when a transfer of 4 KiB or more ends, and at each quarter of one of
+    256 KiB or more."""
+    tty = sys.stderr.isatty()
+    state = {"what": None, "quarter": 0}
+
+    def report(done: int, total: int, what: str) -> None:
+        if what != state["what"]:
+            state.update(what=what, quarter=0)
+        line = f"{what}: {done:,}/{total:,} bytes"
+        if tty:
+            print(f"\r{line:<78}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        elif total >= 4096 and 4 * done >= (state["quarter"] + 1) * total:
+            state["quarter"] = 4 * done // total
+            if done == total or total >= 256 << 10:
+                print(line, file=sys.stderr, flush=True)
+    return report
+
+
+def _backend(program, backend: str, port: str | None = None, baud: int | None = None, check: bool = False):
+    """A callable ``image -> (logits, figures)`` for ``backend`` (float pre-softmax logits and a dict
+    of counters/figures), with a ``close()``."""
+    from . import runtime
+
+    if backend == "board":
+        return _BoardSession(program, port, baud, check)
+
+    class _Local:
+        def __call__(self, image: Path):
+            if backend == "golden":
+                result = runtime.run_golden(program, image)
+                return result.logits, {"est_cycles": result.cycles_estimate}
+            _checkout_on_path("sim")
+            from sim.runner import SimError, rtl_backend_run
+            try:
+                return rtl_backend_run(program, image)
+            except SimError as exc:  # a build failure, an engine error status or a timeout
+                raise UserError(f"RTL simulation of {image}: {exc}") from None
+
+        def close(self) -> None:
+            pass
+
+    if backend not in ("golden", "rtl"):
+        raise UserError(f"unknown backend {backend!r}")
+    return _Local()
+
+
+def _plain(value):
+    """A figure as JSON takes it (NumPy integers as int)."""
+    return int(value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
 
 
 def cmd_run(args) -> int:
@@ -207,28 +274,37 @@ def cmd_run(args) -> int:
     labels = program.notes.get("labels")
     results = []
     mismatches = 0
-    for image in _images(args.images):
-        logits, figures = _run_backend(program, image, args.backend, args.port, args.baud)
-        mismatches += figures.get("bit_exact_with_golden") is False
-        probs = _softmax(logits) if program.output.softmax else logits
-        order = [int(k) for k in np.argsort(-probs)[:args.top]]
-        if args.json:
-            results.append({"image": str(image), "top5": [int(k) for k in np.argsort(-probs)[:5]],
-                            "top": order, "logits": [float(v) for v in logits],
-                            "labels": [labels[k] for k in order] if labels else None,
-                            **{k: (int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v)
-                               for k, v in figures.items()}})
-        else:
-            extra = ""
-            if "cycles" in figures:
-                extra = f"  ({figures['cycles']:,} cycles, array utilization {figures.get('utilization', 0):.1%}"
-                if "bit_exact_with_golden" in figures:
-                    extra += (", bit-exact with the golden model" if figures["bit_exact_with_golden"]
-                              else ", DIFFERS from the golden model")
-                extra += ")"
-            elif "est_cycles" in figures:
-                extra = f"  (estimated {figures['est_cycles']} cycles)"
-            _print_top(str(image), probs, labels, args.top, extra)
+    images = _images(args.images)
+    if args.check and args.backend != "board":
+        raise UserError("--check compares a board's results with the golden model: it needs --backend board "
+                        "(--backend rtl always checks)")
+    run = _backend(program, args.backend, args.port, args.baud, args.check)
+    try:
+        for image in images:
+            logits, figures = run(image)
+            mismatches += figures.get("bit_exact_with_golden") is False
+            probs = _softmax(logits) if program.output.softmax else logits
+            order = [int(k) for k in np.argsort(-probs)[:args.top]]
+            if args.json:
+                results.append({"image": str(image), "top5": [int(k) for k in np.argsort(-probs)[:5]],
+                                "top": order, "logits": [float(v) for v in logits],
+                                "labels": [labels[k] for k in order] if labels else None,
+                                **{k: _plain(v) for k, v in figures.items()}})
+            else:
+                extra = ""
+                if "cycles" in figures:
+                    extra = f"  ({figures['cycles']:,} cycles, array utilization {figures['utilization']:.1%}"
+                    if "bit_exact_with_golden" in figures:
+                        extra += (", bit-exact with the golden model" if figures["bit_exact_with_golden"]
+                                  else ", DIFFERS from the golden model")
+                    if "seconds" in figures:
+                        extra += f", {figures['seconds']:.2f} s with the link"
+                    extra += ")"
+                elif "est_cycles" in figures:
+                    extra = f"  (estimated {figures['est_cycles']} cycles)"
+                _print_top(str(image), probs, labels, args.top, extra)
+    finally:
+        run.close()
     if args.json:
         for r in results:
             print(json.dumps(r))
@@ -426,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", help="serial port of the board (--backend board)")
     p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (default: the boards' "
                                             "1000000; see the build report)")
+    p.add_argument("--check", action="store_true",
+                   help="--backend board: also run the golden model on each input and report whether the "
+                        "board's int32 sums equal it bit for bit (exit status 1 if not)")
     p.add_argument("--top", type=int, default=5, help="classes to print (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image (top5, logits, ...)")
     p.set_defaults(func=cmd_run)
@@ -446,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Classify images with the float ONNX model (onnxruntime).")
     p.add_argument("model", help="ONNX model")
     p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--check", action="store_true",
+                   help="--backend board: also run the golden model on each input and report whether the "
+                        "board's int32 sums equal it bit for bit (exit status 1 if not)")
     p.add_argument("--top", type=int, default=5, help="classes to print (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--labels", help="class names, one per line")

@@ -98,3 +98,44 @@ def test_unsupported_op_names_the_node(workdir, tmp_path, capsys):
     assert main(["compile", str(path), "-o", str(tmp_path / "x.sqz"), "--config", "tiny"]) == 2
     err = capsys.readouterr().err
     assert node.name in err and "Selu" in err
+
+
+def test_run_on_a_board_loads_once_and_checks_with_the_golden_model(program, workdir, capsys, monkeypatch):
+    """``--backend board`` over the in-process device model standing in for the serial port: the
+    program crosses the link once for both images, and ``--check`` compares with the golden model."""
+    from sqzhw import runtime
+    from sqzhw.driver import transports
+    from sqzhw.program import Program
+    from sqzhw.protocol import Command
+
+    prog = Program.load(program)
+    devices = []
+
+    def fake_serial(port, baud=None, **kw):
+        assert port == "/dev/fake0"
+        devices.append(transports.DeviceModel(prog.config, 1 << 22))
+        return transports.LoopbackTransport(devices[-1])
+
+    monkeypatch.setattr(transports, "SerialTransport", fake_serial)
+    capsys.readouterr()
+    images = [str(workdir / "img0.png"), str(workdir / "img1.png")]
+    assert main(["run", str(program), *images, "--backend", "board", "--port", "/dev/fake0", "--check",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(devices) == 1 and len(lines) == 2
+    assert all(obj["bit_exact_with_golden"] is True and obj["cycles"] > 0 for obj in lines)
+    assert main(["run", str(program), *images, "--json"]) == 0
+    golden = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for board, ref in zip(lines, golden):
+        np.testing.assert_array_equal(board["logits"], ref["logits"])
+    written = sum(len(f.payload) - 4 for f in devices[0].executed if f.command is Command.WRITE_MEM)
+    static = sum(len(blob) for _, blob in prog.static_image())
+    inputs = sum(len(runtime.prepare_input(prog, image)) for image in images)
+    assert static + inputs <= written < static + inputs + 8 * devices[0].config.ext_bytes
+    assert "load" in captured.err   # the program's transfer showed progress
+
+
+def test_check_needs_the_board_backend(program, workdir, capsys):
+    assert main(["run", str(program), str(workdir / "img0.png"), "--check"]) == 2
+    assert "--backend board" in capsys.readouterr().err

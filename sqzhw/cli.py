@@ -314,6 +314,31 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_selftest(args) -> int:
+    from .config import load_config
+    from .driver import Accelerator
+    from .driver.selftest import run_selftest
+    from .driver.transports import SerialTransport
+
+    config = load_config(args.config) if args.config else None
+    tty = sys.stdout.isatty() and not args.json
+
+    def shown(check) -> None:
+        if not args.json:
+            print(f"{'PASS' if check.passed else 'FAIL'}  {check.name:<12} {check.detail}  "
+                  f"({check.seconds:.2f} s)", flush=True)
+
+    with Accelerator(SerialTransport(args.port, **({"baud": args.baud} if args.baud else {})),
+                     progress=_transfer_progress() if tty else None) as acc:
+        report = run_selftest(acc, config, block_bytes=args.block_bytes, memory_bytes=args.memory_bytes,
+                              engine=not args.no_engine, progress=shown)
+    if args.json:
+        print(json.dumps({"passed": report.passed, "checks": [vars(c) for c in report.checks]}))
+    else:
+        print("self-test " + ("passed" if report.passed else "FAILED"))
+    return 0 if report.passed else 1
+
+
 def cmd_info(args) -> int:
     from .program import Program
 
@@ -508,6 +533,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="classes to print (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image (top5, logits, ...)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("selftest", help="bring-up check of a board: link, memory buses, memory, engine",
+                       description="Check a board step by step through its host link: the link, the "
+                                   "external memory's data and address buses, random blocks at both "
+                                   "ends of the memory, and a small network bit-exact with the golden "
+                                   "model. Overwrites the board's memory.")
+    p.add_argument("--port", required=True, help="serial port of the board")
+    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream")
+    p.add_argument("--config", help="the bitstream's config (default: the preset whose tag the board reports)")
+    p.add_argument("--block-bytes", type=int, default=64 << 10,
+                   help="random bytes written and read back at each end of the memory (default 64 KiB)")
+    p.add_argument("--memory-bytes", type=int, help="test only this much of the memory (default: all)")
+    p.add_argument("--no-engine", action="store_true", help="skip the engine check")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.set_defaults(func=cmd_selftest)
 
     p = sub.add_parser("info", help="per-layer table of a compiled program",
                        description="Shapes, MACs, weight bytes, instructions and estimated cycles per layer.")

@@ -389,8 +389,15 @@ def program(board: str, config: str | None = None, out: str | Path = "build/boar
     if shutil.which(loader) is None:
         raise BuildError(f"board {board}: {loader!r} is not on the PATH (install openFPGALoader, e.g. "
                          f"`apt-get install openfpgaloader`, or set $OPENFPGALOADER)")
+    report = out_dir / "report.json"
+    built_tag = json.loads(report.read_text()).get("tag") if report.exists() else None
     if not bitfile.exists():
         print(f"boards.build: no bitstream at {bitfile}; building it first", flush=True)
+        build(board, cfg, out, **build_args)
+    elif built_tag != cfg.tag:
+        # A bitstream of another config would answer with the wrong tag: the driver refuses it.
+        print(f"boards.build: {bitfile} was built for config {built_tag or '(unknown: no report.json)'}, "
+              f"{cfg.name} is {cfg.tag} now; building it again", flush=True)
         build(board, cfg, out, **build_args)
     cmd = [loader, *spec.loader_args, str(bitfile)]
     print("boards.build: " + " ".join(cmd), flush=True)

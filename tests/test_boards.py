@@ -636,3 +636,28 @@ def test_icebreaker_bitstream_fits_and_meets_timing(tmp_path):
     print(f"\nicebreaker: {util['ICESTORM_LC']['used']} of {util['ICESTORM_LC']['available']} logic cells, "
           f"{util['ICESTORM_RAM']['used']} block RAMs, Fmax {report['fmax_sync_mhz']:.2f} MHz "
           f"(target {config.clock_mhz:g}), {report['build_seconds']:.0f} s")
+
+
+def test_program_rebuilds_a_bitstream_of_another_config(tmp_path, monkeypatch):
+    """``make program`` loads the board's bitstream, building it when it is missing or was built for
+    a config whose tag differs from the config's now; a loader failure names the board."""
+    import boards.build as bb
+
+    builds = []
+    monkeypatch.setattr(bb, "build", lambda board, cfg, out, **kw: builds.append((board, cfg.tag)))
+    monkeypatch.setenv("OPENFPGALOADER", "true")
+    cfg = load_config("ulx3s")
+    out_dir = tmp_path / "ulx3s-ulx3s"
+    bb.program("ulx3s", out=tmp_path)                    # no bitstream: built first
+    assert builds == [("ulx3s", cfg.tag)]
+    out_dir.mkdir()
+    (out_dir / "top.bit").write_bytes(b"\xff")
+    (out_dir / "report.json").write_text(json.dumps({"tag": "4x4_some_other_config"}))
+    bb.program("ulx3s", out=tmp_path)                    # stale: built again
+    assert len(builds) == 2
+    (out_dir / "report.json").write_text(json.dumps({"tag": cfg.tag}))
+    bb.program("ulx3s", out=tmp_path)                    # current: loaded as is
+    assert len(builds) == 2
+    monkeypatch.setenv("OPENFPGALOADER", "false")
+    with pytest.raises(BuildError, match="board ulx3s: .* failed .* connected"):
+        bb.program("ulx3s", out=tmp_path)

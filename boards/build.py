@@ -34,8 +34,8 @@ from sqzhw.config import AccelConfig, ConfigError, load_config
 
 from . import BOARDS, DEFAULT_BOARD, get_board
 from .common import BoardError, BoardSpec, BoardTop
-from .xilinx import (ESTIMATE_SCRIPT, device_for, estimate_utilization, parse_timing, parse_utilization,
-                     parse_yosys_stat)
+from .xilinx import (ESTIMATE_SCRIPT, VivadoReportError, device_for, estimate_utilization, parse_timing,
+                     parse_timing_summary, parse_utilization, parse_yosys_stat)
 
 __all__ = ["build", "program", "BuildError", "TOOL_DEFAULTS", "parse_nextpnr_report", "overfull_resources", "plot_report",
            "xilinx_cell_check", "main"]
@@ -98,17 +98,35 @@ def silent_abc_failure(log: str) -> bool:
     return bool(lines) and lines[-1].lstrip().startswith("Running ABC command")
 
 
+#: Vivado names the clocks the XC7 DDR3 MMCM derives after its output nets (``mmcm_<domain>``,
+#: :meth:`~boards.common.BoardTop._xc7_ddr3_clock`): the name says which clock it is where the
+#: constraint cannot (at a 100 MHz engine, sync, the oscillator and the MMCM feedback are all 100 MHz).
+_VIVADO_CLOCKS = {"mmcm_sync": "sync (engine)", "mmcm_sys2x": "sys2x (DRAM)",
+                  "mmcm_sys2x_90": "sys2x_90 (DQS)", "mmcm_idelay_ref": "idelay_ref"}
+
+
 def label_clocks(fmax: dict, engine_mhz: float, oscillator_mhz: float | None) -> None:
     """Give each of nextpnr's clocks (named after whatever net drives it, e.g. ``$glbnet$por_clk``)
     the design's name for it, by its constraint: ``"sync (engine)"`` at the engine clock, ``"sys2x
-    (DRAM)"`` at twice it, ``"oscillator"`` at the board's clock input; others stay unlabelled."""
+    (DRAM)"`` at twice it, ``"oscillator"`` at the board's clock input; others stay unlabelled.
+    Vivado's MMCM clocks go by their names (:data:`_VIVADO_CLOCKS`; an MMCM feedback clock is
+    ``"MMCM feedback"``), and a clock named after an amaranth port (``clk100_0__io``) at the board's
+    clock frequency is the oscillator."""
     def near(a: float, b: float | None) -> bool:
         return b is not None and abs(a - b) < 0.01 * b
 
-    for f in fmax.values():
+    for clock, f in fmax.items():
         c = f["constraint"]
-        f["domain"] = ("sync (engine)" if near(c, engine_mhz) else "sys2x (DRAM)" if near(c, 2 * engine_mhz)
-                       else "oscillator" if near(c, oscillator_mhz) else "")
+        if clock in _VIVADO_CLOCKS:
+            f["domain"] = _VIVADO_CLOCKS[clock]
+        elif re.search(r"(^|_)(clk)?fb(out)?$", clock):
+            f["domain"] = "MMCM feedback"
+        elif clock.endswith("__io") and near(c, oscillator_mhz):
+            f["domain"] = "oscillator"
+        else:
+            f["domain"] = ("sync (engine)" if near(c, engine_mhz)
+                           else "sys2x (DRAM)" if near(c, 2 * engine_mhz)
+                           else "oscillator" if near(c, oscillator_mhz) else "")
 
 
 def _fmax_from_log(log: str) -> dict:
@@ -166,6 +184,23 @@ def _memory_text(spec: BoardSpec, memory: str, mem_bytes: int) -> str:
     return f"{'SPRAM' if memory == 'spram' else 'block RAM'}, {spec.bram_bytes // 1024} KiB"
 
 
+def _vivado_timing_text(t: dict) -> str:
+    """One line of Vivado's verdict and worst slacks (:func:`~boards.xilinx.parse_timing_summary`)."""
+    def slack(kind: str, name: str) -> str:
+        worst, failing = t.get(f"{name}_ns"), t.get(f"t{name[1:]}_failing_endpoints")
+        return f"{kind} {name.upper()} {'-' if worst is None else f'{worst:.3f} ns'}" + (
+            f" ({failing} failing endpoints)" if failing else "")
+
+    text = ("timing constraints met" if t["met"] else "timing constraints NOT met") + ": " + ", ".join(
+        [slack("setup", "wns"), slack("hold", "whs"), slack("pulse width", "wpws")])
+    worst = min((c for c in t.get("inter_clock", []) if c["wns_ns"] is not None), key=lambda c: c["wns_ns"],
+                default=None)
+    if worst is not None:
+        text += (f"; between clocks worst {worst['from'] or '(input)'} -> {worst['to']} "
+                 f"WNS {worst['wns_ns']:.3f} ns")
+    return text
+
+
 def _summary_text(report: dict) -> str:
     lines = [f"sqzhw bitstream report: board {report['board']}, config {report['config']['name']}",
              f"  config tag   {report['tag']}",
@@ -177,16 +212,24 @@ def _summary_text(report: dict) -> str:
              f"  build time   {report['build_seconds']:.0f} s",
              "  Fmax:"]
     for clk, f in report.get("fmax", {}).items():
-        ok = "met" if f["achieved"] >= f["constraint"] else "FAILED"
         name = f"{f['domain']:14s} net {clk}" if f.get("domain") else clk
+        if f["achieved"] is None:
+            lines.append(f"    {name:48s}        - MHz (target {f['constraint']:.2f}: "
+                         f"{f.get('note', 'no Fmax')})")
+            continue
+        ok = "met" if f["achieved"] >= f["constraint"] else "FAILED"
         lines.append(f"    {name:48s} {f['achieved']:8.2f} MHz (target {f['constraint']:.2f}: {ok})")
+    if report.get("vivado_timing"):
+        lines.append(f"  Vivado       {_vivado_timing_text(report['vivado_timing'])}")
     if not report.get("fmax"):
         lines.append("    (none: no place and route)" if report.get("estimate") else "    (none reported)")
     lines.append("  resources (used / available):" if not report.get("estimate")
                  else f"  resources (used / available), {report['estimate']}:")
     for cell, u in sorted(report.get("utilization", {}).items()):
         if u["used"]:
-            lines.append(f"    {cell:16s} {u['used']:7d} / {u['available']:7d}  "
+            # Vivado counts block RAM tiles in halves (27.5)
+            used = f"{u['used']:7d}" if isinstance(u["used"], int) else f"{u['used']:7.1f}"
+            lines.append(f"    {cell:16s} {used} / {u['available']:7d}  "
                          f"({100 * u['used'] / u['available']:5.1f} %)")
     if report.get("notes"):
         lines.append(f"  notes        {report['notes']}")
@@ -272,15 +315,30 @@ def build(board: str, config: str | AccelConfig | None = None, out: str | Path =
                    "bitstream_bytes": bitfile.stat().st_size if bitfile.exists() else None})
     rep_path = out_dir / f"{NAME}.report.json"
     if spec.family == "xilinx":
-        # amaranth's Vivado script writes these after place and route
-        util_rpt, timing_rpt = out_dir / f"{NAME}_utilization_place.rpt", out_dir / f"{NAME}_timing.rpt"
-        report["utilization"] = parse_utilization(util_rpt.read_text()) if util_rpt.exists() else {}
-        report["fmax"] = parse_timing(timing_rpt.read_text()) if timing_rpt.exists() else {}
+        report.update(_vivado_reports(board, out_dir))
     elif rep_path.exists():
         report.update(parse_nextpnr_report(rep_path))
     else:
         report.update({"utilization": {}, "fmax": _fmax_from_log(log)})
     return _write_report(report, top, platform, out_dir)
+
+
+def _vivado_reports(board: str, out_dir: Path) -> dict:
+    """``utilization``, ``fmax`` and ``vivado_timing`` from the reports amaranth's Vivado script
+    writes after place (``top_utilization_place.rpt``) and route (``top_timing.rpt``); a report
+    missing or not read is a :class:`BuildError` naming it, never an empty report."""
+    util_rpt, timing_rpt = out_dir / f"{NAME}_utilization_place.rpt", out_dir / f"{NAME}_timing.rpt"
+    for rpt in (util_rpt, timing_rpt):
+        if not rpt.exists():
+            raise BuildError(f"board {board}: Vivado finished but wrote no {rpt} "
+                             f"(log {out_dir / 'build.log'})")
+    try:
+        timing = timing_rpt.read_text()
+        return {"utilization": parse_utilization(util_rpt.read_text(), source=str(util_rpt)),
+                "fmax": parse_timing(timing, source=str(timing_rpt)),
+                "vivado_timing": parse_timing_summary(timing, source=str(timing_rpt))}
+    except VivadoReportError as exc:
+        raise BuildError(f"board {board}: {exc}") from None
 
 
 def _base_report(board: str, cfg: AccelConfig, top: BoardTop, platform, seconds: float, env: dict,
@@ -302,9 +360,13 @@ def _write_report(report: dict, top: BoardTop, platform, out_dir: Path) -> dict:
     """Label the clocks, work out the engine's Fmax, write ``report.json``/``.txt``/``.png``."""
     # nextpnr names each clock after its net: say which of the design's clocks it is.
     label_clocks(report["fmax"], top.pll_mhz, platform.default_clk_frequency / 1e6)
-    sync = [f for f in report["fmax"].values() if f["domain"] == "sync (engine)"]
+    # A clock without setup paths of its own (Vivado: blank WNS) has no Fmax to count.
+    timed = [f for f in report["fmax"].values() if f.get("achieved") is not None]
+    sync = [f for f in timed if f["domain"] == "sync (engine)"]
     report["fmax_sync_mhz"] = min(f["achieved"] for f in sync) if sync else None
-    report["timing_met"] = all(f["achieved"] >= f["constraint"] for f in report["fmax"].values())
+    # Vivado's own verdict also covers hold, pulse width and the paths between clocks (sync -> sys2x)
+    report["timing_met"] = (all(f["achieved"] >= f["constraint"] for f in timed)
+                            and report.get("vivado_timing", {}).get("met", True))
     plot = plot_report(report, out_dir / "report.png")
     report["plot"] = str(plot) if plot else None
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
@@ -371,7 +433,8 @@ def plot_report(report: dict, path: Path) -> Path | None:
     ax.set_xlim(0, 125)
     ax.set_xlabel("% of the device")
     fmax = "; ".join(f"{(f.get('domain') or 'Fmax').split()[0]} {f['achieved']:.1f} MHz vs "
-                     f"{f['constraint']:.1f} target" for f in report.get("fmax", {}).values())
+                     f"{f['constraint']:.1f} target" for f in report.get("fmax", {}).values()
+                     if f.get("achieved") is not None)
     ax.set_title(f"{report['board']} / {report['config']['name']} ({report['tag']})\n{fmax}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

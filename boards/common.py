@@ -911,7 +911,7 @@ class BoardTop(wiring.Component):
             m.submodules.clkbuf = clk = io.Buffer("i", platform.request(clk_name, dir="-"))
             self.pll_mhz, p = xilinx_mmcm(fin, target)
             self.pll_params = p
-            fb, out = Signal(), Signal()
+            fb, out = Signal(name="mmcm_fb"), Signal(name="mmcm_sync")
             m.submodules.mmcm = Instance(
                 "MMCME2_BASE", p_CLKIN1_PERIOD=1000 / fin, p_DIVCLK_DIVIDE=p["DIVCLK_DIVIDE"],
                 p_CLKFBOUT_MULT_F=float(p["CLKFBOUT_MULT_F"]), p_CLKOUT0_DIVIDE_F=float(p["CLKOUT0_DIVIDE_F"]),
@@ -970,7 +970,8 @@ class BoardTop(wiring.Component):
         m.domains.sync = ClockDomain("sync")
         m.domains += [ClockDomain(name, reset_less=True) for name in ("sys2x", "sys2x_90", "idelay_ref")]
         m.submodules.clkbuf = clk = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
-        fb, locked = Signal(), Signal()
+        # Vivado names the MMCM's clocks after these nets (build reports label them by name).
+        fb, locked = Signal(name="mmcm_fb"), Signal()
         outs = {0: "sync", 1: "sys2x", 2: "sys2x_90", 3: "idelay_ref"}
         raw = {k: Signal(name=f"mmcm_{name}") for k, name in outs.items()}
         m.submodules.mmcm = Instance(

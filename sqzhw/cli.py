@@ -192,11 +192,12 @@ def _run_backend(program, image: Path, backend: str, port: str | None, baud: int
         if not port:
             raise UserError("--backend board needs --port (e.g. /dev/ttyUSB0)")
         from .driver import Accelerator
-        from .driver.transports import SerialTransport
-        acc = Accelerator(SerialTransport(port, **({"baud": baud} if baud else {})))
+        from .driver.transports import open_serial
+        transport = open_serial(port, baud)   # without a rate: the one the board answers at
+        acc = Accelerator(transport)
         acc.load(program)
         logits = acc.infer(runtime.prepare_image(program, image))
-        return logits, {k.name.lower(): v for k, v in acc.counters().items()}
+        return logits, {**{k.name.lower(): v for k, v in acc.counters().items()}, "baud": transport.baud}
     raise UserError(f"unknown backend {backend!r}")
 
 
@@ -209,6 +210,7 @@ def cmd_run(args) -> int:
     mismatches = 0
     for image in _images(args.images):
         logits, figures = _run_backend(program, image, args.backend, args.port, args.baud)
+        args.baud = figures.get("baud", args.baud)   # the next image's port opens at the rate found
         mismatches += figures.get("bit_exact_with_golden") is False
         probs = _softmax(logits) if program.output.softmax else logits
         order = [int(k) for k in np.argsort(-probs)[:args.top]]
@@ -424,8 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["golden", "rtl", "board"], default="golden",
                    help="golden model (default), the RTL in Verilator, or a board")
     p.add_argument("--port", help="serial port of the board (--backend board)")
-    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (default: the boards' "
-                                            "1000000; see the build report)")
+    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (default: try each board's "
+                                            "rate, `make boards`, and keep the one that answers)")
     p.add_argument("--top", type=int, default=5, help="classes to print (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image (top5, logits, ...)")
     p.set_defaults(func=cmd_run)

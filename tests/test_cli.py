@@ -50,6 +50,41 @@ def test_run_json_matches_info_and_golden(program, workdir, capsys):
         assert obj["top5"] == [int(k) for k in np.argsort(-np.asarray(obj["logits"]), kind="stable")[:5]]
 
 
+def test_run_on_a_board_finds_its_rate(program, workdir, capsys, monkeypatch):
+    """``--backend board`` without ``--baud`` lets the driver find the rate (``open_serial``), opens
+    the next image's port at the rate found, and puts it in the JSON; ``--baud`` forces one; a board
+    that never answers is a clear error naming the port."""
+    from sqzhw.config import load_config
+    from sqzhw.driver import DeviceTimeout, transports
+
+    calls = []
+
+    def fake_open(port, baud=None):
+        calls.append((port, baud))
+        if port == "/dev/ttyDEAD":
+            raise DeviceTimeout(f"no sqzhw device answered on {port} at 2,000,000, 1,000,000 baud")
+        transport = transports.LoopbackTransport(transports.DeviceModel(load_config("tiny"), 1 << 22))
+        transport.baud = baud or 2_000_000
+        return transport
+
+    monkeypatch.setattr(transports, "open_serial", fake_open)
+    images = [str(workdir / "img0.png"), str(workdir / "img1.png")]
+    capsys.readouterr()
+    assert main(["run", str(program), *images, "--json"]) == 0
+    golden = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    port = ["--backend", "board", "--port", "/dev/ttyFAKE0"]
+    assert main(["run", str(program), *images, *port, "--json"]) == 0
+    board = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert calls == [("/dev/ttyFAKE0", None), ("/dev/ttyFAKE0", 2_000_000)]
+    assert [o["baud"] for o in board] == [2_000_000, 2_000_000]
+    assert [o["logits"] for o in board] == [o["logits"] for o in golden]
+    assert main(["run", str(program), images[0], *port, "--baud", "1000000"]) == 0
+    assert calls[-1] == ("/dev/ttyFAKE0", 1_000_000)
+    capsys.readouterr()
+    assert main(["run", str(program), images[0], "--backend", "board", "--port", "/dev/ttyDEAD"]) == 2
+    assert "/dev/ttyDEAD" in capsys.readouterr().err
+
+
 def test_run_prints_top_classes(program, workdir, capsys):
     capsys.readouterr()
     assert main(["run", str(program), str(workdir / "img0.png"), "--top", "3"]) == 0

@@ -41,7 +41,7 @@ synth:  ## yosys synth_ecp5 of CONFIG (e.g. CONFIG=ulx3s), with a resource repor
 area:  ## per-module area (LUT4, FF, block RAM, DSP) of BOARD's build for CONFIG, with a plot
 	$(PYTHON) -m boards.area --board $(BOARD) $(if $(filter command line,$(origin CONFIG)),--config $(CONFIG)) --out $(BUILD)/area
 
-boards:  ## list the boards: FPGA, memory, engine config, toolchain, last build's Fmax
+boards:  ## list the boards: FPGA, memory, engine config, host-link rate, toolchain, last build's Fmax
 	$(PYTHON) -m boards.build --list --out $(BUILD)/boards
 
 bitstream:  ## build BOARD's bitstream for CONFIG (default: the board's own config)

@@ -31,8 +31,11 @@ charged at the memory controller's modelled rate (the ``throughput_model`` of
 Without Verilator the model figures stand alone, labelled as such.
 
 The UART times of the input, the output and (once per model) the program are computed separately
-at the link's baud rate with the protocol's framing overhead (the simulation uses the byte-stream
-link, whose time is not what is measured).
+at the board's host-link rate with the protocol's framing overhead (the simulation uses the
+byte-stream link, whose time is not what is measured): the rate of the build report when it names
+the USB-serial bridge (a build since the rate follows the bridge), else the board's default for the
+config (:func:`boards.common.host_link_baud`: the ULX3S's FT231X at 2 Mbaud, the ECPIX-5's FT2232H
+at 6 Mbaud).
 
 The Fmax and resources come from the last ``make bitstream BOARD=<board>`` report
 (``build/boards/<board>-<config>/report.json``); without it the configured clock is used, the
@@ -521,6 +524,26 @@ def _read_report(board: BoardBench, config, say: Callable[[str], None]) -> dict 
     return report
 
 
+def host_link(board: BoardBench, config, report: dict | None) -> dict:
+    """The board's host link for the UART times: ``{"baud", "bridge", "source"}``. A build report
+    that names its bridge states the bitstream's rate; an older report's rate (1 Mbaud for every
+    board before the rate followed the bridge) and a missing report give way to the board's default
+    for ``config`` (:func:`boards.common.host_link_baud`; without amaranth-boards, which the board
+    modules import, :data:`sqzhw.protocol.DEFAULT_BAUD`)."""
+    if report is not None and report.get("bridge") and report.get("baud"):
+        return {"baud": int(report["baud"]), "bridge": report["bridge"], "source": "build report"}
+    try:
+        from boards import get_board
+        from boards.common import host_link_baud
+        spec = get_board(board.name)
+    except ImportError as exc:
+        from sqzhw import protocol
+        return {"baud": protocol.DEFAULT_BAUD, "bridge": "bridge unknown",
+                "source": f"protocol default ({exc})"}
+    return {"baud": host_link_baud(spec, config.clock_mhz * 1e6), "bridge": spec.bridge.name,
+            "source": "board default"}
+
+
 def board_section(board: BoardBench, out_dir: Path, *, rtl: bool = True, config_name: str | None = None,
                   input_size: int = 227, graph_kwargs: dict | None = None, preload: bool = True,
                   progress: Callable[[str], None] = _say) -> dict:
@@ -529,7 +552,7 @@ def board_section(board: BoardBench, out_dir: Path, *, rtl: bool = True, config_
     times. Returns the board's ``bench_board.json`` entry plus ``measurement`` (with its arrays,
     or ``None``); writes the board's plot. ``config_name`` replaces the board's config (reduced runs).
     """
-    from sqzhw import protocol
+    from rtl_gen.uart import baud_text
     from sqzhw.config import load_config
 
     say = progress
@@ -545,10 +568,8 @@ def board_section(board: BoardBench, out_dir: Path, *, rtl: bool = True, config_
         for cell, u in sorted(report.get("utilization", {}).items()):
             if u["used"]:
                 say(f"  {cell:14s} {u['used']:7d} / {u['available']:7d} ({100 * u['used'] / u['available']:.1f} %)")
-        baud = report.get("baud", protocol.DEFAULT_BAUD)
     else:
         fmax = config.clock_mhz
-        baud = protocol.DEFAULT_BAUD
         say(f"no {board.title} build report at {board.report}: run `make bitstream BOARD={board.name}` (10+ "
             f"minutes with the YoWASP tools) to get Fmax and resources; using the config's {fmax:g} MHz below "
             f"(labelled \"Fmax\" in the JSON, with fmax_source \"config clock\")")
@@ -574,6 +595,8 @@ def board_section(board: BoardBench, out_dir: Path, *, rtl: bool = True, config_
     in_bytes = program.region("input").size
     out_bytes = program.region("output").size
     prog_bytes = len(program.image)
+    link = host_link(board, config, report)
+    baud = link["baud"]
     t_in = uart_seconds(in_bytes, baud)
     t_out = uart_seconds(out_bytes, baud, request=False)
     t_prog = uart_seconds(prog_bytes, baud)
@@ -596,7 +619,8 @@ def board_section(board: BoardBench, out_dir: Path, *, rtl: bool = True, config_
         for label, r in rtl_rates.items():
             label = fmax_label if label == "Fmax" else label
             say(f"  at {r['mhz']:.1f} MHz ({label}): {r['cycles']:,} cycles = {r['frame_ms']:.1f} ms, "
-                f"{r['fps_engine']:.2f} frames/s engine only, {r['fps_with_uart']:.3f} frames/s with the UART")
+                f"{r['fps_engine']:.2f} frames/s engine only, {r['fps_with_uart']:.3f} frames/s with the "
+                f"UART at {baud_text(baud)}")
         c = m["counters"]
         say(f"  counters: load busy {c['LOAD_BUSY']:,}, compute busy {c['COMPUTE_BUSY']:,}, store busy "
             f"{c['STORE_BUSY']:,}, array active {c['ARRAY_ACTIVE']:,} "
@@ -617,15 +641,18 @@ def board_section(board: BoardBench, out_dir: Path, *, rtl: bool = True, config_
         label = fmax_label if label == "Fmax" else label
         say(f"{tag}, {name} at {r['mhz']:.1f} MHz ({label}): {r['cycles']:,} cycles "
             f"({r['cycles_ideal_memory']:,} with 1 word/cycle memory) = {r['frame_ms']:.1f} ms, "
-            f"{r['fps_engine']:.2f} frames/s engine only, {r['fps_with_uart']:.3f} frames/s with the UART")
-    say(f"UART at {baud} baud: input {in_bytes:,} B = {t_in:.2f} s, output {out_bytes:,} B = "
-        f"{t_out:.3f} s per frame; program {prog_bytes:,} B = {t_prog:.1f} s once per model")
+            f"{r['fps_engine']:.2f} frames/s engine only, {r['fps_with_uart']:.3f} frames/s with the UART "
+            f"at {baud_text(baud)}")
+    say(f"UART at {baud} baud ({link['bridge']}, {link['source']}): input {in_bytes:,} B = {t_in:.2f} s, "
+        f"output {out_bytes:,} B = {t_out:.3f} s per frame; program {prog_bytes:,} B = {t_prog:.1f} s "
+        f"once per model")
 
     png = out_dir / ("bench_board_units.png" if board.name == "ulx3s" else f"bench_board_units_{board.name}.png")
     plot = plot_units(measured, png) if measured is not None else None
     summary = {"board": board.name, "memory": board.memory,
                "report": str(board.report) if report else None, "fmax_mhz": fmax,
                "fmax_source": "report" if report else "config clock", "baud": baud,
+               "bridge": link["bridge"], "baud_source": link["source"],
                "config": config.name, "input_size": input_size,
                "input_bytes": in_bytes, "output_bytes": out_bytes, "program_bytes": prog_bytes,
                "uart_input_s": t_in, "uart_output_s": t_out, "uart_program_s": t_prog,
@@ -651,6 +678,7 @@ def compare_boards(sections: dict[str, dict]) -> dict | None:
     fps_uart = {n: s["rates"]["Fmax"]["fps_with_uart"] for n, s in done.items()}
     return {"reference": first, "fps_engine": fps, "fps_with_uart": fps_uart,
             "mhz": {n: s["rates"]["Fmax"]["mhz"] for n, s in done.items()},
+            "baud": {n: s.get("baud") for n, s in done.items()},
             "fmax_source": {n: s["fmax_source"] for n, s in done.items()},
             "frame_source": {n: s["frame_source"] for n, s in done.items()},
             "ratio_fps_engine": {n: fps[n] / fps[first] for n in done},
@@ -706,13 +734,15 @@ def main(out_dir, *, boards: tuple[str, ...] = tuple(BOARDS), rtl: bool = True, 
 
     comparison = compare_boards(sections)
     if comparison is not None:
+        from rtl_gen.uart import baud_text
         ref = comparison["reference"]
         parts = []
         for n, fps in comparison["fps_engine"].items():
             clock = "Fmax" if comparison["fmax_source"][n] == "report" else "config clock"
             src = "RTL" if comparison["frame_source"][n] == "rtl" else "CYCLE MODEL"
             parts.append(f"{BOARDS[n].title} {fps:.2f} frames/s ({src}, {comparison['mhz'][n]:.1f} MHz {clock}; "
-                         f"{comparison['fps_with_uart'][n]:.3f} with the UART)")
+                         f"{comparison['fps_with_uart'][n]:.3f} with the UART"
+                         + (f" at {baud_text(comparison['baud'][n])})" if comparison["baud"][n] else ")"))
         ratios = ", ".join(f"{BOARDS[n].title} / {BOARDS[ref].title} = {r:.3f}"
                            for n, r in comparison["ratio_fps_engine"].items() if n != ref)
         say(f"comparison (this run, engine only): {'; '.join(parts)}; {ratios}")

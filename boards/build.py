@@ -33,7 +33,9 @@ from rtl_gen.buffers import NO_INIT_ATTR
 from sqzhw.config import AccelConfig, ConfigError, load_config
 
 from . import BOARDS, DEFAULT_BOARD, get_board
-from .common import BoardError, BoardSpec, BoardTop
+from rtl_gen.uart import baud_text
+
+from .common import BoardError, BoardSpec, BoardTop, host_link_baud
 from .xilinx import (ESTIMATE_SCRIPT, VivadoReportError, device_for, estimate_utilization, parse_timing,
                      parse_timing_summary, parse_utilization, parse_yosys_stat)
 
@@ -209,6 +211,9 @@ def _summary_text(report: dict) -> str:
              f"  memory       {report['memory']}",
              f"  clock        target {report['clock_mhz']:g} MHz, PLL {report['pll_mhz']:.3f} MHz "
              f"{report['pll_params'] or ''}",
+             f"  host link    {baud_text(report['baud'])} ({report['uart_divisor']} cycles per bit) to the "
+             f"{report.get('bridge', 'USB-serial bridge')}"
+             + (f" (up to {baud_text(report['bridge_max_baud'])})" if report.get("bridge_max_baud") else ""),
              f"  build time   {report['build_seconds']:.0f} s",
              "  Fmax:"]
     for clk, f in report.get("fmax", {}).items():
@@ -351,6 +356,7 @@ def _base_report(board: str, cfg: AccelConfig, top: BoardTop, platform, seconds:
         "memory": _memory_text(spec, top.memory, top.system.mem_bytes),
         "mem_bytes": top.system.mem_bytes, "clock_mhz": cfg.clock_mhz, "pll_mhz": top.pll_mhz,
         "pll_params": top.pll_params, "uart_divisor": top.system.uart_divisor, "baud": top.baud,
+        "bridge": spec.bridge.name, "bridge_max_baud": spec.bridge.max_baud,
         "build_seconds": round(seconds, 1), "bitstream": None, "bitstream_bytes": None, "notes": spec.notes,
         "tools": {var: env[var] for var in TOOL_DEFAULTS}, "seed": seed,
     }
@@ -471,9 +477,10 @@ def program(board: str, config: str | None = None, out: str | Path = "build/boar
 
 
 def board_table(out: str | Path = "build/boards") -> str:
-    """Every board: its FPGA, default memory (and the alternative), engine config, toolchain, and
-    the last build's engine Fmax from ``out`` when a report for the current config is there."""
-    rows = [("board", "FPGA", "memory", "config", "toolchain", "last build (sync Fmax)")]
+    """Every board: its FPGA, default memory (and the alternative), engine config, host-link rate
+    and bridge, toolchain, and the last build's engine Fmax from ``out`` when a report for the
+    current config is there."""
+    rows = [("board", "FPGA", "memory", "config", "host link", "toolchain", "last build (sync Fmax)")]
     for name in BOARDS:
         spec = get_board(name)
         platform = spec.platform
@@ -484,6 +491,8 @@ def board_table(out: str | Path = "build/boards") -> str:
             spec.memory, spec.memory)
         engine = f"{cfg.rows}x{cfg.cols} @ {cfg.clock_mhz:g} MHz{'' if cfg.add_unit else ', no ADD'}"
         tools = "Vivado" if spec.family == "xilinx" else "YoWASP (PyPI)"
+        bridge = spec.bridge.name.removeprefix("FTDI ")
+        link = f"{baud_text(host_link_baud(spec, cfg.clock_mhz * 1e6))} ({bridge})"
         last = "-"
         report = Path(out) / f"{name}-{cfg.name}" / "report.json"
         if report.exists():
@@ -495,7 +504,7 @@ def board_table(out: str | Path = "build/boards") -> str:
             elif data.get("estimate"):
                 last = "resource estimate only"
         rows.append((name + (" (default)" if name == DEFAULT_BOARD else ""), f"{platform.device}",
-                     memory, f"{cfg.name}: {engine}", tools, last))
+                     memory, f"{cfg.name}: {engine}", link, tools, last))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows) + "\n"
 
@@ -510,7 +519,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="'standin' builds the board around a minimal engine stand-in")
     parser.add_argument("--seed", type=int, default=None,
                         help="nextpnr placement seed (default: the board's choice for the config, else 1)")
-    parser.add_argument("--baud", type=int, help="UART rate (default: sqzhw.protocol.DEFAULT_BAUD)")
+    parser.add_argument("--baud", type=int,
+                        help="UART rate (default: the fastest the board's USB-serial bridge makes exactly "
+                             "that the engine clock divides exactly; `--list` shows it)")
     parser.add_argument("--memory", choices=["ddr3", "bram"],
                         help="external memory of a DDR3 board (default: the board's; 'bram' is the "
                              "block-RAM fallback that needs no DDR3 calibration)")

@@ -45,13 +45,13 @@ from rtl_gen.xc7_ddr3 import IDELAY_REF_MHZ, XC7DDR3PHY, phy_params as xc7_ddr3_
 from rtl_gen.sdram import IS42S16160, SDRAMController, SDRAMGeometry, SDRAMSignature, SDRAMTiming
 from rtl_gen.sdram_model import SDRAMModel, Violation
 from rtl_gen.skid import SkidBuffer
-from rtl_gen.uart import divisor_for
+from rtl_gen.uart import SERIAL_ADAPTER, SerialBridge, divisor_for, fastest_exact_baud
 from sqzhw import isa, protocol
 from sqzhw.config import AccelConfig
 
 __all__ = ["MemArbiter", "MemCommandSlice", "BlockRAMMemory", "SPRAMMemory", "EngineStandIn", "SystemTop", "BoardSpec", "BoardTop", "system_verilog",
            "BoardError", "ecp5_pll", "ecp5_pll_instance", "ice40_pll", "xilinx_mmcm", "xilinx_ddr3_mmcm", "make_engine",
-           "make_hostlink", "family_ddr3_params"]
+           "make_hostlink", "family_ddr3_params", "host_link_baud"]
 
 
 class BoardError(ValueError):
@@ -772,6 +772,12 @@ class BoardSpec:
     leds : dict
         ``{"busy" | "done" | "error": (resource, index[, subsignal])}``; a board may omit some.
     uart : (resource name, index)
+    bridge : SerialBridge
+        The USB-serial bridge on the other end of the UART (:mod:`rtl_gen.uart`'s ``FT231X``,
+        ``FT2232H``; default ``SERIAL_ADAPTER``, an adapter on header pins).
+    baud : int or None
+        The host-link rate when the board module pins one; ``None``: :func:`host_link_baud` derives
+        it from the bridge and the config's clock.
     extra_resources : callable or None
         ``platform -> list[Resource]`` to add before requesting (e.g. a UART on header pins).
     synth_opts : str
@@ -799,6 +805,8 @@ class BoardSpec:
     ddr3_constraints: str = ""
     leds: dict = field(default_factory=lambda: {"busy": ("led", 0), "done": ("led", 1), "error": ("led", 2)})
     uart: tuple = ("uart", 0)
+    bridge: SerialBridge = SERIAL_ADAPTER
+    baud: int | None = None
     extra_resources: Callable | None = None
     uart_tx_enable: bool = False
     mem_slice: bool = True
@@ -812,6 +820,24 @@ class BoardSpec:
     host_tools: dict = field(default_factory=dict)
 
 
+def host_link_baud(spec: BoardSpec, clk_hz: float) -> int:
+    """The board's default UART rate at engine clock ``clk_hz``: ``spec.baud`` if the board pins
+    one, else the fastest rate its bridge makes exactly that the clock divides exactly with at least
+    9 cycles per bit (:func:`rtl_gen.uart.fastest_exact_baud`); :data:`sqzhw.protocol.DEFAULT_BAUD`
+    when there is none (``divisor_for`` then judges it as before: within 2 %).
+
+    ULX3S (FT231X) at 50 MHz: 2 Mbaud, 25 cycles (3 Mbaud would be 16.67 cycles, 1.96 % off);
+    ECPIX-5 (FT2232H) at 60 MHz: 6 Mbaud, 10 cycles; iCEBreaker (FT2232H) at 18 MHz: 2 Mbaud, 9
+    cycles; Arty A7 (FT2232H) at 100 MHz: 4 Mbaud, 25 cycles; OrangeCrab (an adapter): 1 Mbaud.
+    """
+    if spec.baud is not None:
+        return spec.baud
+    try:
+        return fastest_exact_baud(spec.bridge, clk_hz)
+    except ValueError:
+        return protocol.DEFAULT_BAUD
+
+
 class BoardTop(wiring.Component):
     """A :class:`SystemTop` on a board: PLL to ``config.clock_mhz``, reset until lock, UART, LEDs,
     and the SDRAM pins (clock from a DDR output 180 degrees from ``sync``, so commands registered
@@ -823,9 +849,10 @@ class BoardTop(wiring.Component):
     spec : BoardSpec
     config : AccelConfig
     engine : see :func:`make_engine`
-    baud : int
-        UART rate (default :data:`sqzhw.protocol.DEFAULT_BAUD`); the engine clock must divide it
-        to within 2 % (a UART receiver samples mid-bit and tolerates about that much).
+    baud : int or None
+        UART rate (default: :func:`host_link_baud`, the board's bridge and the config's clock); the
+        engine clock must divide it to within 2 % (a UART receiver samples mid-bit and tolerates
+        about that much).
     memory : str or None
         Override ``spec.memory``: ``"bram"`` on a DDR3 board is the fallback that works without
         read calibration (``spec.bram_bytes`` of block RAM), ``"ddr3"`` needs ``spec.ddr3_geometry``.
@@ -839,7 +866,7 @@ class BoardTop(wiring.Component):
     """
 
     def __init__(self, spec: BoardSpec, config: AccelConfig, *, engine: str = "auto",
-                 baud: int = protocol.DEFAULT_BAUD, memory: str | None = None):
+                 baud: int | None = None, memory: str | None = None):
         memory = memory or spec.memory
         if memory != spec.memory and {memory, spec.memory} != {"ddr3", "bram"}:
             raise BoardError(f"board {spec.name}: memory = {memory!r}: this board has {spec.memory!r} "
@@ -847,6 +874,8 @@ class BoardTop(wiring.Component):
         if memory == "ddr3" and (spec.ddr3_geometry is None or spec.family not in DDR3_FAMILIES):
             raise BoardError(f"board {spec.name}: memory = 'ddr3' needs an ECP5 or Xilinx 7-series board with a DDR3 part "
                              f"(BoardSpec.ddr3_geometry)")
+        if baud is None:
+            baud = host_link_baud(spec, config.clock_mhz * 1e6)
         try:
             divisor = divisor_for(config.clock_mhz * 1e6, baud)
         except ValueError as exc:

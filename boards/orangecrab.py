@@ -1,7 +1,8 @@
 """OrangeCrab r0.2 85F (ECP5 LFE5U-85F, 48 MHz, DDR3, USB wired to the FPGA).
 
 It has no USB serial chip: the host link's UART is on Feather header pins 0 (RX) and 1 (TX), for a
-3.3 V USB-serial adapter. External memory is 128 KiB of block RAM by default: the board's DDR3
+3.3 V USB-serial adapter, at 1 Mbaud (a rate the common adapters make). External memory is 128 KiB
+of block RAM by default: the board's DDR3
 (MT41K64M16, 128 MiB, 16 bits: :class:`~rtl_gen.ddr3.DDR3Controller` on
 :class:`~rtl_gen.ecp5_ddr3.ECP5DDR3PHY`, DRAM clock twice the engine clock) builds with
 ``python -m boards.build --board orangecrab --memory ddr3``: with placement seed 1 router2 stayed at
@@ -15,6 +16,7 @@ from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_85FPlatform
 from amaranth_boards.resources import UARTResource
 
 from rtl_gen.ddr3 import MT41K64M16, DDR3Timing
+from rtl_gen.uart import SERIAL_ADAPTER
 
 from .common import BoardSpec
 
@@ -58,7 +60,7 @@ SPEC = BoardSpec(
     ddr3_eclk_bridge=True,   # DQ lane 1 and CK on the right side of the device, the rest on the left
     bram_bytes=128 << 10,
     leds={"busy": ("rgb_led", 0, "g"), "done": ("rgb_led", 0, "b"), "error": ("rgb_led", 0, "r")},
-    uart=("uart", 0), extra_resources=_extra_resources,
+    uart=("uart", 0), bridge=SERIAL_ADAPTER, extra_resources=_extra_resources,
     # amaranth-boards' OrangeCrab build appends the DFU suffix its bootloader expects.
     host_tools={"dfu-suffix": "apt-get install dfu-util"},
     notes="UART on Feather pins 0 (RX) / 1 (TX) with an external USB-serial adapter; external memory "

@@ -10,14 +10,23 @@ the stop bit is high; otherwise it pulses ``framing_error`` and drops the byte. 
 from the start edge tolerates a baud mismatch of about +-4 % over the 9.5 bits to the stop sample.
 The byte waits in an output register; a byte that completes while the previous one has not been
 taken is dropped and pulses ``overrun`` (the protocol's CRC then catches the gap).
+
+The host end of a board's UART is a USB-serial bridge (:class:`SerialBridge`), which makes only some
+rates exactly; :func:`fastest_exact_baud` picks the fastest one the engine clock also divides exactly.
 """
+
+from dataclasses import dataclass
+from heapq import merge
+from itertools import chain
+from typing import Iterator
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["UARTRx", "UARTTx", "divisor_for"]
+__all__ = ["UARTRx", "UARTTx", "divisor_for", "SerialBridge", "FT231X", "FT2232H", "SERIAL_ADAPTER",
+           "fastest_exact_baud", "baud_text"]
 
 
 def divisor_for(clk_hz: float, baud: int, tolerance: float = 0.02) -> int:
@@ -34,6 +43,80 @@ def divisor_for(clk_hz: float, baud: int, tolerance: float = 0.02) -> int:
         raise ValueError(f"{baud} baud at {clk_hz / 1e6:g} MHz: divisor {divisor} is off by "
                          f"{error:.1%} (more than {tolerance:.0%})")
     return divisor
+
+
+@dataclass(frozen=True)
+class SerialBridge:
+    """The USB-serial bridge at the host end of a board's UART, and the rates it makes exactly.
+
+    FTDI bridges divide a base clock (``base_hz``: 3 MHz on the full-speed FT232R/FT231X, 12 MHz
+    on the hi-speed FT2232H/FT232H) by ``n + k/8`` (``n`` 2 to 16383, ``k`` 0 to 7) or by 1 or
+    1.5 (the two special divisors: 3 and 2 Mbaud on the FT231X, 12 and 8 Mbaud on the FT2232H).
+    A bridge without ``base_hz`` (an adapter of unknown make) makes exactly only its ``rates``.
+
+    Parameters
+    ----------
+    name : str
+    max_baud : int
+        The bridge's fastest rate.
+    base_hz : int or None
+        FTDI baud base clock (divided by 1, 1.5 or ``n + k/8``).
+    rates : tuple of int
+        Further rates (the only ones without ``base_hz``).
+    """
+    name: str
+    max_baud: int
+    base_hz: int | None = None
+    rates: tuple[int, ...] = ()
+
+    def exact_rates(self) -> Iterator[int]:
+        """Every rate the bridge makes exactly, fastest first (rounded to whole baud)."""
+        ftdi: Iterator[int] = iter(())
+        if self.base_hz:
+            fractional = (n + k / 8 for n in range(2, 1 << 14) for k in range(8))
+            ftdi = (round(self.base_hz / d) for d in chain((1.0, 1.5), fractional))
+        last = None
+        for rate in merge(ftdi, sorted(set(self.rates), reverse=True), reverse=True):
+            if rate <= self.max_baud and rate != last:
+                yield rate
+            last = rate
+
+
+#: The ULX3S's bridge: full-speed FTDI, up to 3 Mbaud (3 MHz / (n + k/8), and 3 and 2 Mbaud).
+FT231X = SerialBridge("FTDI FT231X", 3_000_000, base_hz=3_000_000)
+#: The iCEBreaker's, Arty A7's and ECPIX-5's bridge: hi-speed FTDI, up to 12 Mbaud (12 MHz / (n + k/8),
+#: and 12 and 8 Mbaud).
+FT2232H = SerialBridge("FTDI FT2232H", 12_000_000, base_hz=12_000_000)
+#: A USB-serial adapter on header pins (the OrangeCrab has no bridge of its own): 1 Mbaud, which the
+#: common adapters (FTDI, CP2102, CH340) all make.
+SERIAL_ADAPTER = SerialBridge("USB-serial adapter", 1_000_000, rates=(1_000_000,))
+
+
+def fastest_exact_baud(bridge: SerialBridge, clk_hz: float, *, min_cycles: int = 9,
+                       tolerance: float = 1e-3) -> int:
+    """The fastest rate ``bridge`` makes exactly that ``clk_hz`` divides into a whole number of at
+    least ``min_cycles`` cycles per bit, within ``tolerance`` (0.1 %: a rate the clock misses by
+    more, however little, buys a few percent and costs receiver margin).
+
+    ``min_cycles``: the receiver samples mid-bit from the start edge it sees through a two-stage
+    synchroniser, a cycle of jitter that nine cycles per bit keep well inside the bit.
+    :class:`ValueError` if no rate fits.
+    """
+    if clk_hz <= 0 or min_cycles < 4:
+        raise ValueError(f"clock {clk_hz!r} Hz must be positive and min_cycles {min_cycles!r} at least 4")
+    for rate in bridge.exact_rates():
+        divisor = round(clk_hz / rate)
+        if divisor >= min_cycles and abs(clk_hz / divisor - rate) <= tolerance * rate:
+            return rate
+    raise ValueError(f"no rate of the {bridge.name} that a {clk_hz / 1e6:g} MHz clock divides exactly "
+                     f"(within {tolerance:.1%}, at least {min_cycles} cycles per bit)")
+
+
+def baud_text(baud: int) -> str:
+    """``2000000`` -> ``"2 Mbaud"``, ``115200`` -> ``"115.2 kbaud"``."""
+    if baud >= 1_000_000:
+        return f"{baud / 1e6:.4g} Mbaud"
+    return f"{baud / 1e3:.4g} kbaud" if baud >= 1000 else f"{baud} baud"
 
 
 def _check_divisor(divisor: int) -> None:

@@ -183,11 +183,11 @@ class _BoardSession:
         if not port:
             raise UserError("--backend board needs --port (e.g. /dev/ttyUSB0)")
         from .driver import Accelerator
-        from .driver.transports import SerialTransport
+        from .driver.transports import open_serial
         self.program, self.check = program, check
         self.macs = sum(layer.macs for layer in program.layers)
-        self.accelerator = Accelerator(SerialTransport(port, **({"baud": baud} if baud else {})),
-                                       progress=_transfer_progress())
+        self.transport = open_serial(port, baud)   # without a rate: the one the board answers at
+        self.accelerator = Accelerator(self.transport, progress=_transfer_progress())
         self.loaded = False
 
     def __call__(self, image: Path):
@@ -203,6 +203,7 @@ class _BoardSession:
         figures = {k.name.lower(): v for k, v in acc.last.counters.items()}
         figures["utilization"] = self.macs / (p.config.macs_per_cycle * max(1, figures["cycles"]))
         figures["seconds"] = round(acc.last.seconds, 3)   # link transfers included
+        figures["baud"] = self.transport.baud
         if self.check:
             # The golden model on the same input bytes: the board's int32 sums must equal it bit for bit.
             memory = runtime.GoldenBackend().run(p, runtime.input_bytes(p, x))[0]
@@ -318,7 +319,7 @@ def cmd_selftest(args) -> int:
     from .config import load_config
     from .driver import Accelerator
     from .driver.selftest import run_selftest
-    from .driver.transports import SerialTransport
+    from .driver.transports import open_serial
 
     config = load_config(args.config) if args.config else None
     tty = sys.stdout.isatty() and not args.json
@@ -328,8 +329,7 @@ def cmd_selftest(args) -> int:
             print(f"{'PASS' if check.passed else 'FAIL'}  {check.name:<12} {check.detail}  "
                   f"({check.seconds:.2f} s)", flush=True)
 
-    with Accelerator(SerialTransport(args.port, **({"baud": args.baud} if args.baud else {})),
-                     progress=_transfer_progress() if tty else None) as acc:
+    with Accelerator(open_serial(args.port, args.baud), progress=_transfer_progress() if tty else None) as acc:
         report = run_selftest(acc, config, block_bytes=args.block_bytes, memory_bytes=args.memory_bytes,
                               engine=not args.no_engine, progress=shown)
     if args.json:
@@ -525,8 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["golden", "rtl", "board"], default="golden",
                    help="golden model (default), the RTL in Verilator, or a board")
     p.add_argument("--port", help="serial port of the board (--backend board)")
-    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (default: the boards' "
-                                            "1000000; see the build report)")
+    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (default: try each board's "
+                                            "rate, `make boards`, and keep the one that answers)")
     p.add_argument("--check", action="store_true",
                    help="--backend board: also run the golden model on each input and report whether the "
                         "board's int32 sums equal it bit for bit (exit status 1 if not)")
@@ -540,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ends of the memory, and a small network bit-exact with the golden "
                                    "model. Overwrites the board's memory.")
     p.add_argument("--port", required=True, help="serial port of the board")
-    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream")
+    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (default: the one it answers at)")
     p.add_argument("--config", help="the bitstream's config (default: the preset whose tag the board reports)")
     p.add_argument("--block-bytes", type=int, default=64 << 10,
                    help="random bytes written and read back at each end of the memory (default 64 KiB)")
@@ -565,9 +565,6 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Classify images with the float ONNX model (onnxruntime).")
     p.add_argument("model", help="ONNX model")
     p.add_argument("images", nargs="+", help="image files or folders")
-    p.add_argument("--check", action="store_true",
-                   help="--backend board: also run the golden model on each input and report whether the "
-                        "board's int32 sums equal it bit for bit (exit status 1 if not)")
     p.add_argument("--top", type=int, default=5, help="classes to print (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--labels", help="class names, one per line")

@@ -200,6 +200,45 @@ def test_preload_file_and_hook(tmp_path):
     assert path.read_text().split() == ["@1", "0706050403020100"]
 
 
+def test_uart_times_at_each_board_host_link_rate(tmp_path, monkeypatch):
+    """The UART times use each board's host-link rate (ULX3S 2 Mbaud on its FT231X, ECPIX-5 6 Mbaud
+    on its FT2232H), printed beside them with the bridge; a build report naming its bridge gives
+    the bitstream's rate, an older one (1 Mbaud for every board then) gives way to the default."""
+    monkeypatch.setattr(bb, "_read_report", lambda board, config, say: None)   # whatever build/ holds
+    lines = []
+    data = bb.main(tmp_path, rtl=False, input_size=SMALL_SIZE, graph_kwargs=SMALL_NET, progress=lines.append)
+    entries = data["boards"]
+    assert (entries["ulx3s"]["baud"], entries["ulx3s"]["bridge"]) == (2_000_000, "FTDI FT231X")
+    assert (entries["ecpix5"]["baud"], entries["ecpix5"]["bridge"]) == (6_000_000, "FTDI FT2232H")
+    for entry in entries.values():
+        assert entry["baud_source"] == "board default"
+        assert math.isclose(entry["uart_input_s"], bb.uart_seconds(entry["input_bytes"], entry["baud"]))
+        assert math.isclose(entry["uart_output_s"], bb.uart_seconds(entry["output_bytes"], entry["baud"],
+                                                                    request=False))
+        assert math.isclose(entry["uart_program_s"], bb.uart_seconds(entry["program_bytes"], entry["baud"]))
+    assert data["baud"] == 2_000_000
+    assert data["comparison"]["baud"] == {"ulx3s": 2_000_000, "ecpix5": 6_000_000}
+    text = "\n".join(lines)
+    assert "UART at 2000000 baud (FTDI FT231X, board default)" in text
+    assert "UART at 6000000 baud (FTDI FT2232H, board default)" in text
+    assert "frames/s with the UART at 2 Mbaud" in text and "with the UART at 6 Mbaud)" in text
+
+    board, config = bb.BOARDS["ulx3s"], load_config("ulx3s")
+    new = {"baud": 1_000_000, "uart_divisor": 50, "bridge": "FTDI FT231X"}   # built with --baud 1000000
+    assert bb.host_link(board, config, new) == {"baud": 1_000_000, "bridge": "FTDI FT231X",
+                                                "source": "build report"}
+    old = {"baud": 1_000_000, "uart_divisor": 50}
+    assert bb.host_link(board, config, old)["baud"] == 2_000_000
+    # the small config's 25 MHz: 2 Mbaud would be 12.5 cycles per bit
+    assert bb.host_link(board, load_config("small"), None)["baud"] == 1_000_000
+
+    def no_boards(name):
+        raise ImportError("No module named 'amaranth_boards'")
+
+    monkeypatch.setattr("boards.get_board", no_boards)   # the board modules need amaranth-boards
+    assert bb.host_link(board, config, None)["baud"] == bb.host_link(board, config, old)["baud"] == 1_000_000
+
+
 # -- slow: the RTL frame measurement ------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -15,10 +15,10 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from boards import BOARDS, get_board
+from boards import BOARDS, DEFAULT_BOARD, get_board, host_link_rates
 from boards.build import BuildError, board_table, build, label_clocks, overfull_resources, plot_report, silent_abc_failure
 from boards.common import (BlockRAMMemory, BoardError, BoardTop, MemArbiter, MemCommandSlice, SPRAMMemory, SystemTop,
-                           ecp5_pll, ice40_pll, system_verilog, xilinx_ddr3_mmcm, xilinx_mmcm)
+                           ecp5_pll, host_link_baud, ice40_pll, system_verilog, xilinx_ddr3_mmcm, xilinx_mmcm)
 from rtl_gen.ddr3 import DDR3Controller
 from rtl_gen.sdram import SDRAMTiming
 from rtl_gen.testing import collect_quietly
@@ -457,6 +457,9 @@ def test_board_table_lists_every_board_and_its_last_build(tmp_path):
     assert "stale" in rows["ecpix5"] and "ddr3 512 MiB (or bram 128 KiB)" in rows["ecpix5"]
     assert "bram 128 KiB (or ddr3 128 MiB)" in rows["orangecrab"]
     assert "Vivado" in rows["arty"] and "xc7a35t" in rows["arty"]
+    assert "host link" in lines[0] and "2 Mbaud (FT231X)" in rows["ulx3s"]
+    assert "6 Mbaud (FT2232H)" in rows["ecpix5"] and "2 Mbaud (FT2232H)" in rows["icebreaker"]
+    assert "1 Mbaud (USB-serial adapter)" in rows["orangecrab"] and "4 Mbaud (FT2232H)" in rows["arty"]
 
 
 def test_clock_labels():
@@ -473,17 +476,47 @@ def test_clock_labels():
 
 
 def test_uart_rate_from_the_engine_clock():
-    """The boards' default rate divides the 50 and 25 MHz engine clocks exactly; a rate the clock
-    cannot make (within 2 %) is refused with the board's name."""
-    top = BoardTop(get_board("ulx3s"), load_config("ulx3s"), engine="standin")
-    baud, divisor = top.baud, top.system.uart_divisor
-    divisor_small = BoardTop(get_board("ulx3s"), load_config("small"), engine="standin").system.uart_divisor
-    del top
+    """A board's default rate is the fastest its bridge makes exactly that its engine clock divides
+    exactly (ULX3S: 2 Mbaud at 50 MHz, 1 Mbaud at the small config's 25 MHz); ``baud`` overrides
+    it; a rate the clock cannot make (within 2 %) is refused with the board's name."""
+    rates = {}
+    for config, baud in (("ulx3s", None), ("small", None), ("ulx3s", protocol.DEFAULT_BAUD)):
+        top = BoardTop(get_board("ulx3s"), load_config(config), engine="standin", baud=baud)
+        rates[config, baud] = (top.baud, top.system.uart_divisor)
+        del top
     collect_quietly()   # built only to inspect
-    assert baud == protocol.DEFAULT_BAUD and divisor == 50 and divisor_small == 25
+    assert rates == {("ulx3s", None): (2_000_000, 25), ("small", None): (1_000_000, 25),
+                     ("ulx3s", protocol.DEFAULT_BAUD): (protocol.DEFAULT_BAUD, 50)}
     with pytest.raises(BoardError, match="board ulx3s, config 'ulx3s': 4000000 baud at 50 MHz: divisor 12 is off"):
         BoardTop(get_board("ulx3s"), load_config("ulx3s"), engine="standin", baud=4_000_000)
     collect_quietly()   # the refused top
+
+
+@pytest.mark.parametrize("board, bridge, baud, cycles", [
+    ("ulx3s", "FTDI FT231X", 2_000_000, 25), ("ecpix5", "FTDI FT2232H", 6_000_000, 10),
+    ("icebreaker", "FTDI FT2232H", 2_000_000, 9), ("arty", "FTDI FT2232H", 4_000_000, 25),
+    ("orangecrab", "USB-serial adapter", 1_000_000, 60)])
+def test_each_board_links_at_its_bridge_rate(board, bridge, baud, cycles):
+    """Each board's bridge and default host-link rate at its own config, and the cycles per bit."""
+    spec = get_board(board)
+    clk = load_config(spec.config).clock_mhz * 1e6
+    assert spec.bridge.name == bridge and host_link_baud(spec, clk) == baud
+    assert round(clk / baud) == cycles and clk == cycles * baud
+    # a board module may pin a rate; a clock the bridge shares no exact rate with keeps DEFAULT_BAUD
+    assert host_link_baud(dataclasses.replace(spec, baud=115_200), clk) == 115_200
+    if board == "orangecrab":   # 1 Mbaud is 27.5 cycles: the adapter's one rate is not exact
+        assert host_link_baud(spec, 27.5e6) == protocol.DEFAULT_BAUD
+
+
+def test_driver_tries_every_board_rate():
+    """The driver's probe list is the boards' rates, the default board's first, DEFAULT_BAUD last."""
+    from sqzhw.driver.transports import HOST_LINK_BAUDS
+
+    rates = host_link_rates()
+    assert rates == HOST_LINK_BAUDS
+    spec = get_board(DEFAULT_BOARD)
+    assert rates[0] == host_link_baud(spec, load_config(spec.config).clock_mhz * 1e6)
+    assert rates[-1] == protocol.DEFAULT_BAUD
 
 
 @pytest.mark.skipif(shutil.which("vivado") is not None, reason="Vivado is installed: the build would run")
@@ -499,6 +532,10 @@ def test_arty_without_vivado_names_tool_and_tree(tmp_path):
     assert report["utilization"]["DSP48E1"]["available"] == 90
     assert 0 < report["utilization"]["flip-flops"]["used"] < 41_600
     assert "no place and route" in (tree / "report.txt").read_text()
+    # the host link: the FT2232H's 4 Mbaud, 25 cycles per bit at 100 MHz
+    assert (report["baud"], report["uart_divisor"], report["bridge"]) == (4_000_000, 25, "FTDI FT2232H")
+    assert "host link    4 Mbaud (25 cycles per bit) to the FTDI FT2232H (up to 12 Mbaud)" in (
+        tree / "report.txt").read_text()
     with pytest.raises(BuildError, match="arty-arty-bram"):
         build("arty", out=tmp_path, engine="standin", memory="bram")
     assert not (tmp_path / "arty-arty-bram" / "ddr3.xdc").exists()

@@ -50,6 +50,41 @@ def test_run_json_matches_info_and_golden(program, workdir, capsys):
         assert obj["top5"] == [int(k) for k in np.argsort(-np.asarray(obj["logits"]), kind="stable")[:5]]
 
 
+def test_run_on_a_board_finds_its_rate(program, workdir, capsys, monkeypatch):
+    """``--backend board`` without ``--baud`` lets the driver find the rate (``open_serial``), once for
+    all the images, and puts it in the JSON; ``--baud`` forces one; a board that never answers is a
+    clear error naming the port."""
+    from sqzhw.config import load_config
+    from sqzhw.driver import DeviceTimeout, transports
+
+    calls = []
+
+    def fake_open(port, baud=None):
+        calls.append((port, baud))
+        if port == "/dev/ttyDEAD":
+            raise DeviceTimeout(f"no sqzhw device answered on {port} at 2,000,000, 1,000,000 baud")
+        transport = transports.LoopbackTransport(transports.DeviceModel(load_config("tiny"), 1 << 22))
+        transport.baud = baud or 2_000_000
+        return transport
+
+    monkeypatch.setattr(transports, "open_serial", fake_open)
+    images = [str(workdir / "img0.png"), str(workdir / "img1.png")]
+    capsys.readouterr()
+    assert main(["run", str(program), *images, "--json"]) == 0
+    golden = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    port = ["--backend", "board", "--port", "/dev/ttyFAKE0"]
+    assert main(["run", str(program), *images, *port, "--json"]) == 0
+    board = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert calls == [("/dev/ttyFAKE0", None)]
+    assert [o["baud"] for o in board] == [2_000_000, 2_000_000]
+    assert [o["logits"] for o in board] == [o["logits"] for o in golden]
+    assert main(["run", str(program), images[0], *port, "--baud", "1000000"]) == 0
+    assert calls[-1] == ("/dev/ttyFAKE0", 1_000_000)
+    capsys.readouterr()
+    assert main(["run", str(program), images[0], "--backend", "board", "--port", "/dev/ttyDEAD"]) == 2
+    assert "/dev/ttyDEAD" in capsys.readouterr().err
+
+
 def test_run_prints_top_classes(program, workdir, capsys):
     capsys.readouterr()
     assert main(["run", str(program), str(workdir / "img0.png"), "--top", "3"]) == 0
@@ -114,9 +149,11 @@ def test_run_on_a_board_loads_once_and_checks_with_the_golden_model(program, wor
     def fake_serial(port, baud=None, **kw):
         assert port == "/dev/fake0"
         devices.append(transports.DeviceModel(prog.config, 1 << 22))
-        return transports.LoopbackTransport(devices[-1])
+        transport = transports.LoopbackTransport(devices[-1])
+        transport.baud = 2_000_000
+        return transport
 
-    monkeypatch.setattr(transports, "SerialTransport", fake_serial)
+    monkeypatch.setattr(transports, "open_serial", fake_serial)
     capsys.readouterr()
     images = [str(workdir / "img0.png"), str(workdir / "img1.png")]
     assert main(["run", str(program), *images, "--backend", "board", "--port", "/dev/fake0", "--check",
@@ -153,11 +190,10 @@ def test_selftest_on_a_board(capsys, monkeypatch):
     def fake_serial(port, baud=None, **kw):
         dev = transports.DeviceModel(small, 1 << 18)
         if broken["on"]:
-            dev.memory = bytearray(len(dev.memory))
             dev._execute = _aliasing(dev._execute, dev)
         return transports.LoopbackTransport(dev)
 
-    monkeypatch.setattr(transports, "SerialTransport", fake_serial)
+    monkeypatch.setattr(transports, "open_serial", fake_serial)
     assert main(["selftest", "--port", "/dev/fake0", "--block-bytes", "4096"]) == 0
     out = capsys.readouterr().out
     for step in ("link", "data bus", "address bus", "block", "engine"):

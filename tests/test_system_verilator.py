@@ -6,8 +6,9 @@ One simulator process per test: the scenario functions below run inside it (they
 so that the simulator process can import them) and return plain data; the assertions happen here.
 The ``small`` preset (2x2 array, 16-bit SDRAM) keeps the Verilator build near a minute and a half;
 the builds are cached under ``build/sim/system``. The network test goes through the UART pins bit
-by bit (the host's UART is HDL in the wrapper) at a fast test rate; the frame test at the boards'
-1 Mbaud; the iCEBreaker test and the error tests use the byte-stream link (no UART, same host link).
+by bit (the host's UART is HDL in the wrapper) at a fast test rate; the frame test at the fewest
+cycles per bit of any board's host-link rate; the iCEBreaker test and the error tests use the
+byte-stream link (no UART, same host link).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.rtl
 CONFIG = load_config("small")
 OTHER = load_config("tiny")
 SIZE = 8
-#: Clock cycles per UART bit in the full-system tests: a fast test setting (the boards run 1 Mbaud,
-#: 50 cycles per bit at 50 MHz); the UART logic is the same at any divisor.
+#: Clock cycles per UART bit in the full-system tests: a fast test setting (the boards run 9 to 60:
+#: the ULX3S 2 Mbaud at 50 MHz, 25); the UART logic is the same at any divisor.
 UART_DIVISOR = 8
 
 
@@ -321,14 +322,22 @@ def test_selftest_on_simulated_system(config, memory):
 
 
 def test_uart_bit_level_frames_at_the_board_rate():
-    """INFO, WRITE_MEM and READ_MEM through the UART pins, bit by bit, at the boards' real rate
-    (1 Mbaud: 25 cycles per bit at the ``small`` config's 25 MHz)."""
+    """INFO, WRITE_MEM and READ_MEM through the UART pins, bit by bit, at the boards' real rates:
+    the fewest cycles per bit that any board's default host-link rate leaves (the iCEBreaker's
+    2 Mbaud at 18 MHz: 9), the receiver's tightest case; the ULX3S's 2 Mbaud at 50 MHz is 25."""
     _skip_without_tools()
+    from boards import BOARDS, get_board
+    from boards.common import host_link_baud
     from rtl_gen.uart import divisor_for
-    from sqzhw import protocol
     from sqzhw.driver.sim_transport import run_in_verilator
 
-    divisor = divisor_for(CONFIG.clock_mhz * 1e6, protocol.DEFAULT_BAUD)
+    cycles = {}
+    for name in BOARDS:
+        spec = get_board(name)
+        clk = load_config(spec.config).clock_mhz * 1e6
+        cycles[name] = divisor_for(clk, host_link_baud(spec, clk))
+    divisor = min(cycles.values())
+    assert divisor >= 9 and cycles["ulx3s"] == 25, cycles
     out = run_in_verilator(CONFIG, uart_scenario, link="uart", uart_divisor=divisor, sim_seconds=0.05)
     assert out["info"].tag == CONFIG.tag
     assert out["back"] == out["data"]

@@ -5,7 +5,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from rtl_gen.testing import collect_quietly
-from rtl_gen.uart import UARTRx, UARTTx, divisor_for
+from rtl_gen.uart import (FT231X, FT2232H, SERIAL_ADAPTER, SerialBridge, UARTRx, UARTTx, baud_text,
+                          divisor_for, fastest_exact_baud)
 
 DIV = 16
 
@@ -178,3 +179,45 @@ def test_divisor_for():
     with pytest.raises(ValueError, match="divisor"):
         UARTRx(2)
     collect_quietly()   # the refused receiver
+
+
+def test_bridge_exact_rates():
+    """FTDI rates: the base clock over 1, 1.5 and n + k/8 (n >= 2), fastest first, none above the
+    bridge's maximum; an adapter of unknown make has only its listed rates."""
+    first = [r for _, r in zip(range(4), FT231X.exact_rates())]
+    assert first == [3_000_000, 2_000_000, 1_500_000, round(3e6 / 2.125)]
+    assert [r for _, r in zip(range(3), FT2232H.exact_rates())] == [12_000_000, 8_000_000, 6_000_000]
+    rates = set(FT2232H.exact_rates())
+    assert {4_000_000, 3_000_000, 2_000_000, 1_000_000, round(12e6 / 2.875), 115_385} <= rates
+    assert 10_000_000 not in rates and 7_000_000 not in rates     # 12 MHz / 1.2, / 1.71: no such divisor
+    assert 2_500_000 not in set(FT231X.exact_rates())             # 3 MHz / 1.2
+    assert list(SERIAL_ADAPTER.exact_rates()) == [1_000_000]
+    mixed = SerialBridge("x", 2_000_000, base_hz=3_000_000, rates=(2_500_000, 1_800_000, 2_000_000))
+    assert [r for _, r in zip(range(4), mixed.exact_rates())] == [2_000_000, 1_800_000, 1_500_000, 1_411_765]
+
+
+@pytest.mark.parametrize("bridge, mhz, baud, cycles", [
+    (FT231X, 50, 2_000_000, 25),          # ULX3S: 3 Mbaud would be 16.67 cycles (1.96 % off)
+    (FT231X, 40, 2_000_000, 20),          # ULX3S, ulx3s_bypass config
+    (FT231X, 25, 1_000_000, 25),          # the small config: 2 Mbaud would be 12.5, 1.5 Mbaud 16.67
+    (FT2232H, 60, 6_000_000, 10),         # ECPIX-5: 12 Mbaud would be 5 cycles, 8 Mbaud 7.5
+    (FT2232H, 18, 2_000_000, 9),          # iCEBreaker: 3 Mbaud would be 6 cycles
+    (FT2232H, 100, 4_000_000, 25),        # Arty: 4.17 Mbaud (12 MHz / 2.875) is 24 cycles 0.17 % off
+    (SERIAL_ADAPTER, 60, 1_000_000, 60),  # OrangeCrab
+])
+def test_fastest_exact_baud(bridge, mhz, baud, cycles):
+    assert fastest_exact_baud(bridge, mhz * 1e6) == baud
+    assert divisor_for(mhz * 1e6, baud) == cycles
+
+
+def test_fastest_exact_baud_limits():
+    # fewer cycles per bit allowed: the bridge's top rate
+    assert fastest_exact_baud(FT2232H, 60e6, min_cycles=5) == 12_000_000
+    # a looser tolerance takes the nearly exact rate
+    assert fastest_exact_baud(FT2232H, 100e6, tolerance=2e-3) == round(12e6 / 2.875)
+    with pytest.raises(ValueError, match="no rate of the USB-serial adapter that a 27.5 MHz clock"):
+        fastest_exact_baud(SERIAL_ADAPTER, 27.5e6)
+    with pytest.raises(ValueError, match="at least 4"):
+        fastest_exact_baud(FT231X, 50e6, min_cycles=2)
+    assert [baud_text(b) for b in (2_000_000, 1_411_765, 115_200, 300)] == [
+        "2 Mbaud", "1.412 Mbaud", "115.2 kbaud", "300 baud"]

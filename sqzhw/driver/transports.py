@@ -1,6 +1,7 @@
 """Byte transports for :class:`sqzhw.driver.Accelerator`, and the in-process device model.
 
-* :class:`SerialTransport` — a board's USB serial port (pyserial).
+* :class:`SerialTransport` — a board's USB serial port (pyserial); :func:`open_serial` opens it at
+  the rate the board answers at.
 * :class:`LoopbackTransport` — a :class:`DeviceModel` in this process: the protocol as the gateware
   implements it, with the golden executor as the engine. It can corrupt, drop and insert bytes in
   either direction (:class:`FaultInjector`) to test the driver's retries.
@@ -10,6 +11,7 @@
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -28,22 +30,40 @@ class SerialTransport:
     port : str
         e.g. ``/dev/ttyUSB0``.
     baud : int
-        Must match the bitstream's UART (:data:`sqzhw.protocol.DEFAULT_BAUD` unless the build
-        report says otherwise).
+        Must match the bitstream's UART (the build report's ``baud``; :func:`open_serial` finds it).
+    timeout : float
+        Default per-response timeout, seconds.
+    opener : callable, optional
+        ``opener(port, baud, timeout)`` -> a pyserial-like port (default ``serial.Serial``; tests
+        pass a fake one).
     """
 
-    def __init__(self, port: str, baud: int = protocol.DEFAULT_BAUD, timeout: float = 0.5) -> None:
-        try:
-            import serial
-        except ImportError:  # pragma: no cover - pyserial is a dependency
-            raise RuntimeError("SerialTransport needs pyserial (pip install pyserial)") from None
+    def __init__(self, port: str, baud: int = protocol.DEFAULT_BAUD, timeout: float = 0.5, *,
+                 opener: Callable | None = None) -> None:
         from .accelerator import DeviceTimeout
+        if opener is None:
+            try:
+                import serial
+            except ImportError:  # pragma: no cover - pyserial is a dependency
+                raise RuntimeError("SerialTransport needs pyserial (pip install pyserial)") from None
+            opener, failure = (lambda p, b, t: serial.Serial(p, b, timeout=t)), serial.SerialException
+        else:
+            failure = OSError
         try:
-            self._port = serial.Serial(port, baud, timeout=timeout)
-        except serial.SerialException as exc:
+            self._port = opener(port, baud, timeout)
+        except failure as exc:
             raise DeviceTimeout(f"cannot open serial port {port!r}: {exc}") from None
+        self.port = port
+        self.baud = baud
         self.byte_time = 10.0 / baud       # start + 8 data + stop bits
         self.default_timeout = timeout
+
+    def set_baud(self, baud: int) -> None:
+        """Switch the port to ``baud`` and drop what arrived before (at the old rate: garbage)."""
+        self._port.baudrate = baud
+        self.baud = baud
+        self.byte_time = 10.0 / baud
+        self._port.reset_input_buffer()
 
     def write(self, data: bytes) -> None:
         self._port.write(data)
@@ -58,6 +78,61 @@ class SerialTransport:
 
     def close(self) -> None:
         self._port.close()
+
+
+#: Each board's default host-link rate (``boards.common.host_link_baud`` at the board's own config),
+#: the most likely first, then :data:`sqzhw.protocol.DEFAULT_BAUD`: ULX3S and iCEBreaker 2 Mbaud,
+#: ECPIX-5 6 Mbaud, Arty A7 4 Mbaud, OrangeCrab 1 Mbaud. ``boards.host_link_rates()`` derives the
+#: same tuple from the board specs (a test keeps them equal); the driver does not import ``boards``,
+#: which is not installed with the package.
+HOST_LINK_BAUDS: tuple[int, ...] = (2_000_000, 6_000_000, 4_000_000, 1_000_000)
+
+
+def open_serial(port: str, baud: int | None = None, candidates: Sequence[int] = HOST_LINK_BAUDS, *,
+                timeout: float = 0.5, probe_timeout: float = 0.2, opener: Callable | None = None
+                ) -> SerialTransport:
+    """Open a board's serial port at its bitstream's rate.
+
+    With ``baud`` the port opens at that rate, no questions asked. Without, each of ``candidates``
+    (then :data:`sqzhw.protocol.DEFAULT_BAUD`) is tried in turn with an ``INFO`` request (two
+    attempts of ``probe_timeout`` seconds) and the first rate that gets a good answer is kept. At a
+    wrong rate the device sees garbage: its parser hunts for the sync byte, drops a partial frame
+    after an idle timeout and never acts on a frame whose CRC fails, and ``INFO`` has no effect
+    anyway. A device that answers but refuses (another protocol version, say) also keeps its rate:
+    the caller's own ``info()`` then reports why.
+
+    Returns
+    -------
+    SerialTransport
+        At the rate found (``transport.baud``).
+
+    Raises
+    ------
+    DeviceTimeout
+        No rate got an answer (names the port and every rate tried), or the port does not open.
+    """
+    from .accelerator import Accelerator, DeviceTimeout, DriverError, LinkError
+
+    if baud is not None:
+        return SerialTransport(port, baud, timeout, opener=opener)
+    rates = list(dict.fromkeys([*candidates, protocol.DEFAULT_BAUD]))
+    transport = SerialTransport(port, rates[0], timeout, opener=opener)
+    for rate in rates:
+        transport.set_baud(rate)
+        try:
+            Accelerator(transport, retries=1, timeout=probe_timeout).info()
+        except (LinkError, DeviceTimeout):
+            continue        # silence or garbage: not this rate
+        except (DriverError, protocol.ProtocolError):
+            pass            # a good frame came back: this is the rate
+        return transport
+    transport.close()
+    raise DeviceTimeout(f"no sqzhw device answered on {port} at {', '.join(f'{r:,}' for r in rates)} baud "
+                        f"(an INFO request at each): is the bitstream loaded and is this the board's UART? "
+                        f"A build with another --baud needs that rate passed as --baud")
+
+
+__all__ += ["HOST_LINK_BAUDS", "open_serial"]
 
 
 @dataclass

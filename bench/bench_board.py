@@ -149,16 +149,33 @@ def _ext_cycle_model(config, clock_mhz: float, memory: str = "sdram-model"):
     return ExtMemoryCycleModel(), tp
 
 
-def uart_seconds(n_bytes: int, baud: int, max_payload: int | None = None, request: bool = True) -> float:
-    """Time to move ``n_bytes`` of memory over the host link: frames of at most ``max_payload``
-    bytes, each with its header, address/args and CRC, plus the reply frame; 10 bits per byte."""
+def uart_seconds(n_bytes: int, baud: int, max_payload: int | None = None, request: bool = True,
+                 window: int | None = None, turnaround_s: float = 0.001) -> float:
+    """Time to move ``n_bytes`` of memory over the host link, a model: frames of at most
+    ``max_payload`` bytes, each with its header, address/args and CRC, plus the reply frame; 10 bits
+    per byte; and ``turnaround_s`` per response the host waits for (the USB round trip: a USB serial
+    bridge holds a short response until its latency timer expires, 1-16 ms on an FTDI).
+
+    ``window``: ``WRITE_MEM`` frames in flight (``request=True``; default the devices'
+    :data:`sqzhw.protocol.DEFAULT_WINDOW`, as the driver writes). Reads (``request=False``) are
+    stop-and-wait whatever ``window`` says. Stop-and-wait (``window=1``) pays each frame's request,
+    reply and turnaround in turn; a window overlaps them: one frame per ``max(request line time,
+    round trip / window)`` and the last one's whole round trip. ``window=1, turnaround_s=0``: the
+    line time of both directions.
+    """
     from sqzhw import protocol
     max_payload = max_payload or protocol.MAX_PAYLOAD
+    window = protocol.DEFAULT_WINDOW if window is None else window
     frames = max(1, math.ceil(n_bytes / max_payload))
     overhead = protocol.REQUEST_HEADER_BYTES + protocol.CRC_BYTES + protocol.RESPONSE_HEADER_BYTES \
         + protocol.CRC_BYTES
     args = protocol.WRITE_ADDR_BYTES if request else 6
-    return (n_bytes + frames * (overhead + args)) * 10 / baud
+    line = (n_bytes + frames * (overhead + args)) * 10 / baud
+    if window <= 1 or not request:
+        return line + frames * turnaround_s
+    round_trip = line / frames + turnaround_s
+    request_line = (n_bytes / frames + protocol.REQUEST_HEADER_BYTES + protocol.CRC_BYTES + args) * 10 / baud
+    return (frames - 1) * max(request_line, round_trip / window) + round_trip
 
 
 def _say(line: str) -> None:
@@ -600,6 +617,10 @@ def board_section(board: BoardBench, out_dir: Path, *, rtl: bool = True, config_
     t_in = uart_seconds(in_bytes, baud)
     t_out = uart_seconds(out_bytes, baud, request=False)
     t_prog = uart_seconds(prog_bytes, baud)
+    # The link model's other way: every WRITE_MEM stop-and-wait (window 1), a USB turnaround each.
+    from sqzhw.protocol import DEFAULT_WINDOW
+    stop_and_wait = {"input_s": uart_seconds(in_bytes, baud, window=1),
+                     "program_s": uart_seconds(prog_bytes, baud, window=1)}
 
     model_rates = {}
     for label, mhz in (("config clock", clock), ("Fmax", fmax)):
@@ -647,6 +668,9 @@ def board_section(board: BoardBench, out_dir: Path, *, rtl: bool = True, config_
         f"output {out_bytes:,} B = {t_out:.3f} s per frame; program {prog_bytes:,} B = {t_prog:.1f} s "
         f"once per model")
 
+    say(f"  (UART times: a link model with a 1 ms USB turnaround per response wait; writes keep "
+        f"{DEFAULT_WINDOW} frames in flight as the driver does; stop-and-wait the input would take "
+        f"{stop_and_wait['input_s']:.2f} s and the program {stop_and_wait['program_s']:.1f} s)")
     png = out_dir / ("bench_board_units.png" if board.name == "ulx3s" else f"bench_board_units_{board.name}.png")
     plot = plot_units(measured, png) if measured is not None else None
     summary = {"board": board.name, "memory": board.memory,
@@ -664,6 +688,8 @@ def board_section(board: BoardBench, out_dir: Path, *, rtl: bool = True, config_
                "plot": str(plot) if plot else None,
                "utilization": report.get("utilization") if report else None,
                "seconds": rtl_seconds}
+    summary["uart_model"] = {"window": DEFAULT_WINDOW, "turnaround_s": 0.001,
+                             "stop_and_wait": stop_and_wait}
     return {**summary, "measurement": measured}
 
 

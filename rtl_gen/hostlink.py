@@ -10,7 +10,10 @@ drive ``rd_cmd`` / ``rd_data`` / ``wr``, the engine's memory-port shape, so a bo
 the host and the engine onto one memory. The engine's control inputs (``start`` ...``wr_hi``) are
 members of the same names as the engine's; ``engine_reset`` is a one-cycle pulse on ``RESET``
 (the board top resets the engine with it). The whole link is one clock domain and handles one
-frame at a time: it does not take request bytes while it answers (the host waits for answers).
+frame at a time. Its protocol engine takes no request byte while it executes a frame and answers it,
+so a receive FIFO in front of it keeps the bytes a host sends meanwhile: ``window`` ``WRITE_MEM``
+frames may be in flight (the protocol's windowed writes). :func:`rx_fifo_depth` sizes it for a whole
+``WRITE_MEM`` executed and answered while request bytes keep arriving at the line rate.
 
 Area (it sits next to the engine on an iCE40 UP5K): the fixed arguments (``START``'s, ``READ_MEM``'s
 and ``WRITE_MEM``'s address) are read back from the payload buffer after the CRC check instead of
@@ -22,7 +25,7 @@ buffer's block RAM after the payload (no byte ROM in logic); the idle timer is a
 """
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -32,7 +35,7 @@ from sqzhw.protocol import Command, Status
 
 from .buffers import NO_INIT_ATTR
 
-__all__ = ["HostLink", "crc16_next"]
+__all__ = ["HostLink", "crc16_next", "rx_backlog", "rx_fifo_depth", "WRITE_WAIT"]
 
 
 def crc16_next(crc, byte):
@@ -62,6 +65,40 @@ def _idle_lfsr(cycles: int) -> tuple[int, int, int]:
     raise ValueError(f"no LFSR counts {cycles} cycles")
 
 
+#: Cycles the memory may hold ``wr.ready`` low per word, on average over a ``WRITE_MEM`` (arbiter,
+#: row changes, refresh): the receive FIFO's sizing assumption. Measured with three full frames in the
+#: system simulations (the link offers a word every ``2 * ext_bytes + 1`` cycles): 0 on the SPRAM, the
+#: SDRAM controller and model and the DDR3 controller and model; 2 leaves room for refresh.
+WRITE_WAIT = 2
+
+
+def rx_backlog(ext_bytes: int, max_payload: int, uart_divisor: int, write_wait: int = WRITE_WAIT) -> int:
+    """Request bytes that arrive at the line rate (``10 * uart_divisor`` cycles per byte) while
+    :class:`HostLink` executes a ``WRITE_MEM`` of ``max_payload`` bytes and answers it.
+
+    From the frame's last CRC byte the link spends 16 cycles on the check and the arguments, then
+    per memory word two cycles per byte (payload buffer read) plus the write handshake (``1 +
+    write_wait``), then sends the 8-byte response at the line rate (the UART transmitter takes the
+    first byte at once); meanwhile bytes keep arriving, one more than whole byte times. A shorter
+    ``WRITE_MEM`` or a NAK takes less (the other commands are stop-and-wait), and every frame takes
+    longer on the line than the link takes to execute and answer it, so the FIFO drains between
+    full frames: this is the most it ever holds (tests/test_hostlink.py measures it).
+    """
+    byte_cycles = 10 * uart_divisor
+    words = -(-(max_payload - protocol.WRITE_ADDR_BYTES) // ext_bytes)
+    execute = 16 + words * (2 * ext_bytes + 1 + write_wait)
+    answer = (protocol.RESPONSE_HEADER_BYTES + protocol.CRC_BYTES) * (byte_cycles + 1)
+    return (execute + answer) // byte_cycles + 1
+
+
+def rx_fifo_depth(ext_bytes: int, max_payload: int, uart_divisor: int, write_wait: int = WRITE_WAIT) -> int:
+    """The receive FIFO's depth: :func:`rx_backlog` and a quarter more (at least 4). The iCEBreaker
+    (16-bit words, 18 MHz): 33 bytes at 1 Mbaud (18 cycles per bit), 58 at 2 Mbaud (9); one block
+    RAM and ~40 logic cells there."""
+    backlog = rx_backlog(ext_bytes, max_payload, uart_divisor, write_wait)
+    return backlog + max(4, backlog // 4)
+
+
 class HostLink(wiring.Component):
     """Protocol engine of the host link.
 
@@ -78,11 +115,24 @@ class HostLink(wiring.Component):
     counter_port : bool
         Read the counters one at a time through ``ctr_sel`` / ``ctr_value`` / ``ctr_valid`` (a
         :class:`rtl_gen.counters.CounterRAM`) instead of the engine's 288-bit ``counters``.
+    uart_divisor : int, optional
+        Clock cycles per bit of the line that feeds ``rx`` (default:
+        :data:`sqzhw.protocol.DEFAULT_BAUD` at ``config.clock_mhz``): sizes the receive FIFO.
+    window : int
+        ``WRITE_MEM`` frames a host may have in flight, reported by ``INFO``. 1: stop-and-wait, no
+        receive FIFO (the host must not send while the link answers).
+    write_wait : int
+        The memory's worst average ``wr`` wait per word that the FIFO is sized for (:data:`WRITE_WAIT`).
+
+    Attributes
+    ----------
+    rx_fifo : SyncFIFOBuffered or None
+        The receive FIFO (``rx_fifo.depth`` bytes), ``None`` with ``window = 1``.
 
     Members
     -------
     rx : In(stream.Signature(8))
-        Request bytes.
+        Request bytes (into the receive FIFO: ``ready`` stays high for bytes at the line rate).
     tx : Out(stream.Signature(8))
         Response bytes.
     rd_cmd, rd_data, wr :
@@ -100,7 +150,8 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig, mem_bytes: int, max_payload: int = protocol.MAX_PAYLOAD,
-                 idle_timeout: int = 10_000, *, counter_port: bool = False) -> None:
+                 idle_timeout: int = 10_000, *, counter_port: bool = False, uart_divisor: int | None = None,
+                 window: int = protocol.DEFAULT_WINDOW, write_wait: int = WRITE_WAIT) -> None:
         if not 16 <= max_payload <= protocol.MAX_PAYLOAD:
             raise ValueError(f"max_payload must be 16..{protocol.MAX_PAYLOAD}, got {max_payload!r}")
         if max_payload % config.ext_bytes:
@@ -110,11 +161,26 @@ class HostLink(wiring.Component):
                              f"up to 2**32")
         if idle_timeout < 1:
             raise ValueError(f"idle_timeout must be positive, got {idle_timeout!r}")
+        if not 1 <= window <= 255:
+            raise ValueError(f"window must be 1..255 frames, got {window!r}")
+        if uart_divisor is None:
+            uart_divisor = max(1, round(config.clock_mhz * 1e6 / protocol.DEFAULT_BAUD))
+        if uart_divisor < 1 or write_wait < 0:
+            raise ValueError(f"uart_divisor {uart_divisor!r} must be positive and write_wait {write_wait!r} "
+                             f"not negative")
         self.config = config
         self.mem_size = mem_bytes
         self.max_payload = max_payload
         self.idle_timeout = idle_timeout
         self.counter_port = counter_port
+        self.uart_divisor = uart_divisor
+        self.window = window
+        # The FIFO belongs to the link, not to the UART in front of it: its depth follows from this
+        # FSM's execute and answer times, it is what makes INFO's window true whatever feeds `rx`
+        # (UART pins or the simulations' byte stream), and window = 1 builds without it.
+        self.rx_fifo = (fifo.SyncFIFOBuffered(width=8, depth=rx_fifo_depth(config.ext_bytes, max_payload,
+                                                                           uart_divisor, write_wait))
+                        if window > 1 else None)
         bits = config.ext_data_bits
         n = len(isa.Counter)
         counters = ({"ctr_sel": Out(range(n)), "ctr_value": In(32), "ctr_valid": In(1)} if counter_port
@@ -148,7 +214,7 @@ class HostLink(wiring.Component):
         n_counters = len(isa.Counter)
         max_payload = self.max_payload
 
-        info = protocol.encode_info(self.config.tag, e, self.mem_size % (1 << 32), max_payload)
+        info = protocol.encode_info(self.config.tag, e, self.mem_size % (1 << 32), max_payload, self.window)
         status_bytes = protocol.StatusReply.as_shape().size // 8
         reply_max = max(len(info), 4 * n_counters, status_bytes)
         args_bytes = protocol.StartArgs.as_shape().size // 8
@@ -200,16 +266,22 @@ class HostLink(wiring.Component):
         ]
         m.d.sync += [self.start.eq(0), self.engine_reset.eq(0)]
 
-        rx_byte = self.rx.payload
-        rx_take = self.rx.valid & self.rx.ready
+        # The FSM reads request bytes from the receive FIFO (or straight from `rx` without one).
+        rx = self.rx
+        if self.rx_fifo is not None:
+            m.submodules.rx_fifo = self.rx_fifo
+            wiring.connect(m, wiring.flipped(self.rx), self.rx_fifo.w_stream)
+            rx = self.rx_fifo.r_stream
+        rx_byte = rx.payload
+        rx_take = rx.valid & rx.ready
         tx_take = self.tx.valid & self.tx.ready
 
         # One CRC update for both directions (a request and its response never overlap).
         crc_step = Signal()
         tx_crc = Signal()                      # the byte on tx is covered by the CRC
-        m.d.comb += crc_step.eq(Mux(self.rx.ready, rx_take, tx_take & tx_crc))
+        m.d.comb += crc_step.eq(Mux(rx.ready, rx_take, tx_take & tx_crc))
         with m.If(crc_step):
-            m.d.sync += crc.eq(crc16_next(crc, Mux(self.rx.ready, rx_byte, self.tx.payload)))
+            m.d.sync += crc.eq(crc16_next(crc, Mux(rx.ready, rx_byte, self.tx.payload)))
 
         # idle timeout: a frame in progress dies when the link is quiet
         # (an LFSR stands for the cycle counter: no adder, and one compare with a constant)
@@ -258,13 +330,13 @@ class HostLink(wiring.Component):
 
         with m.FSM():
             with m.State("SYNC"):
-                m.d.comb += self.rx.ready.eq(1)
+                m.d.comb += rx.ready.eq(1)
                 with m.If(rx_take & (rx_byte == protocol.REQUEST_SYNC)):
                     m.d.sync += [crc.eq(protocol.CRC_INIT), idx.eq(0)]
                     m.next = "HEADER"
 
             with m.State("HEADER"):
-                m.d.comb += [self.rx.ready.eq(1), in_frame.eq(1)]
+                m.d.comb += [rx.ready.eq(1), in_frame.eq(1)]
                 with m.If(timed_out):
                     m.next = "SYNC"
                 with m.Elif(rx_take):
@@ -286,7 +358,7 @@ class HostLink(wiring.Component):
                                 m.next = "PAYLOAD"
 
             with m.State("PAYLOAD"):
-                m.d.comb += [self.rx.ready.eq(1), in_frame.eq(1), wp.en.eq(rx_take)]
+                m.d.comb += [rx.ready.eq(1), in_frame.eq(1), wp.en.eq(rx_take)]
                 with m.If(timed_out):
                     m.next = "SYNC"
                 with m.Elif(rx_take):
@@ -296,7 +368,7 @@ class HostLink(wiring.Component):
                         m.next = "CRC"
 
             with m.State("CRC"):
-                m.d.comb += [self.rx.ready.eq(1), in_frame.eq(1)]
+                m.d.comb += [rx.ready.eq(1), in_frame.eq(1)]
                 with m.If(timed_out):
                     m.next = "SYNC"
                 with m.Elif(rx_take):

@@ -16,19 +16,49 @@ byte, CRC included, gives 0. The two directions use different sync bytes so that
 request is never taken for a response. ``length`` is at most :data:`MAX_PAYLOAD`.
 
 The device answers every request whose CRC is good and whose header it could parse, echoing its
-``command`` and ``seq``: with :attr:`Status.OK` and the command's reply payload, or with a NAK
-status and an empty payload. A request whose CRC fails gets :attr:`Status.BAD_CRC` and is never
-acted on. A request whose length exceeds the device's maximum gets :attr:`Status.BAD_LENGTH`
-right after its header (the device then resynchronises on the next sync byte). A frame cut short
-(dropped bytes) is discarded silently after :data:`IDLE_TIMEOUT_BYTES` byte times without a byte;
-the host's timeout and retry cover it.
+``command`` and ``seq``, in the order the requests arrive: with :attr:`Status.OK` and the command's
+reply payload, or with a NAK status and an empty payload. A request whose CRC fails gets
+:attr:`Status.BAD_CRC` and is never acted on. A request whose length exceeds the device's maximum
+gets :attr:`Status.BAD_LENGTH` right after its header (the device then resynchronises on the next
+sync byte). A frame cut short (dropped bytes) is discarded silently after :data:`IDLE_TIMEOUT_BYTES`
+byte times without a byte at the device's parser (which may first be busy for up to one
+``WRITE_MEM``'s execution and answer with bytes it kept, see below); the host's timeout and retry
+cover it. A frame cut short that is followed at once by another swallows the head of the next
+one: the device NAKs the pair as one bad frame, or drops it, and hunts for the next sync byte.
 
 Retries
 -------
 The host retries a request with the *same* ``seq`` after a timeout or a bad response. Every
 command is idempotent except ``START``; the device therefore remembers the ``seq`` of the last
 ``START`` it executed and acknowledges a repeated ``START`` with that ``seq`` without starting the
-engine again. The host increments ``seq`` (mod 256) for every new request.
+engine again. The host takes a new ``seq`` (mod 256) for every new request.
+
+Windowed writes
+---------------
+A host may keep up to ``window`` ``WRITE_MEM`` frames in flight (sent, not yet answered), where
+``window`` is what the device advertises in :data:`InfoHeader` (1: stop-and-wait) or less, and
+never more than :data:`MAX_WINDOW`. The device keeps the request bytes that arrive while it executes
+a frame and answers it (a receive FIFO sized for one whole ``WRITE_MEM`` at the line rate), so
+frames sent back-to-back at the line rate are never lost; a host on a USB serial bridge then pays
+the bridge's response latency once per transfer instead of once per frame. The rules:
+
+* Only ``WRITE_MEM`` is windowed. Every other command is stop-and-wait: the host sends it when no
+  frame is in flight and waits for its response before sending anything else.
+* ``WRITE_MEM`` is idempotent (a copy executed twice writes the same bytes), so the host may resend
+  any frame it has no ``OK`` for; the frames of one transfer write disjoint addresses, and the
+  device executes frames in arrival order, so a late copy never overwrites newer data.
+* Responses come back in the order the frames arrived. An ``OK`` for frame *k* therefore means that
+  every frame whose last copy was sent before *k*'s first copy and that has no response was lost
+  (on the way there or back): the host resends it without waiting for a timeout.
+* ``BAD_CRC``, or ``BAD_LENGTH`` for a legal length (its header was corrupted), makes the host
+  resend that frame; a link quiet for the response timeout with frames in flight makes it resend
+  every frame not acknowledged. Only frames without an ``OK`` are ever resent.
+* Every new frame takes a new ``seq``, never one still in flight. A few copies of each frame at
+  most (the host's retries) and a window far below 256 (:data:`MAX_WINDOW`) keep a late answer to
+  an old copy from ever being taken for a newer frame's answer once ``seq`` wraps around.
+* ``BUSY`` or any other NAK (``BAD_ADDRESS`` ...) ends the transfer with an error; answers to the
+  other frames still in flight are then stale, and the host ignores them (their ``seq`` is not the
+  one it waits for).
 
 Commands and payloads
 ---------------------
@@ -36,7 +66,7 @@ Commands and payloads
 command          request payload                             reply payload (``Status.OK``)
 ===============  ==========================================  =====================================
 ``INFO``         (empty)                                     :data:`InfoHeader` + config tag (ASCII)
-``WRITE_MEM``    address u32 + data                          (empty)
+``WRITE_MEM``    address u32 + data (windowed)               (empty)
 ``READ_MEM``     :data:`ReadArgs` (address u32, count u16)   ``count`` bytes
 ``START``        :data:`StartArgs`                           (empty)
 ``STATUS``       (empty)                                     :data:`StatusReply`
@@ -48,6 +78,9 @@ command          request payload                             reply payload (``St
 word (``ext_bytes`` in :data:`InfoHeader`) and stay inside its memory (``mem_bytes``), otherwise
 :attr:`Status.BAD_ADDRESS`. ``WRITE_MEM`` and ``START`` while the engine is busy get
 :attr:`Status.BUSY`.
+
+Versions: 2 added ``window`` to :data:`InfoHeader` (version 1 devices are stop-and-wait; their INFO
+reply has no ``window`` byte).
 """
 
 
@@ -65,10 +98,10 @@ __all__ = [
     "ReadArgs", "StartArgs", "StatusReply", "Frame", "ProtocolError", "crc16", "crc16_update",
     "crc16_matrix", "encode_frame", "encode_request", "encode_response", "FrameDecoder",
     "REQUEST_HEADER_BYTES", "RESPONSE_HEADER_BYTES", "CRC_BYTES", "decode_info", "decode_status",
-    "decode_counters", "encode_info", "encode_status", "encode_counters",
+    "decode_counters", "encode_info", "encode_status", "encode_counters", "DEFAULT_WINDOW", "MAX_WINDOW",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 #: The boards' UART rate. Every supported board's USB serial bridge is an FTDI chip, which makes
 #: 1 Mbaud exactly (3 MHz / 3), and the engine clocks in ``configs/`` divide it within 1 %
 #: (50 MHz / 50, 25 MHz / 25). Nearly 9x 115200 baud: the input image is the longest transfer.
@@ -79,6 +112,12 @@ RESPONSE_SYNC = 0x5A
 MAX_PAYLOAD = 1024
 #: A frame in progress is dropped after this many byte times without a new byte.
 IDLE_TIMEOUT_BYTES = 32
+#: ``WRITE_MEM`` frames in flight a device with a receive FIFO advertises: a full frame is ~10 ms at
+#: 1 Mbaud, so 8 cover an FTDI bridge's 16 ms latency timer several times over.
+DEFAULT_WINDOW = 8
+#: The most ``WRITE_MEM`` frames a host keeps in flight, whatever a device advertises: ``seq`` is
+#: mod 256, and the copies of the frames in flight must stay far below that.
+MAX_WINDOW = 16
 CRC_POLY = 0x1021
 CRC_INIT = 0xFFFF
 CRC_BYTES = 2
@@ -130,6 +169,7 @@ class InfoHeader(data.Struct):
     ext_bytes: 8
     max_payload: 16
     mem_bytes: 32
+    window: 8           #: ``WRITE_MEM`` frames a host may have in flight (1: stop-and-wait)
 
 
 class ReadArgs(data.Struct):
@@ -357,21 +397,32 @@ def _from_bytes(layout, raw: bytes, what: str):
     return layout.from_bits(int.from_bytes(raw[:size], "little"))
 
 
-def encode_info(tag: str, ext_bytes: int, mem_bytes: int, max_payload: int = MAX_PAYLOAD) -> bytes:
+def encode_info(tag: str, ext_bytes: int, mem_bytes: int, max_payload: int = MAX_PAYLOAD,
+                window: int = DEFAULT_WINDOW) -> bytes:
     """The ``INFO`` reply payload."""
+    if not 1 <= window <= 255:
+        raise ProtocolError(f"window = {window!r}: 1..255 frames")
     return _const_bytes(InfoHeader, {"version": PROTOCOL_VERSION, "ext_bytes": ext_bytes,
-                                     "max_payload": max_payload, "mem_bytes": mem_bytes}) + tag.encode("ascii")
+                                     "max_payload": max_payload, "mem_bytes": mem_bytes,
+                                     "window": window}) + tag.encode("ascii")
 
 
 def decode_info(raw: bytes) -> dict:
-    """``{"version", "ext_bytes", "max_payload", "mem_bytes", "tag"}`` from an ``INFO`` reply."""
-    h = _from_bytes(InfoHeader, raw, "INFO")
+    """``{"version", "ext_bytes", "max_payload", "mem_bytes", "window", "tag"}`` from an ``INFO``
+    reply (a version 1 reply has no ``window``: 1, stop-and-wait)."""
+    if raw[:1] == b"\x01":
+        # Version 1: the header without its last byte (the version check then refuses the device).
+        size = InfoHeader.as_shape().size // 8 - 1
+        h = _from_bytes(InfoHeader, raw[:size] + b"\x01", "INFO")
+    else:
+        size = InfoHeader.as_shape().size // 8
+        h = _from_bytes(InfoHeader, raw, "INFO")
     try:
-        tag = raw[InfoHeader.as_shape().size // 8:].decode("ascii")
+        tag = raw[size:].decode("ascii")
     except UnicodeDecodeError:
         raise ProtocolError(f"INFO reply carries a non-ASCII config tag {raw!r}") from None
     return {"version": int(h.version), "ext_bytes": int(h.ext_bytes), "max_payload": int(h.max_payload),
-            "mem_bytes": int(h.mem_bytes), "tag": tag}
+            "mem_bytes": int(h.mem_bytes), "window": int(h.window), "tag": tag}
 
 
 def encode_status(busy: bool, done: bool, error: int, error_pc: int, *, mem_starting: bool = False,

@@ -128,6 +128,22 @@ def test_model_figures_and_uart():
     assert 100_000 * 10 / 115200 < t < 2 * 100_000 * 10 / 115200
 
 
+def test_uart_seconds_link_model():
+    """Stop-and-wait without turnaround is the line time of both directions (as before the window);
+    each response wait adds the USB turnaround; a window hides it, down to the request line time."""
+    n, baud = 400_000, 1_000_000
+    frames = -(-n // 1024)
+    line = (n + frames * (13 + 4)) * 10 / baud
+    assert bb.uart_seconds(n, baud, window=1, turnaround_s=0) == line
+    assert bb.uart_seconds(n, baud, window=1, turnaround_s=0.016) == pytest.approx(line + frames * 0.016)
+    windowed = bb.uart_seconds(n, baud, window=4, turnaround_s=0.016)
+    assert (n + frames * 10) * 10 / baud < windowed < line + 0.02          # one turnaround, not 391
+    assert bb.uart_seconds(n, baud) < bb.uart_seconds(n, baud, window=1)   # the default: windowed, 1 ms
+    # reads stay stop-and-wait
+    assert bb.uart_seconds(n, baud, request=False, window=8) == bb.uart_seconds(n, baud, request=False,
+                                                                                window=1)
+
+
 def test_without_zero_init_drops_only_large_zero_memories():
     """The export shortcut the 4 Mi-word SDRAM model needs (sqzhw.driver.sim_transport)."""
     from amaranth.back import verilog

@@ -171,3 +171,149 @@ def test_infer_matches_golden():
     other = load_config("small")
     with pytest.raises(ConfigMismatchError):
         acc.load(type(program)(**{**program.__dict__, "config": other}))
+
+
+# -- windowed writes ------------------------------------------------------------------------------------
+
+class CountingTransport(LoopbackTransport):
+    """A loopback that records the request frames in flight: sent and not yet read back."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.unread = 0
+        self.most_unread = 0
+        self.seqs_in_flight: list[list[int]] = []
+        self._seqs: list[int] = []
+
+    def write(self, data: bytes) -> None:
+        self.unread += 1
+        self.most_unread = max(self.most_unread, self.unread)
+        self._seqs.append(data[2])
+        self.seqs_in_flight.append(list(self._seqs))
+        super().write(data)
+
+    def read(self, timeout: float) -> bytes:
+        out = super().read(timeout)
+        if out:
+            self.unread = 0
+            self._seqs = []
+        return out
+
+
+def windowed(window=None, device_window=protocol.DEFAULT_WINDOW, to=None, back=None, **kw):
+    device = DeviceModel(TINY, 1 << 16, max_payload=kw.pop("max_payload", 128), window=device_window,
+                         busy_polls=kw.pop("busy_polls", 0))
+    transport = CountingTransport(device, to, back)
+    return Accelerator(transport, TINY, window=window, **kw), device, transport
+
+
+def test_windowed_write_keeps_frames_in_flight_and_lands_bit_exact():
+    acc, device, transport = windowed()
+    assert acc.info().window == protocol.DEFAULT_WINDOW and acc.write_window == protocol.DEFAULT_WINDOW
+    data = np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    seen = []
+    acc.progress = lambda done, total, what: seen.append((done, total, what))
+    acc.write(0x100, data)
+    np.testing.assert_array_equal(np.frombuffer(device.memory[0x100:0x100 + 3000], np.uint8),
+                                  np.frombuffer(data, np.uint8))
+    frames = -(-3000 // acc._chunk())
+    assert transport.most_unread == protocol.DEFAULT_WINDOW   # the window filled before the first read
+    assert acc.stats.requests == frames + 1 and acc.stats.retries == 0     # + INFO
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen) and seen[-1] == (3000, 3000, "write")
+    # seq: a new one per frame, never one still in flight
+    assert all(len(s) == len(set(s)) for s in transport.seqs_in_flight)
+
+
+@pytest.mark.parametrize("window,device_window,expect", [(1, 8, 1), (None, 1, 1), (3, 8, 3), (None, 200, 16),
+                                                          (16, 4, 4)])
+def test_window_is_the_smaller_of_device_and_caller(window, device_window, expect):
+    acc, device, transport = windowed(window, device_window)
+    assert acc.write_window == expect
+    data = os.urandom(2000)
+    acc.write(0, data)
+    assert bytes(device.memory[:2000]) == data
+    assert transport.most_unread == expect      # window = 1 is stop-and-wait: one frame, then its answer
+    with pytest.raises(ValueError, match="window"):
+        Accelerator(transport, TINY, window=0)
+    with pytest.raises(ValueError, match="window"):
+        Accelerator(transport, TINY, window=protocol.MAX_WINDOW + 1)
+
+
+def test_seq_skips_the_ones_in_flight():
+    acc, _, _ = windowed()
+    acc._seq = 253
+    assert acc._next_seq({254, 255, 0}) == 1 and acc._next_seq() == 2
+
+
+@pytest.mark.parametrize("window", [1, 4, 8])
+@pytest.mark.parametrize("seed", range(3))
+def test_windowed_write_under_faults_both_ways(window, seed):
+    """Bytes corrupted, dropped and inserted in both directions (a dropped byte makes a frame swallow
+    the head of the next one): the memory still ends up bit-exact, and the retries show it."""
+    rates = dict(corrupt=1e-3, drop=1e-3, insert=5e-4)
+    back = FaultInjector(seed=50 + seed, corrupt=5e-3, drop=3e-3, insert=3e-3)
+    acc, device, _ = windowed(window, to=FaultInjector(seed=seed, **rates), back=back, retries=10)
+    data = np.random.default_rng(seed).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    acc.write(0x400, data)
+    np.testing.assert_array_equal(np.frombuffer(device.memory[0x400:0x400 + len(data)], np.uint8),
+                                  np.frombuffer(data, np.uint8))
+    s = acc.stats
+    faults = acc.transport.to_device.events, acc.transport.from_device.events
+    acc.transport.to_device = acc.transport.from_device = None
+    assert acc.read(0x400, len(data)) == data
+    assert sum(faults[0].values()) > 0 and sum(faults[1].values()) > 0
+    assert s.retries > 0 and s.requests > s.retries
+    assert s.naks_bad_crc + s.timeouts + s.bad_frames > 0
+
+
+def test_lost_answer_is_resent_without_a_timeout():
+    """The device answers in order: the OK of a later frame shows the earlier frame's answer was lost,
+    and the frame goes again at once (no quiet link needed)."""
+    calls = []
+
+    def lose_second_answer(reply: bytes) -> bytes:
+        calls.append(reply)
+        return b"" if len(calls) == 3 else reply      # 1: INFO, 2: frame 1, 3: frame 2's answer
+    acc, device, _ = windowed(4, back=lose_second_answer)
+    acc.info()
+    data = os.urandom(600)
+    acc.write(0, data)
+    assert bytes(device.memory[:600]) == data
+    assert (acc.stats.retries, acc.stats.timeouts) == (1, 0)
+    writes = [f for f in device.executed if f.command == protocol.Command.WRITE_MEM]
+    assert len(writes) == -(-600 // acc._chunk()) + 1 and writes[-1].seq == writes[1].seq
+
+
+def test_windowed_write_gives_up_naming_the_address():
+    acc, device, transport = windowed(retries=2)
+    acc.info()
+    transport.to_device = FaultInjector(drop=1.0)
+    with pytest.raises(DeviceTimeout, match=r"WRITE_MEM at 0x200: no response from the device after 3 "
+                                            r"attempts"):
+        acc.write(0x200, bytes(1000))
+    acc, device, transport = windowed(retries=2)
+    acc.info()
+    transport.to_device = FaultInjector(corrupt=0.2, seed=3)
+    with pytest.raises(LinkError, match=r"WRITE_MEM at 0x[0-9a-f]+: no good response after 3 attempts "
+                                        r"\(.*CRC"):
+        acc.write(0x200, bytes(1000))
+    assert acc.stats.retries >= 2 and acc.stats.naks_bad_crc > 0
+
+
+def test_windowed_write_naks_are_errors():
+    from dataclasses import replace
+
+    from sqzhw.driver import DeviceBusyError
+
+    acc, device, _ = windowed(busy_polls=5)
+    acc.write(0, isa.pack_program(copy_program(0x400, 0x800, 2, 4)))
+    acc.start(0, 4, 0x800, 0x820)
+    with pytest.raises(DeviceBusyError, match="WRITE_MEM at 0x400"):
+        acc.write(0x400, bytes(1000))
+    acc.reset()
+    acc.write(0x400, bytes(1000))    # the stale answers of the refused frames are ignored
+    # A device smaller than the driver believes: BAD_ADDRESS names the frame's address.
+    acc._info = replace(acc.device, mem_bytes=2 * device.mem_bytes)
+    with pytest.raises(DriverError, match=r"WRITE_MEM at 0xff8c \(seq \d+, 124 data bytes\) refused by the "
+                                          r"device: BAD_ADDRESS"):
+        acc.write(device.mem_bytes - 240, bytes(480))     # 124-byte frames: the second crosses the end

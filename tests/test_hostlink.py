@@ -1,6 +1,7 @@
 """HostLink in the Amaranth simulator: byte streams in and out, a memory model with random stalls
 and an engine stand-in; responses compared with the Python device model (sqzhw.driver.DeviceModel)
-byte for byte, and the driver run against the gateware."""
+byte for byte, the driver run against the gateware, and back-to-back frames at a UART's line rate
+into the receive FIFO (its sizing)."""
 
 import os
 from collections import deque
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rtl_gen.hostlink import HostLink, _idle_lfsr, _lfsr_step
+from rtl_gen.hostlink import WRITE_WAIT, HostLink, _idle_lfsr, _lfsr_step, rx_backlog, rx_fifo_depth
+from rtl_gen.testing import collect_quietly
 from sqzhw import isa, protocol
 from sqzhw.config import load_config
 from sqzhw.driver import Accelerator, DeviceBusyError, DeviceModel, DriverError, FaultInjector
@@ -22,17 +24,39 @@ IDLE = 300
 PERIOD = 1e-8
 
 
+async def _first_edge(ctx, cond, value):
+    """Wait for the first clock edge at which ``cond`` is high; ``value`` just before it. (A loop of
+    single triggers: ``tick().until()`` leaves a generator open that complains when the simulation
+    stops in the middle of it.)"""
+    while True:
+        _, _, high, got = await ctx.tick().sample(cond, value)
+        if high:
+            return got
+
+
 class HostLinkBench:
     """HostLink with Python models around it, stepped from plain Python (``run``)."""
 
     def __init__(self, config=CONFIG, stall: float = 0.3, seed: int = 0, engine_cycles: int = 50,
                  latency: int = 3, engine_error: isa.ErrorCode = isa.ErrorCode.NONE,
-                 counter_port: bool = False) -> None:
+                 counter_port: bool = False, *, mem: int = MEM, max_payload: int = MAX_PAYLOAD,
+                 divisor: int | None = None, write_wait: int | None = None,
+                 window: int = protocol.DEFAULT_WINDOW) -> None:
+        """``divisor``: the bytes come and go at a UART's line rate, ``10 * divisor`` cycles per byte:
+        a request byte not taken before the next one is complete is an overrun (AssertionError), as in
+        :class:`rtl_gen.uart.UARTRx`; the response side takes one byte per byte time; the memory
+        only takes writes, holding ``wr.ready`` low exactly ``write_wait`` cycles for every word; no
+        engine (the models wait for events, not cycles: long line-rate runs stay quick)."""
         self.config = config
         self.counter_port = counter_port
-        self.dut = HostLink(config, MEM, max_payload=MAX_PAYLOAD, idle_timeout=IDLE, counter_port=counter_port)
+        self.mem = mem
+        self.line = None if divisor is None else 10 * divisor
+        self.write_wait = write_wait or 0
+        self.dut = HostLink(config, mem, max_payload=max_payload, idle_timeout=IDLE,
+                            counter_port=counter_port, uart_divisor=divisor, window=window)
         self.rng = np.random.default_rng(seed)
-        self.memory = bytearray(MEM)
+        self.memory = bytearray(mem)
+        self.fifo_most = 0                  # the receive FIFO's highest level
         self.to_dut: deque = deque()        # bytes, or ("gap", cycles)
         self.from_dut = bytearray()
         self.starts: list[tuple[int, int, int, int]] = []
@@ -47,8 +71,9 @@ class HostLinkBench:
         sim = Simulator(self.dut)
         sim.add_clock(PERIOD)
         self.live_counters = [0] * len(isa.Counter)
-        for bench in (self._feeder, self._sink, self._memory, self._engine) + (
-                (self._counter_ram,) if counter_port else ()):
+        benches = ((self._feeder, self._sink, self._memory, self._engine) if self.line is None
+                   else (self._line_feeder, self._line_sink, self._line_memory))
+        for bench in benches + ((self._counter_ram,) if counter_port else ()):
             sim.add_testbench(bench)
         self.sim = sim
 
@@ -92,6 +117,12 @@ class HostLinkBench:
                 continue
             item = self.to_dut.popleft()
             if isinstance(item, tuple):
+                # A quiet gap at the protocol engine: it starts once the FIFO has handed on every byte.
+                fifo = self.dut.rx_fifo
+                for _ in range(100_000):
+                    if fifo is None or not ctx.get(fifo.level):
+                        break
+                    await ctx.tick()
                 await ctx.tick().repeat(item[1])
                 continue
             ctx.set(rx.payload, item)
@@ -107,6 +138,53 @@ class HostLinkBench:
             self._last_activity = self.cycles
             if self.rng.random() < self.stall:
                 await ctx.tick().repeat(int(self.rng.integers(1, 4)))
+
+    async def _line_feeder(self, ctx):
+        rx, line = self.dut.rx, self.line
+        while True:
+            if not self.to_dut:
+                await ctx.tick()
+                continue
+            ctx.set(rx.payload, self.to_dut.popleft())
+            ctx.set(rx.valid, 1)
+            waited = 0
+            while not ctx.get(rx.ready):
+                waited += 1
+                if waited >= line:
+                    raise AssertionError(f"overrun: a request byte was not taken in {line} cycles (cycle "
+                                         f"{self.cycles})")
+                await ctx.tick()
+            await ctx.tick()
+            ctx.set(rx.valid, 0)
+            self._last_activity = self.cycles
+            if self.dut.rx_fifo is not None:
+                self.fifo_most = max(self.fifo_most, ctx.get(self.dut.rx_fifo.level))
+            await ctx.tick().repeat(line - 1 - waited)
+
+    async def _line_sink(self, ctx):
+        tx = self.dut.tx
+        while True:
+            ctx.set(tx.ready, 1)
+            byte = await _first_edge(ctx, tx.valid, tx.payload)   # taken: the UART sends it
+            self.from_dut.append(byte)
+            self._last_activity = self.cycles
+            ctx.set(tx.ready, 0)
+            await ctx.tick().repeat(self.line - 1)
+
+    async def _line_memory(self, ctx):
+        wr, e = self.dut.wr, self.config.ext_bytes
+        while True:
+            ctx.set(wr.ready, int(not self.write_wait))
+            w = await _first_edge(ctx, wr.valid, wr.payload)   # one cycle of the wait, or taken
+            if self.write_wait:
+                if self.write_wait > 1:
+                    await ctx.tick().repeat(self.write_wait - 1)
+                ctx.set(wr.ready, 1)
+                w = ctx.get(wr.payload)
+                await ctx.tick()
+            assert (w.addr + 1) * e <= self.mem, f"write past memory: word {w.addr}"
+            self.memory[w.addr * e:(w.addr + 1) * e] = int(w.data).to_bytes(e, "little")
+            self.mem_writes += 1
 
     async def _sink(self, ctx):
         tx = self.dut.tx
@@ -137,11 +215,11 @@ class HostLinkBench:
                 pending.popleft()
             if cmd_ready and ctx.get(d.rd_cmd.valid):
                 addr = ctx.get(d.rd_cmd.payload)
-                assert (addr + 1) * e <= MEM, f"read past memory: word {addr}"
+                assert (addr + 1) * e <= self.mem, f"read past memory: word {addr}"
                 pending.append((now + self.latency, addr))
             if wr_ready and ctx.get(d.wr.valid):
                 w = ctx.get(d.wr.payload)
-                assert (w.addr + 1) * e <= MEM, f"write past memory: word {w.addr}"
+                assert (w.addr + 1) * e <= self.mem, f"write past memory: word {w.addr}"
                 self.memory[w.addr * e:(w.addr + 1) * e] = int(w.data).to_bytes(e, "little")
                 self.mem_writes += 1
             await ctx.tick()
@@ -160,7 +238,7 @@ class HostLinkBench:
             elif ctx.get(d.start):
                 self.starts.append((ctx.get(d.insn_addr), ctx.get(d.insn_count), ctx.get(d.wr_lo),
                                     ctx.get(d.wr_hi)))
-                assert ctx.get(d.mem_bytes) == MEM
+                assert ctx.get(d.mem_bytes) == self.mem
                 left = self.engine_cycles
                 ctx.set(d.busy, 1)
                 ctx.set(d.done, 0)
@@ -215,7 +293,7 @@ def test_info_write_read_roundtrip():
         (Status.OK, Command.READ_MEM, 3), (Status.OK, Command.READ_MEM, 4)]
     assert protocol.decode_info(r[0].payload) == {"version": protocol.PROTOCOL_VERSION, "ext_bytes": 4,
                                                   "max_payload": MAX_PAYLOAD, "mem_bytes": MEM,
-                                                  "tag": CONFIG.tag}
+                                                  "window": protocol.DEFAULT_WINDOW, "tag": CONFIG.tag}
     assert bytes(tb.memory[64:124]) == data
     assert r[2].payload == data
     assert r[3].payload == bytes(4) + data[:4]
@@ -388,7 +466,8 @@ class AmaranthSimTransport:
 
 def test_driver_against_gateware_with_faults():
     tb = HostLinkBench(seed=8, stall=0.1, engine_cycles=1_000_000)
-    acc = Accelerator(AmaranthSimTransport(tb, FaultInjector(corrupt=0.01, drop=0.005, seed=3)), CONFIG,
+    # (~1 fault per two 71-byte frames: windowed writes lose the frame behind a dropped byte too)
+    acc = Accelerator(AmaranthSimTransport(tb, FaultInjector(corrupt=0.006, drop=0.003, seed=3)), CONFIG,
                       retries=8)
     info = acc.info()
     assert (info.tag, info.mem_bytes, info.max_payload) == (CONFIG.tag, MEM, MAX_PAYLOAD)
@@ -413,3 +492,68 @@ def test_idle_timer_lfsr_counts_exactly(cycles):
         assert state != end, f"end state reached after {step} steps"
         state = _lfsr_step(state, n, tap)
     assert state == end
+
+
+# -- the receive FIFO: windowed writes at the line rate ------------------------------------------------
+
+def test_rx_fifo_sizing():
+    """The FIFO holds the bytes that arrive while a full WRITE_MEM is executed and answered, with a
+    quarter more; a few dozen bytes on the iCEBreaker (16-bit words, 18 MHz) at 1 and 2 Mbaud."""
+    ice = load_config("icebreaker")
+    for divisor, most in ((18, 33), (9, 58)):
+        backlog = rx_backlog(ice.ext_bytes, protocol.MAX_PAYLOAD, divisor)
+        depth = rx_fifo_depth(ice.ext_bytes, protocol.MAX_PAYLOAD, divisor)
+        assert backlog + backlog // 4 <= depth <= most
+        # the answer alone (8 bytes at the line rate) is part of it
+        assert backlog > protocol.RESPONSE_HEADER_BYTES + protocol.CRC_BYTES
+    link = HostLink(ice, 128 << 10, uart_divisor=18)
+    assert link.rx_fifo.depth == rx_fifo_depth(ice.ext_bytes, protocol.MAX_PAYLOAD, 18)
+    assert HostLink(ice, 128 << 10, window=1).rx_fifo is None
+    with pytest.raises(ValueError, match="window"):
+        HostLink(ice, 128 << 10, window=0)
+    del link
+    collect_quietly()   # built only to inspect
+
+
+@pytest.mark.parametrize("config,divisor,write_wait", [("tiny", 4, WRITE_WAIT), ("icebreaker", 5, 0)])
+def test_back_to_back_frames_at_line_rate(config, divisor, write_wait):
+    """WRITE_MEM frames of every size, back to back at the line rate with no gap (a windowed host),
+    into a link whose answers leave at the line rate too and whose memory takes ``write_wait`` cycles
+    per word (the FIFO is sized for WRITE_WAIT): no request byte is ever left untaken (no overrun),
+    every frame is acknowledged in order, memory is bit-exact, and the FIFO never holds more than
+    :func:`rx_backlog` bytes."""
+    config = load_config(config)
+    e = config.ext_bytes
+    mem = 8 << 10
+    tb = HostLinkBench(config, seed=9, mem=mem, max_payload=protocol.MAX_PAYLOAD, divisor=divisor,
+                       write_wait=write_wait)
+    rng = np.random.default_rng(10)
+    sizes = [1020, 2 * e, 4 * e, 1020, 516]     # short frames arrive whole while a long one executes
+    frames, addr, expect = [], 0, bytearray(mem)
+    for seq, n in enumerate(sizes, 1):
+        n -= n % e
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        frames.append(write_req(seq, addr, data))
+        expect[addr:addr + n] = data
+        addr += n
+    tb.send(b"".join(frames))
+    line_cycles = sum(len(f) for f in frames) * 10 * divisor
+    tb.run_until_quiet(limit=line_cycles + 20_000, quiet=5_000)
+    assert [(f.status, f.command, f.seq) for f in tb.responses()] == [(Status.OK, Command.WRITE_MEM, s)
+                                                                      for s in range(1, len(sizes) + 1)]
+    np.testing.assert_array_equal(np.frombuffer(tb.memory, np.uint8), np.frombuffer(bytes(expect), np.uint8))
+    backlog = rx_backlog(e, protocol.MAX_PAYLOAD, divisor, write_wait)
+    depth = tb.dut.rx_fifo.depth
+    assert backlog - 3 <= tb.fifo_most <= backlog < depth, (tb.fifo_most, backlog, depth)
+
+
+def test_without_fifo_a_line_rate_host_overruns():
+    """window = 1 (no receive FIFO): INFO says stop-and-wait, and back-to-back frames overrun, the
+    failure the FIFO prevents."""
+    tb = HostLinkBench(stall=0.0, seed=11, divisor=4, window=1)
+    tb.send(req(Command.INFO, 1))
+    tb.run_until_quiet(quiet=200)
+    assert protocol.decode_info(tb.responses()[0].payload)["window"] == 1
+    tb.send(write_req(2, 0, bytes(32)) + write_req(3, 32, bytes(32)))
+    with pytest.raises(AssertionError, match="overrun"):
+        tb.run_until_quiet(quiet=200)

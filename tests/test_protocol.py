@@ -42,9 +42,12 @@ def test_encode_layout():
 
 
 def test_payload_roundtrips():
-    info = protocol.decode_info(protocol.encode_info("4x4_tag", 4, 1 << 20, 512))
+    info = protocol.decode_info(protocol.encode_info("4x4_tag", 4, 1 << 20, 512, window=5))
     assert info == {"version": protocol.PROTOCOL_VERSION, "ext_bytes": 4, "max_payload": 512,
-                    "mem_bytes": 1 << 20, "tag": "4x4_tag"}
+                    "mem_bytes": 1 << 20, "window": 5, "tag": "4x4_tag"}
+    assert protocol.decode_info(protocol.encode_info("t", 4, 64))["window"] == protocol.DEFAULT_WINDOW
+    with pytest.raises(protocol.ProtocolError, match="window"):
+        protocol.encode_info("t", 4, 64, window=0)
     s = protocol.decode_status(protocol.encode_status(True, False, isa.ErrorCode.BUF_RANGE, 1234))
     assert s == {"busy": True, "done": False, "mem_starting": False, "mem_failed": False,
                  "error": isa.ErrorCode.BUF_RANGE, "error_pc": 1234}
@@ -60,6 +63,17 @@ def test_payload_roundtrips():
         protocol.decode_counters(b"\x00" * 5)
     with pytest.raises(protocol.ProtocolError, match="STATUS"):
         protocol.decode_status(b"\x00")
+
+
+def test_info_versions():
+    """Version 2 added the window byte; a version 1 reply (no window) still decodes, as stop-and-wait,
+    so the driver can name the version it refuses."""
+    assert protocol.PROTOCOL_VERSION == 2
+    assert protocol.InfoHeader.as_shape().size // 8 == 9
+    v1 = bytes([1, 4]) + (512).to_bytes(2, "little") + (4096).to_bytes(4, "little") + b"tag"
+    assert protocol.decode_info(v1) == {"version": 1, "ext_bytes": 4, "max_payload": 512, "mem_bytes": 4096,
+                                        "window": 1, "tag": "tag"}
+    assert 1 < protocol.DEFAULT_WINDOW <= protocol.MAX_WINDOW < 256 // 8
 
 
 def test_decoder_streaming_and_resync():

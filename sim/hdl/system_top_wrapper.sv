@@ -5,7 +5,9 @@
 //
 // * host -> device: cocotb writes up to TX_BYTES bytes at once into the wide `h2d_data` vector
 //   (byte i in bits 8i+7:8i), sets `h2d_len` and toggles `h2d_go`; the wrapper then feeds them
-//   back-to-back into the link and raises `h2d_idle` when the last one is taken.
+//   back-to-back into the link and raises `h2d_idle` when the last one is taken. The next burst
+//   may follow at once, while the device still answers earlier requests: the host link keeps
+//   request bytes in its receive FIFO (windowed writes), whose `ready` paces the stream link.
 // * device -> host: every byte the link sends is appended to the `d2h_ring` ring buffer
 //   (RX_BYTES, a power of two) at index `d2h_count % RX_BYTES`. `d2h_wake` is high when bytes
 //   beyond the host's read pointer `d2h_seen` have arrived and the link has then been quiet for

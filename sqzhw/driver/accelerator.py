@@ -6,6 +6,10 @@ response does not arrive in time, or arrives corrupted, or is NAKed with ``BAD_C
 with the same sequence number (the device makes that safe, see the protocol's "Retries"), at most
 ``retries`` times; then the call raises :class:`LinkError` (or :class:`DeviceTimeout` when nothing
 at all came back). No call returns data that did not pass the CRC.
+
+:meth:`Accelerator.write` keeps several ``WRITE_MEM`` frames in flight (the protocol's "Windowed
+writes", as many as the device advertises), so a USB serial bridge's response latency is paid once
+per transfer, not once per frame; every other command is stop-and-wait.
 """
 
 import time
@@ -89,6 +93,7 @@ class DeviceInfo:
     ext_bytes: int
     max_payload: int
     mem_bytes: int
+    window: int = 1     #: ``WRITE_MEM`` frames the device takes in flight (1: stop-and-wait)
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,132 @@ class LinkStats:
     naks_bad_crc: int = 0
 
 
+@dataclass(eq=False)
+class _Pending:
+    """One ``WRITE_MEM`` frame of a windowed write, until its ``OK``."""
+    addr: int
+    nbytes: int
+    frame: bytes
+    first_tx: int = 0                                   # number of its first copy's transmission
+    last_tx: int = 0                                    # ... of its latest copy's
+    reasons: list[str] = field(default_factory=list)   # why each copy failed
+
+
+class _WriteWindow:
+    """The ``WRITE_MEM`` frames of one :meth:`Accelerator.write`, up to ``size`` in flight (see the
+    protocol's "Windowed writes").
+
+    :meth:`put` sends a frame once fewer than ``size`` are unanswered; :meth:`finish` waits for the
+    rest. Responses are matched to frames by ``seq``. A frame is resent (same ``seq``) after a
+    ``BAD_CRC`` or corrupted-length NAK, when an ``OK`` for a frame sent after it shows that its
+    answer was lost (the device answers in order), and when the link stays quiet for the response
+    timeout with it in flight; after ``retries`` resends of one frame the write fails.
+    """
+
+    def __init__(self, acc: "Accelerator", size: int, total: int, what: str) -> None:
+        self.acc = acc
+        self.size = size
+        self.total = total
+        self.what = what
+        self.inflight: dict[int, _Pending] = {}   # by seq, in order of first transmission
+        self.acked = 0                            # data bytes acknowledged (progress)
+        self.sent = 0                             # transmissions so far: orders the copies
+        self._errors = acc._decoder.errors         # decoder errors and bytes received since the
+        self._received = 0                        # last answer: a quiet link then was a bad one
+
+    def put(self, addr: int, data: bytes) -> None:
+        while len(self.inflight) >= self.size:
+            self._receive()
+        seq = self.acc._next_seq(self.inflight)
+        p = _Pending(addr, len(data), protocol.encode_request(Command.WRITE_MEM, seq,
+                                                              addr.to_bytes(4, "little") + data))
+        self.inflight[seq] = p
+        self._send(p)
+        p.first_tx = p.last_tx
+
+    def finish(self) -> None:
+        while self.inflight:
+            self._receive()
+
+    def _send(self, p: _Pending, failed: str | None = None) -> None:
+        """Transmit ``p``; a resend when its last copy ``failed`` (the reason)."""
+        stats = self.acc.stats
+        if failed is not None:
+            p.reasons.append(failed)
+            if len(p.reasons) > self.acc.retries:
+                self._give_up(p)
+            stats.retries += 1
+        stats.requests += 1
+        self.sent += 1
+        p.last_tx = self.sent
+        self.acc.transport.write(p.frame)
+
+    def _receive(self) -> None:
+        """Take what the device sent and act on it; a quiet link resends every frame in flight."""
+        acc = self.acc
+        decoder = acc._decoder
+        timeout = acc._response_timeout(max(len(p.frame) for p in self.inflight.values()) + 8)
+        chunk = acc.transport.read(timeout)
+        self._received += len(chunk)
+        babbling = self._received > 2 * sum(len(p.frame) + 8 for p in self.inflight.values()) + 64
+        if chunk and not babbling:
+            for f in decoder.feed(chunk):
+                self._answer(f)
+            return
+        acc.stats.timeouts += not chunk
+        quiet = self.sent
+        # A partial frame will never complete: look behind its sync byte, then forget it.
+        frames = decoder.resync()
+        decoder.reset()
+        for f in frames:
+            self._answer(f)
+        if not self.inflight:
+            return
+        bad = decoder.errors != self._errors or self._received > 0
+        acc.stats.bad_frames += bad
+        self._errors, self._received = decoder.errors, 0
+        for p in list(self.inflight.values()):
+            if p.last_tx <= quiet:           # not already resent above
+                self._send(p, "bad frame" if bad else "timeout")
+
+    def _answer(self, f: protocol.Frame) -> None:
+        p = self.inflight.get(f.seq)
+        if p is None or f.command != Command.WRITE_MEM:
+            return   # a stale answer (an earlier copy's or request's), or a NAK of garbage
+        acc = self.acc
+        if f.status is Status.OK:
+            del self.inflight[f.seq]
+            self.acked += p.nbytes
+            self._errors, self._received = acc._decoder.errors, 0
+            # In-order answers: a frame whose last copy went before this one's first is lost.
+            for q in list(self.inflight.values()):
+                if q.last_tx < p.first_tx:
+                    self._send(q, "lost (a later frame was answered)")
+            if acc.progress:
+                acc.progress(self.acked, self.total, self.what)
+        elif f.status is Status.BAD_CRC:
+            acc.stats.naks_bad_crc += 1
+            self._send(p, "device saw a bad CRC")
+        elif f.status is Status.BAD_LENGTH and p.nbytes + protocol.WRITE_ADDR_BYTES <= acc._max_payload:
+            # The device judges the length before the CRC: a legal length refused was corrupted.
+            self._send(p, "device saw a corrupted length")
+        elif f.status is Status.BUSY:
+            raise DeviceBusyError(f"WRITE_MEM at 0x{p.addr:x}: the engine is busy")
+        else:
+            name = f.status.name if isinstance(f.status, Status) else f"0x{f.status:02x}"
+            raise DriverError(f"WRITE_MEM at 0x{p.addr:x} (seq {f.seq}, {p.nbytes} data bytes) refused by "
+                              f"the device: {name}")
+
+    def _give_up(self, p: _Pending) -> None:
+        attempts = len(p.reasons)
+        if all(r == "timeout" for r in p.reasons):
+            timeout = self.acc._response_timeout(len(p.frame) + 8)
+            raise DeviceTimeout(f"WRITE_MEM at 0x{p.addr:x}: no response from the device after {attempts} "
+                                f"attempts of {timeout:.3g} s")
+        raise LinkError(f"WRITE_MEM at 0x{p.addr:x}: no good response after {attempts} attempts "
+                        f"({', '.join(p.reasons)})")
+
+
 class Accelerator:
     """The sqzhw accelerator behind a transport.
 
@@ -137,13 +268,20 @@ class Accelerator:
         Seconds an inference may run before :class:`DeviceTimeout`.
     progress : callable, optional
         ``progress(done_bytes, total_bytes, what)`` during long transfers.
+    window : int, optional
+        Most ``WRITE_MEM`` frames :meth:`write` keeps in flight (1 to
+        :data:`sqzhw.protocol.MAX_WINDOW`; default and upper bound: the device's advertised
+        window). 1 is stop-and-wait.
     """
 
     def __init__(self, transport: Transport, config: AccelConfig | None = None, *, retries: int = 4,
                  timeout: float | None = None, run_timeout: float = 60.0,
-                 progress: Callable[[int, int, str], None] | None = None) -> None:
+                 progress: Callable[[int, int, str], None] | None = None, window: int | None = None) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries!r}")
+        if window is not None and not 1 <= window <= protocol.MAX_WINDOW:
+            raise ValueError(f"window must be 1..{protocol.MAX_WINDOW} frames, got {window!r}")
+        self.window = window
         self.transport = transport
         self.config = config
         self.retries = retries
@@ -161,10 +299,16 @@ class Accelerator:
     def _response_timeout(self, reply_bytes: int) -> float:
         return self.timeout + reply_bytes * getattr(self.transport, "byte_time", 0.0)
 
+    def _next_seq(self, busy=()) -> int:
+        """A new ``seq`` (mod 256), none of ``busy`` (those still in flight)."""
+        self._seq = (self._seq + 1) & 0xFF
+        while self._seq in busy:
+            self._seq = (self._seq + 1) & 0xFF
+        return self._seq
+
     def request(self, command: Command, payload: bytes = b"", reply_bytes: int = 0) -> bytes:
         """Send one request and return the payload of its ``OK`` response (retrying as needed)."""
-        self._seq = (self._seq + 1) & 0xFF
-        seq = self._seq
+        seq = self._next_seq()
         frame = protocol.encode_request(command, seq, payload)
         timeout = self._response_timeout(len(frame) + reply_bytes + 8)
         reasons = []
@@ -233,7 +377,7 @@ class Accelerator:
         """Protocol version, config tag, word size, payload limit and memory size of the device."""
         d = protocol.decode_info(self.request(Command.INFO, reply_bytes=64))
         info = DeviceInfo(version=d["version"], tag=d["tag"], ext_bytes=d["ext_bytes"],
-                          max_payload=d["max_payload"], mem_bytes=d["mem_bytes"])
+                          max_payload=d["max_payload"], mem_bytes=d["mem_bytes"], window=d["window"])
         if info.version != protocol.PROTOCOL_VERSION:
             raise DriverError(f"device speaks host-link protocol version {info.version}, this driver "
                               f"speaks {protocol.PROTOCOL_VERSION}")
@@ -304,11 +448,16 @@ class Accelerator:
             merged[addr - lo:addr - lo + len(data)] = data
             addr, data = lo, bytes(merged)
         step = self._chunk()
+        frames = _WriteWindow(self, self.write_window, len(data), what)
         for off in range(0, len(data), step):
-            piece = data[off:off + step]
-            self.request(Command.WRITE_MEM, (addr + off).to_bytes(4, "little") + piece)
-            if self.progress:
-                self.progress(off + len(piece), len(data), what)
+            frames.put(addr + off, data[off:off + step])
+        frames.finish()
+
+    @property
+    def write_window(self) -> int:
+        """``WRITE_MEM`` frames :meth:`write` keeps in flight: the device's window, at most the
+        constructor's ``window`` and :data:`sqzhw.protocol.MAX_WINDOW`."""
+        return max(1, min(self.device.window, self.window or protocol.MAX_WINDOW, protocol.MAX_WINDOW))
 
     def read(self, addr: int, n: int, what: str = "read") -> bytes:
         """Read ``n`` bytes of device memory."""

@@ -26,7 +26,10 @@ The host's side of the link is HDL (``sim/hdl/system_top_wrapper.sv``): a burst 
 request bytes goes into the design with one wide signal write and is fed back-to-back, and the
 response bytes collect in a ring buffer that cocotb reads once the link has gone quiet. A transfer
 therefore costs a handful of simulator callbacks, not one per clock cycle. With ``link="uart"`` the
-wrapper is a bit-level 8N1 UART at ``uart_divisor`` cycles per bit.
+wrapper is a bit-level 8N1 UART at ``uart_divisor`` cycles per bit. A ``write`` returns once the
+wrapper has taken the burst, answers or not: the driver's windowed writes keep several
+``WRITE_MEM`` frames in flight here as on a board (the device's receive FIFO keeps the request bytes
+that arrive while it answers).
 
 Times. The transport's ``read(timeout)`` counts *simulated* seconds at the config's clock, and
 every wait is bounded: by the driver's timeout, and by a total simulated-time budget
@@ -506,12 +509,17 @@ class VerilatorTransport:
             data = self.to_device(data)
         for off in range(0, len(data), TX_BYTES):
             chunk = data[off:off + TX_BYTES]
-            # The previous burst must be out first (the host link takes no request while it answers).
+            # The wrapper holds one burst: wait until the link has taken the previous one, as a
+            # serial port's write waits for its buffer. A windowed host may send while the device
+            # executes and answers earlier frames (the host link keeps the bytes in its receive
+            # FIFO; on the stream link the FIFO's `ready` paces them), so this may span one frame's
+            # execution and answer besides the burst itself.
             limit = 2 * (self.build.idle_timeout + TX_BYTES * self.byte_cycles)
             if not await self._wait_high(dut.h2d_idle, min(limit, self._budget_left("writing"))):
                 self._budget_left("writing")
-                raise DeviceTimeout(f"simulated system: the host link took no request byte for "
-                                    f"{limit} cycles ({self.cycles - self.start_cycle} cycles into the run)")
+                raise DeviceTimeout(f"simulated system: the host link did not take a burst of request "
+                                    f"bytes in {limit} cycles ({self.cycles - self.start_cycle} cycles into "
+                                    f"the run)")
             dut.h2d_data.value = int.from_bytes(chunk, "little")
             dut.h2d_len.value = len(chunk)
             self._go ^= 1

@@ -185,13 +185,18 @@ class DeviceModel:
         after configuration).
     memory_failed : bool
         The external memory failed to start (a DDR3 read calibration without a window).
+    window : int
+        ``WRITE_MEM`` frames in flight ``INFO`` advertises (as the gateware's receive FIFO makes
+        true; the model takes any number of back-to-back frames).
     """
 
     def __init__(self, config: AccelConfig, mem_bytes: int = 1 << 20, max_payload: int = protocol.MAX_PAYLOAD,
-                 busy_polls: int = 0, memory_startup_polls: int = 0, memory_failed: bool = False) -> None:
+                 busy_polls: int = 0, memory_startup_polls: int = 0, memory_failed: bool = False,
+                 window: int = protocol.DEFAULT_WINDOW) -> None:
         self.config = config
         self.mem_bytes = mem_bytes
         self.max_payload = max_payload
+        self.window = window
         self.memory = bytearray(mem_bytes)
         self.parser = protocol.RequestParser(max_payload)
         self.busy_polls = busy_polls
@@ -252,7 +257,8 @@ class DeviceModel:
         self._last = (c.value, f.seq)
         self.executed.append(f)
         if c is Command.INFO:
-            return Status.OK, protocol.encode_info(self.config.tag, e, self.mem_bytes, self.max_payload)
+            return Status.OK, protocol.encode_info(self.config.tag, e, self.mem_bytes, self.max_payload,
+                                                   self.window)
         if c is Command.STATUS:
             starting = self.memory_startup_polls > 0 and not self.memory_failed
             reply = protocol.encode_status(self.busy, self.done and not self.busy,

@@ -196,7 +196,7 @@ def test_vivado_reports_into_the_build_report(tmp_path):
         "oscillator", "MMCM feedback", "sync (engine)"]
     report.update({"board": "arty", "config": {"name": "arty"}, "tag": "8x8_x", "engine": "real",
                    "device": "xc7a100ti csg324 speed 1L", "memory": "DDR3", "clock_mhz": 80.0,
-                   "pll_mhz": 80.0,
+                   "pll_mhz": 80.0, "baud": 4_000_000, "uart_divisor": 20, "bridge": "FTDI FT2232H",
                    "pll_params": None, "build_seconds": 3600.0, "notes": "", "bitstream": "top.bit"})
     text = _summary_text(report)
     assert "sync (engine)  net mmcm_sync" in text and "88.39 MHz (target 80.00: met)" in text

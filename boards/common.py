@@ -371,15 +371,17 @@ def make_engine(config: AccelConfig, engine: str = "auto", *, counters: bool = T
 
 
 def make_hostlink(config: AccelConfig, mem_bytes: int, clk_hz: float, uart_divisor: int, *,
-                  counter_port: bool = False):
+                  counter_port: bool = False, checksum: bool = True):
     """``rtl_gen.hostlink.HostLink`` for ``config``, given whichever of ``mem_bytes``, ``clk_hz``,
-    ``divisor``, ``counter_port`` its constructor takes (the INFO reply carries ``config.tag`` and
-    ``mem_bytes``)."""
+    ``divisor``, ``counter_port``, ``checksum`` its constructor takes (the INFO reply carries
+    ``config.tag`` and ``mem_bytes``)."""
     from rtl_gen.hostlink import HostLink
     params = inspect.signature(HostLink).parameters
     offered = {"clk_hz": clk_hz, "divisor": uart_divisor, "uart_divisor": uart_divisor}
     if counter_port:
         offered["counter_port"] = True
+    if not checksum:
+        offered["checksum"] = False
     return HostLink(config, mem_bytes, **{k: v for k, v in offered.items() if k in params})
 
 
@@ -422,6 +424,9 @@ class SystemTop(wiring.Component):
         Keep the performance counters in a :class:`~rtl_gen.counters.CounterRAM` beside the engine
         (high bits in a block RAM, read one at a time by the host link) instead of the engine's
         registers: the same exact counts on the wire, ~300 iCE40 logic cells fewer.
+    checksum : bool
+        The host link's ``CHECKSUM_MEM`` (verified, incremental program loads; ~170 iCE40 logic
+        cells); without it ``INFO`` says so and the driver loads without checks.
 
     Members
     -------
@@ -444,7 +449,8 @@ class SystemTop(wiring.Component):
                  sdram_read_delay: int | None = None, ddr3_geometry: DDR3Geometry = MT41K256M16,
                  ddr3_timing: DDR3Timing = DDR3Timing(), ddr3_phy_params: DDR3PHYParams | None = None,
                  engine: str = "auto",
-                 hostlink: Callable | None = None, mem_slice: bool = True, ram_counters: bool = False):
+                 hostlink: Callable | None = None, mem_slice: bool = True, ram_counters: bool = False,
+                 checksum: bool = True):
         if memory not in ("sdram", "sdram-model", "ddr3", "ddr3-model", "bram", "spram"):
             raise BoardError(f"SystemTop: memory = {memory!r}: 'sdram', 'sdram-model', 'ddr3', 'ddr3-model', "
                              f"'bram' or 'spram'")
@@ -483,8 +489,11 @@ class SystemTop(wiring.Component):
         reserved = DDR3Controller.CALIB_WORDS if memory.startswith("ddr3") else 0
         self.mem_bytes = (self.mem_words - reserved) * config.ext_bytes
         self.engine = make_engine(config, engine, counters=not ram_counters)
-        # A custom factory is only asked for the counter port when there is one to give it.
+        # A custom factory is only asked for the counter port (or to leave CHECKSUM_MEM out) when
+        # there is one to give it.
         extra = {"counter_port": True} if ram_counters else {}
+        if not checksum:
+            extra["checksum"] = False
         self.hostlink = (hostlink or make_hostlink)(config, self.mem_bytes, self.clk_hz, self.uart_divisor, **extra)
         members = {"busy": Out(1), "done": Out(1), "error": Out(1)}
         if link == "uart":
@@ -769,6 +778,8 @@ class BoardSpec:
         timing on the ECP5 boards, and it shortens the iCEBreaker's critical path too.
     ram_counters : bool
         Performance counters in a block RAM beside the engine (:class:`SystemTop`).
+    checksum : bool
+        The host link's ``CHECKSUM_MEM`` (:class:`SystemTop`): ``False`` for a board too full for it.
     leds : dict
         ``{"busy" | "done" | "error": (resource, index[, subsignal])}``; a board may omit some.
     uart : (resource name, index)
@@ -811,6 +822,7 @@ class BoardSpec:
     uart_tx_enable: bool = False
     mem_slice: bool = True
     ram_counters: bool = False   #: :class:`SystemTop`'s ``ram_counters`` (the iCEBreaker: area)
+    checksum: bool = True        #: :class:`SystemTop`'s ``checksum``
     notes: str = ""
     synth_opts: str = ""
     loader_args: tuple = ()   #: openFPGALoader arguments selecting the board/cable
@@ -893,7 +905,7 @@ class BoardTop(wiring.Component):
                 config, memory=memory, link="uart",
                 mem_words=bram_words if memory in ("bram", "spram") else None,
                 uart_divisor=divisor, engine=engine, mem_slice=spec.mem_slice, ram_counters=spec.ram_counters,
-                **ddr3)
+                checksum=spec.checksum, **ddr3)
         except BoardError as exc:
             raise BoardError(f"board {spec.name}: {exc}") from None
         super().__init__({})

@@ -1,19 +1,20 @@
 """The host link: :mod:`sqzhw.protocol` frames in and out of byte streams, a memory-bus master and
 the engine's control and status.
 
-:class:`HostLink` takes request bytes on ``rx`` (from :class:`rtl_gen.uart.UARTRx`, or a byte
-stream in simulation) and sends response bytes on ``tx``. It buffers a request's payload in a block
-RAM and checks the CRC before acting, so a frame that fails its CRC is never executed. Every frame
-whose header arrives is answered (ACK or NAK, see :class:`sqzhw.protocol.Status`); a frame cut
-short is dropped after ``idle_timeout`` cycles without a byte. ``WRITE_MEM`` and ``READ_MEM``
-drive ``rd_cmd`` / ``rd_data`` / ``wr``, the engine's memory-port shape, so a board top arbitrates
-the host and the engine onto one memory. The engine's control inputs (``start`` ...``wr_hi``) are
-members of the same names as the engine's; ``engine_reset`` is a one-cycle pulse on ``RESET``
-(the board top resets the engine with it). The whole link is one clock domain and handles one
-frame at a time. Its protocol engine takes no request byte while it executes a frame and answers it,
-so a receive FIFO in front of it keeps the bytes a host sends meanwhile: ``window`` ``WRITE_MEM``
-frames may be in flight (the protocol's windowed writes). :func:`rx_fifo_depth` sizes it for a whole
-``WRITE_MEM`` executed and answered while request bytes keep arriving at the line rate.
+:class:`HostLink` takes request bytes on ``rx`` (from :class:`rtl_gen.uart.UARTRx`, or a byte stream
+in simulation) and sends response bytes on ``tx``. It buffers a request's payload in a block RAM and
+checks the CRC before acting, so a frame that fails its CRC is never executed. Every frame whose
+header arrives is answered (ACK or NAK, see :class:`sqzhw.protocol.Status`); a frame cut short is
+dropped after ``idle_timeout`` cycles without a byte. ``WRITE_MEM``, ``READ_MEM`` and
+``CHECKSUM_MEM`` drive ``rd_cmd`` / ``rd_data`` / ``wr``, the engine's memory-port shape, so a board
+top arbitrates the host and the engine onto one memory. The engine's control inputs (``start``
+...``wr_hi``) are members of the same names as the engine's; ``engine_reset`` is a one-cycle pulse
+on ``RESET`` (the board top resets the engine with it). The whole link is one clock domain and
+handles one frame at a time. Its protocol engine takes no request byte while it executes a frame and
+answers it, so a receive FIFO in front of it keeps the bytes a host sends meanwhile: ``window``
+``WRITE_MEM`` frames may be in flight (the protocol's windowed writes). :func:`rx_fifo_depth` sizes
+it for a whole ``WRITE_MEM`` executed and answered while request bytes keep arriving at the line
+rate.
 
 Area (it sits next to the engine on an iCE40 UP5K): the fixed arguments (``START``'s, ``READ_MEM``'s
 and ``WRITE_MEM``'s address) are read back from the payload buffer after the CRC check instead of
@@ -22,6 +23,15 @@ are as wide as the memory and the largest frame need; one shift register holds t
 words written and the reply words (a ``STATUS`` reply is sampled whole, ``READ_COUNTERS`` one
 counter at a time as its four bytes start); ``INFO``'s constant reply is stored in the payload
 buffer's block RAM after the payload (no byte ROM in logic); the idle timer is an LFSR.
+
+``CHECKSUM_MEM`` (optional, ``checksum``) shares ``READ_MEM``'s path: the same argument fetch (its
+address and the low half of its count land where ``READ_MEM``'s do, so one range check serves both;
+the count's top half is kept to the bits a range inside the memory can have), the same one-word-at-
+a-time reads. The memory holds each word out on ``rd_data`` while its bytes go through a CRC-32 XOR
+tree, one per cycle, so the arguments stay in the shift register and the range's end needs no
+register; the reply is the CRC register itself, shifted out. A word costs ``e`` cycles plus the
+memory's read latency. On the iCEBreaker it takes ~170 logic cells (4,789 -> 4,961 of 5,280), about
+60 of them the CRC-32 register and XOR tree.
 """
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal
@@ -35,13 +45,31 @@ from sqzhw.protocol import Command, Status
 
 from .buffers import NO_INIT_ATTR
 
-__all__ = ["HostLink", "crc16_next", "rx_backlog", "rx_fifo_depth", "WRITE_WAIT"]
+__all__ = ["HostLink", "crc16_next", "crc32_next", "rx_backlog", "rx_fifo_depth", "WRITE_WAIT"]
+
+
+def _xor_tree(rows: list[tuple[int, int]], crc, byte):
+    return Cat(*[(crc & C(cm, len(crc))).xor() ^ (byte & C(bm, 8)).xor() for cm, bm in rows])
 
 
 def crc16_next(crc, byte):
     """Combinational CRC-16/CCITT-FALSE byte update, built from :func:`sqzhw.protocol.crc16_matrix`."""
-    bits = [(crc & C(cm, 16)).xor() ^ (byte & C(bm, 8)).xor() for cm, bm in protocol.crc16_matrix()]
+    return _xor_tree(protocol.crc16_matrix(), crc, byte)
+
+
+def _crc32_shift(crc, x):
+    """The reflected CRC-32 byte update as ``(crc >> 8) ^ T(x)`` with ``x = crc[:8] ^ byte``: the
+    matrix's low register bits enter exactly as the data bits do, so the eight XORs are shared."""
+    bits = []
+    for cm, bm in protocol.crc32_matrix():
+        assert cm & 0xFF == bm
+        bits.append((crc & C(cm & ~0xFF, 32)).xor() ^ (x & C(bm, 8)).xor())
     return Cat(*bits)
+
+
+def crc32_next(crc, byte):
+    """Combinational CRC-32 (reflected register) byte update, from :func:`sqzhw.protocol.crc32_matrix`."""
+    return _crc32_shift(crc, crc[:8] ^ byte)
 
 
 def _lfsr_step(state: int, n: int, tap: int) -> int:
@@ -123,6 +151,9 @@ class HostLink(wiring.Component):
         receive FIFO (the host must not send while the link answers).
     write_wait : int
         The memory's worst average ``wr`` wait per word that the FIFO is sized for (:data:`WRITE_WAIT`).
+    checksum : bool
+        Build ``CHECKSUM_MEM`` (``INFO`` then sets :attr:`sqzhw.protocol.Feature.CHECKSUM_MEM`);
+        without it the command is ``UNKNOWN_COMMAND``, for a device too full for its logic.
 
     Attributes
     ----------
@@ -151,7 +182,8 @@ class HostLink(wiring.Component):
 
     def __init__(self, config: AccelConfig, mem_bytes: int, max_payload: int = protocol.MAX_PAYLOAD,
                  idle_timeout: int = 10_000, *, counter_port: bool = False, uart_divisor: int | None = None,
-                 window: int = protocol.DEFAULT_WINDOW, write_wait: int = WRITE_WAIT) -> None:
+                 window: int = protocol.DEFAULT_WINDOW, write_wait: int = WRITE_WAIT,
+                 checksum: bool = True) -> None:
         if not 16 <= max_payload <= protocol.MAX_PAYLOAD:
             raise ValueError(f"max_payload must be 16..{protocol.MAX_PAYLOAD}, got {max_payload!r}")
         if max_payload % config.ext_bytes:
@@ -175,6 +207,7 @@ class HostLink(wiring.Component):
         self.counter_port = counter_port
         self.uart_divisor = uart_divisor
         self.window = window
+        self.checksum = checksum
         # The FIFO belongs to the link, not to the UART in front of it: its depth follows from this
         # FSM's execute and answer times, it is what makes INFO's window true whatever feeds `rx`
         # (UART pins or the simulations' byte stream), and window = 1 builds without it.
@@ -214,11 +247,16 @@ class HostLink(wiring.Component):
         n_counters = len(isa.Counter)
         max_payload = self.max_payload
 
-        info = protocol.encode_info(self.config.tag, e, self.mem_size % (1 << 32), max_payload, self.window)
+        ck = self.checksum
+        features = protocol.Feature.CHECKSUM_MEM if ck else 0
+        info = protocol.encode_info(self.config.tag, e, self.mem_size % (1 << 32), max_payload, self.window,
+                                    features)
+        commands = [c for c in Command if ck or c is not Command.CHECKSUM_MEM]
         status_bytes = protocol.StatusReply.as_shape().size // 8
         reply_max = max(len(info), 4 * n_counters, status_bytes)
         args_bytes = protocol.StartArgs.as_shape().size // 8
         rw_args_bytes = protocol.ReadArgs.as_shape().size // 8
+        ck_args_bytes = protocol.ChecksumArgs.as_shape().size // 8
         # Useful widths: byte addresses inside the memory, counts up to the longest frame.
         a_bits = max(1, (self.mem_size - 1).bit_length())
         wa_bits = max(1, a_bits - e_log)
@@ -256,6 +294,19 @@ class HostLink(wiring.Component):
         txsh = Signal(sh_bits)
         waddr = Signal(wa_bits)                # word address of the next memory access
         k = Signal(range(e))                   # byte within a memory word
+        # CHECKSUM_MEM's CRC-32 register (no reset: it is set before every use)
+        crc32 = Signal(32, reset_less=True) if ck else None
+        ck_init, ck_step, ck_send = Signal(), Signal(), Signal()
+        if ck:
+            # One update serves the bytes read (CK_FOLD: byte k of the word the memory holds out until
+            # the last is folded, so the arguments stay in the shift register) and the reply (x = 0:
+            # the update is then a plain shift right by 8).
+            byte = self.rd_data.payload.word_select(k, 8) if e > 1 else self.rd_data.payload
+            x = Mux(ck_send, 0, crc32[:8] ^ byte)
+            with m.If(ck_init):
+                m.d.sync += crc32.eq(protocol.CRC32_INIT)
+            with m.Elif(ck_step):
+                m.d.sync += crc32.eq(_crc32_shift(crc32, x))
 
         # engine control: the START arguments, shifted in byte by byte from the payload buffer
         ctl = Signal(8 * args_bytes)
@@ -296,8 +347,9 @@ class HostLink(wiring.Component):
             m.d.sync += [status.eq(code.value), resp_len.eq(0), reading.eq(0)]
             m.next = "TX_SYNC"
 
-        cmd3 = cmd[:3]                         # enough to tell the known commands apart
-        is_cmd = {c: cmd3 == c.value for c in Command}
+        cmd_bits = max(c.value for c in commands).bit_length()
+        cmd_lo = cmd[:cmd_bits]                # enough to tell the known commands apart
+        is_cmd = {c: (cmd_lo == c.value) if c in commands else C(0) for c in Command}
         repeat = Signal()
         m.d.comb += repeat.eq((last_seq == seq) & Mux(is_cmd[Command.START], last_start, last_write))
 
@@ -311,22 +363,30 @@ class HostLink(wiring.Component):
         idx_next = Signal.like(idx)            # one incrementer, also for the end-of-frame compares
         m.d.comb += idx_next.eq(idx + 1)
 
-        # READ_MEM / WRITE_MEM arguments once shifted in: address, and the byte count
+        # READ_MEM / WRITE_MEM / CHECKSUM_MEM arguments once shifted in: address, and the byte count
+        # (READ_MEM's u16; CHECKSUM_MEM's u32 is that and its top half, kept aside as it arrives:
+        # the bits a count inside the memory may have, and whether it has any other)
         rw_addr = txsh[-8 * rw_args_bytes:][:32]
         rd_count = txsh[-16:]
         # A READ_MEM count above max_payload is refused whatever the address, so the sum needs
-        # only the payload's width.
-        nbytes = Signal(len(length))
-        m.d.comb += nbytes.eq(Mux(is_cmd[Command.WRITE_MEM], length - protocol.WRITE_ADDR_BYTES, rd_count))
+        # only the payload's width; a CHECKSUM_MEM count the memory's (up to all of it).
+        nbytes = Signal(max(len(length), a_bits + 1) if ck else len(length))
+        ck_hi = Signal(max(0, len(nbytes) - 16))   # count bits 16.. that nbytes has
+        ck_big = Signal()                          # count bits above those: out of range
+        count = Cat(rd_count, Mux(is_cmd[Command.CHECKSUM_MEM], ck_hi, 0)) if ck else rd_count
+        m.d.comb += nbytes.eq(Mux(is_cmd[Command.WRITE_MEM], length - protocol.WRITE_ADDR_BYTES, count))
         end = Signal(max(a_bits, len(nbytes)) + 1)
         m.d.comb += end.eq(rw_addr[:a_bits] + nbytes)
         out_of_range = Signal()
         m.d.comb += out_of_range.eq((rw_addr[a_bits:] != 0 if a_bits < 32 else C(0)) | (end > self.mem_size)
-                                    | (is_cmd[Command.READ_MEM] & (rd_count > max_payload)))
+                                    | (is_cmd[Command.READ_MEM] & (rd_count > max_payload))
+                                    | (is_cmd[Command.CHECKSUM_MEM] & (ck_big | (rd_count[len(nbytes):] != 0))
+                                       if ck else C(0)))
         unaligned = (rw_addr[:e_log] != 0) | (nbytes[:e_log] != 0) if e_log else C(0)
 
         def fixed_len(c: Command) -> int:
-            return {Command.READ_MEM: rw_args_bytes, Command.START: args_bytes}.get(c, 0)
+            return {Command.READ_MEM: rw_args_bytes, Command.START: args_bytes,
+                    Command.CHECKSUM_MEM: ck_args_bytes}.get(c, 0)
 
         with m.FSM():
             with m.State("SYNC"):
@@ -384,10 +444,10 @@ class HostLink(wiring.Component):
                     m.next = "EXEC"
 
             with m.State("EXEC"):
-                known = (cmd[3:] == 0) & Cat(*[is_cmd[c] for c in Command]).any()
+                known = (cmd[cmd_bits:] == 0) & Cat(*[is_cmd[c] for c in commands]).any()
                 bad_len = Signal()
-                with m.Switch(cmd3):
-                    for c in Command:
+                with m.Switch(cmd_lo):
+                    for c in commands:
                         with m.Case(c.value):
                             if c is Command.WRITE_MEM:
                                 m.d.comb += bad_len.eq(length < protocol.WRITE_ADDR_BYTES)
@@ -402,7 +462,7 @@ class HostLink(wiring.Component):
                 with m.Else():
                     m.d.sync += [last_seq.eq(seq), last_start.eq(is_cmd[Command.START]),
                                  last_write.eq(is_cmd[Command.WRITE_MEM])]
-                    with m.Switch(cmd3):
+                    with m.Switch(cmd_lo):
                         with m.Case(Command.INFO.value):
                             m.d.sync += [status.eq(Status.OK.value), resp_len.eq(len(info)), reading.eq(0)]
                             m.next = "TX_SYNC"
@@ -420,11 +480,13 @@ class HostLink(wiring.Component):
                                 respond(Status.OK)
                             with m.Else():
                                 m.next = "ARG_FETCH"
-                        with m.Case(Command.WRITE_MEM.value, Command.READ_MEM.value):
+                        with m.Case(*[c.value for c in commands if c in (Command.WRITE_MEM, Command.READ_MEM,
+                                                                         Command.CHECKSUM_MEM)]):
                             m.next = "ARG_FETCH"
 
             # The fixed arguments, from the payload buffer (one byte per two cycles): START's into
-            # the engine control registers, READ_MEM's / WRITE_MEM's into the shift register.
+            # the engine control registers, the others' first six bytes into the shift register
+            # (WRITE_MEM's last two are data, unused there), CHECKSUM_MEM's last two into ck_hi / ck_big.
             with m.State("ARG_FETCH"):
                 m.next = "ARG_LATCH"
             with m.State("ARG_LATCH"):
@@ -437,8 +499,22 @@ class HostLink(wiring.Component):
                     with m.Else():
                         m.next = "ARG_FETCH"
                 with m.Else():
-                    m.d.sync += txsh.eq(Cat(txsh[8:], rp_data))
-                    with m.If(idx == rw_args_bytes - 1):
+                    with m.If(idx < rw_args_bytes):
+                        m.d.sync += txsh.eq(Cat(txsh[8:], rp_data))
+                    if ck:
+                        # CHECKSUM_MEM's count bytes 2 and 3 (only it fetches that far)
+                        for i in (rw_args_bytes, rw_args_bytes + 1):
+                            lo = 8 * (i - rw_args_bytes)        # their first bit in ck_hi
+                            keep = max(0, min(8, len(ck_hi) - lo))
+                            with m.If(idx == i):
+                                if keep:
+                                    m.d.sync += ck_hi[lo:lo + keep].eq(rp_data[:keep])
+                                big = (rp_data[keep:] != 0) if keep < 8 else C(0)
+                                m.d.sync += ck_big.eq(big if i == rw_args_bytes else ck_big | big)
+                    last = rw_args_bytes - 1
+                    if ck:
+                        last = Mux(is_cmd[Command.CHECKSUM_MEM], ck_args_bytes - 1, last)
+                    with m.If(idx == last):
                         m.next = "ADDR_CHECK"
                     with m.Else():
                         m.next = "ARG_FETCH"
@@ -452,6 +528,15 @@ class HostLink(wiring.Component):
                     with m.Else():
                         m.d.sync += [waddr.eq(rw_addr[e_log:a_bits]), idx.eq(protocol.WRITE_ADDR_BYTES), k.eq(0)]
                         m.next = "WR_FETCH"
+                if ck:
+                    with m.Elif(is_cmd[Command.CHECKSUM_MEM]):
+                        m.d.comb += ck_init.eq(1)
+                        m.d.sync += [waddr.eq(rw_addr[e_log:a_bits]), k.eq(0)]
+                        with m.If(nbytes == 0):
+                            m.d.sync += [status.eq(Status.OK.value), resp_len.eq(4), reading.eq(0)]
+                            m.next = "TX_SYNC"
+                        with m.Else():
+                            m.next = "TX_RDCMD"
                 with m.Else():
                     m.d.sync += [status.eq(Status.OK.value), resp_len.eq(rd_count), reading.eq(1),
                                  waddr.eq(rw_addr[e_log:a_bits])]
@@ -524,14 +609,34 @@ class HostLink(wiring.Component):
                 with m.If(self.rd_cmd.ready):
                     m.d.sync += waddr.eq(waddr + 1)
                     m.next = "TX_RDDATA"
+                    if ck:
+                        with m.If(is_cmd[Command.CHECKSUM_MEM]):
+                            m.next = "CK_FOLD"
             with m.State("TX_RDDATA"):
                 m.d.comb += self.rd_data.ready.eq(1)
                 with m.If(self.rd_data.valid):
                     m.d.sync += txsh.eq(self.rd_data.payload)
                     m.next = "TX_PAYLOAD"
+            if ck:
+                # CHECKSUM_MEM: the word's bytes through the CRC-32, then the next word or the answer
+                with m.State("CK_FOLD"):
+                    with m.If(self.rd_data.valid):
+                        m.d.comb += ck_step.eq(1)
+                        m.d.sync += k.eq(k + 1)
+                        with m.If(k == e - 1):
+                            m.d.comb += self.rd_data.ready.eq(1)
+                            # the range ends at `end` (from the arguments, still in the shift register)
+                            with m.If(waddr == end[e_log:a_bits]):
+                                m.d.sync += [status.eq(Status.OK.value), resp_len.eq(4), reading.eq(0)]
+                                m.next = "TX_SYNC"
+                            with m.Else():
+                                m.next = "TX_RDCMD"
             with m.State("TX_PAYLOAD"):
+                # (CHECKSUM_MEM: the CRC is the register's complement, shifted out by updates with x = 0)
+                payload = Mux(is_cmd[Command.CHECKSUM_MEM], ~crc32[:8], txsh[:8]) if ck else txsh[:8]
                 m.d.comb += [self.tx.valid.eq(1), tx_crc.eq(1), tx_info.eq(is_cmd[Command.INFO]),
-                             self.tx.payload.eq(Mux(is_cmd[Command.INFO], rp_data, txsh[:8]))]
+                             self.tx.payload.eq(Mux(is_cmd[Command.INFO], rp_data, payload)),
+                             ck_send.eq(1), ck_step.eq(tx_take & is_cmd[Command.CHECKSUM_MEM])]
                 with m.If(tx_take):
                     m.d.sync += [idx.eq(idx_next), txsh.eq(txsh[8:])]
                     with m.If(idx_next == resp_len):

@@ -177,7 +177,8 @@ def _checkout_on_path(folder: str) -> None:
 class _BoardSession:
     """``--backend board``: one link to the board for every image of a run. The program crosses the
     link once (it is the longest transfer: 1.3 MB for SqueezeNet 1.1), each image's input after it;
-    both show progress."""
+    both show progress. A board that has ``CHECKSUM_MEM`` and still holds the program (an earlier
+    run since it was configured) gets none of it again: the load compares CRC-32s first."""
 
     def __init__(self, program, port: str | None, baud: int | None, check: bool = False) -> None:
         if not port:
@@ -195,7 +196,10 @@ class _BoardSession:
 
         acc = self.accelerator
         if not self.loaded:
-            acc.load(self.program)
+            # A program still in the board's memory (an earlier run, CRC-32 checked) is not sent again.
+            result = acc.load(self.program)
+            print(f"load {self.program.model_name or 'program'}: {result.summary()} ({result.seconds:.2f} s)",
+                  file=sys.stderr, flush=True)
             self.loaded = True
         p = self.program
         x = runtime.prepare_image(p, image)

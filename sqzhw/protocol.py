@@ -62,29 +62,44 @@ the bridge's response latency once per transfer instead of once per frame. The r
 
 Commands and payloads
 ---------------------
-===============  ==========================================  =====================================
-command          request payload                             reply payload (``Status.OK``)
-===============  ==========================================  =====================================
-``INFO``         (empty)                                     :data:`InfoHeader` + config tag (ASCII)
-``WRITE_MEM``    address u32 + data (windowed)               (empty)
-``READ_MEM``     :data:`ReadArgs` (address u32, count u16)   ``count`` bytes
-``START``        :data:`StartArgs`                           (empty)
-``STATUS``       (empty)                                     :data:`StatusReply`
-``READ_COUNTERS`` (empty)                                    ``len(isa.Counter)`` x u32
-``RESET``        (empty)                                     (empty); the device resets the engine
-===============  ==========================================  =====================================
+=================  ==========================================  =====================================
+command            request payload                             reply payload (``Status.OK``)
+=================  ==========================================  =====================================
+``INFO``           (empty)                                     :data:`InfoHeader` + config tag (ASCII)
+``WRITE_MEM``      address u32 + data (windowed)               (empty)
+``READ_MEM``       :data:`ReadArgs` (address u32, count u16)   ``count`` bytes
+``START``          :data:`StartArgs`                           (empty)
+``STATUS``         (empty)                                     :data:`StatusReply`
+``READ_COUNTERS``  (empty)                                     ``len(isa.Counter)`` x u32
+``RESET``          (empty)                                     (empty); the device resets the engine
+``CHECKSUM_MEM``   :data:`ChecksumArgs` (address, count u32)   CRC-32 u32 of the ``count`` bytes
+=================  ==========================================  =====================================
 
-``WRITE_MEM`` and ``READ_MEM`` addresses and byte counts are multiples of the device's external
-word (``ext_bytes`` in :data:`InfoHeader`) and stay inside its memory (``mem_bytes``), otherwise
-:attr:`Status.BAD_ADDRESS`. ``WRITE_MEM`` and ``START`` while the engine is busy get
-:attr:`Status.BUSY`.
+``WRITE_MEM``, ``READ_MEM`` and ``CHECKSUM_MEM`` addresses and byte counts are multiples of the
+device's external word (``ext_bytes`` in :data:`InfoHeader`) and stay inside its memory
+(``mem_bytes``), otherwise :attr:`Status.BAD_ADDRESS`. ``WRITE_MEM`` and ``START`` while the engine
+is busy get :attr:`Status.BUSY`.
+
+``CHECKSUM_MEM`` reads ``count`` bytes of memory (any number up to all of it, far more than a frame)
+and answers with their CRC-32 in memory order: IEEE 802.3 as :func:`zlib.crc32` (reflected,
+polynomial 0xEDB88320, initial value and final XOR 0xFFFFFFFF; 0 for no bytes). It is read-only and
+idempotent (a retry reads again; never ``BUSY``: the engine may run meanwhile), and lets a host
+decide whether the memory holds what it wrote, or still holds a program from an earlier session,
+without moving the bytes over the link. The device answers only once it has read all ``count``
+bytes, at no less than :data:`CHECKSUM_MIN_RATE` bytes per second: the host waits its usual response
+timeout plus ``count / CHECKSUM_MIN_RATE`` seconds (:func:`checksum_seconds`). A device has the
+command when :attr:`Feature.CHECKSUM_MEM` is set in ``features`` of its ``INFO`` reply (a board
+built without it answers ``UNKNOWN_COMMAND``).
 
 Versions: 2 added ``window`` to :data:`InfoHeader` (version 1 devices are stop-and-wait; their INFO
-reply has no ``window`` byte).
+reply has no ``window`` byte); 3 added ``features`` (:class:`Feature`) and ``CHECKSUM_MEM``. A
+version 2 reply has no ``features`` byte and decodes with none: the commands of version 2 are those
+of version 3 without ``CHECKSUM_MEM``, so a host may talk to both (:data:`COMPATIBLE_VERSIONS`).
 """
 
 
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -99,9 +114,14 @@ __all__ = [
     "crc16_matrix", "encode_frame", "encode_request", "encode_response", "FrameDecoder",
     "REQUEST_HEADER_BYTES", "RESPONSE_HEADER_BYTES", "CRC_BYTES", "decode_info", "decode_status",
     "decode_counters", "encode_info", "encode_status", "encode_counters", "DEFAULT_WINDOW", "MAX_WINDOW",
+    "COMPATIBLE_VERSIONS", "Feature", "ChecksumArgs", "CRC32_POLY", "CRC32_INIT", "CHECKSUM_MIN_RATE",
+    "crc32", "crc32_update", "crc32_matrix", "checksum_seconds", "encode_checksum_args",
+    "decode_checksum_args", "encode_checksum", "decode_checksum",
 ]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
+#: Versions a host of this protocol talks to: 2 is 3 without ``features`` and ``CHECKSUM_MEM``.
+COMPATIBLE_VERSIONS = (2, 3)
 #: The boards' UART rate. Every supported board's USB serial bridge is an FTDI chip, which makes
 #: 1 Mbaud exactly (3 MHz / 3), and the engine clocks in ``configs/`` divide it within 1 %
 #: (50 MHz / 50, 25 MHz / 25). Nearly 9x 115200 baud: the input image is the longest transfer.
@@ -121,6 +141,14 @@ MAX_WINDOW = 16
 CRC_POLY = 0x1021
 CRC_INIT = 0xFFFF
 CRC_BYTES = 2
+#: CRC-32 of ``CHECKSUM_MEM`` (IEEE 802.3, reflected: the polynomial 0x04C11DB7 bit-reversed).
+CRC32_POLY = 0xEDB88320
+CRC32_INIT = 0xFFFFFFFF
+#: Bytes per second a device's ``CHECKSUM_MEM`` reads at least: the host's response timeout grows by
+#: ``count / CHECKSUM_MIN_RATE`` seconds. Measured in the system simulations (one read in flight, a
+#: byte per cycle into the CRC): 2 cycles per byte on the iCEBreaker's SPRAM (9 MB/s at 18 MHz), 4.1
+#: on the SDRAM (12 MB/s at 50 MHz), 3.3 on the DDR3 (18 MB/s at 60 MHz): 9x margin and more.
+CHECKSUM_MIN_RATE = 1_000_000
 
 
 class Command(enum.Enum, shape=8):
@@ -132,6 +160,12 @@ class Command(enum.Enum, shape=8):
     STATUS = 0x05
     READ_COUNTERS = 0x06
     RESET = 0x07
+    CHECKSUM_MEM = 0x08
+
+
+class Feature(enum.IntFlag, shape=8):
+    """Optional commands a device has: bits of ``features`` in :data:`InfoHeader`."""
+    CHECKSUM_MEM = 0x01
 
 
 #: ``PING`` is ``INFO``: an empty request answered with the version and the config tag.
@@ -170,12 +204,19 @@ class InfoHeader(data.Struct):
     max_payload: 16
     mem_bytes: 32
     window: 8           #: ``WRITE_MEM`` frames a host may have in flight (1: stop-and-wait)
+    features: 8         #: :class:`Feature` bits (version 3)
 
 
 class ReadArgs(data.Struct):
     """``READ_MEM`` request payload."""
     addr: 32
     count: 16
+
+
+class ChecksumArgs(data.Struct):
+    """``CHECKSUM_MEM`` request payload."""
+    addr: 32
+    count: 32
 
 
 class StartArgs(data.Struct):
@@ -242,6 +283,38 @@ def crc16_matrix() -> list[tuple[int, int]]:
         byte_mask = sum(1 << j for j in range(8) if crc16_update(0, 1 << j) >> i & 1)
         rows.append((crc_mask, byte_mask))
     return rows
+
+
+def crc32_update(crc: int, byte: int) -> int:
+    """One byte of the reflected CRC-32 register (no initial value or final XOR applied)."""
+    crc ^= byte & 0xFF
+    for _ in range(8):
+        crc = (crc >> 1) ^ (CRC32_POLY if crc & 1 else 0)
+    return crc
+
+
+def crc32(data_bytes: bytes | bytearray | memoryview, crc: int = 0) -> int:
+    """CRC-32 of ``data_bytes``, continuing from the CRC ``crc`` of the bytes before them: the
+    :func:`zlib.crc32` that ``CHECKSUM_MEM`` answers with."""
+    return zlib.crc32(bytes(data_bytes), crc)
+
+
+def crc32_matrix() -> list[tuple[int, int]]:
+    """:func:`crc32_update` as a GF(2) matrix, for XOR-tree gateware: entry ``i`` is ``(crc_mask,
+    byte_mask)``, new register bit ``i`` is the XOR of the old register bits in ``crc_mask`` and the
+    data bits in ``byte_mask``. The register starts at :data:`CRC32_INIT`; the CRC is its complement."""
+    rows = []
+    for i in range(32):
+        crc_mask = sum(1 << j for j in range(32) if crc32_update(1 << j, 0) >> i & 1)
+        byte_mask = sum(1 << j for j in range(8) if crc32_update(0, 1 << j) >> i & 1)
+        rows.append((crc_mask, byte_mask))
+    return rows
+
+
+def checksum_seconds(count: int) -> float:
+    """The most a device may spend reading ``count`` bytes for ``CHECKSUM_MEM``: the host adds it to
+    its response timeout."""
+    return count / CHECKSUM_MIN_RATE
 
 
 # -- frames -----------------------------------------------------------------------------------
@@ -398,31 +471,30 @@ def _from_bytes(layout, raw: bytes, what: str):
 
 
 def encode_info(tag: str, ext_bytes: int, mem_bytes: int, max_payload: int = MAX_PAYLOAD,
-                window: int = DEFAULT_WINDOW) -> bytes:
-    """The ``INFO`` reply payload."""
+                window: int = DEFAULT_WINDOW, features: int = Feature.CHECKSUM_MEM) -> bytes:
+    """The ``INFO`` reply payload (``features``: :class:`Feature` bits, default every one)."""
     if not 1 <= window <= 255:
         raise ProtocolError(f"window = {window!r}: 1..255 frames")
     return _const_bytes(InfoHeader, {"version": PROTOCOL_VERSION, "ext_bytes": ext_bytes,
                                      "max_payload": max_payload, "mem_bytes": mem_bytes,
-                                     "window": window}) + tag.encode("ascii")
+                                     "window": window, "features": int(features)}) + tag.encode("ascii")
 
 
 def decode_info(raw: bytes) -> dict:
-    """``{"version", "ext_bytes", "max_payload", "mem_bytes", "window", "tag"}`` from an ``INFO``
-    reply (a version 1 reply has no ``window``: 1, stop-and-wait)."""
-    if raw[:1] == b"\x01":
-        # Version 1: the header without its last byte (the version check then refuses the device).
-        size = InfoHeader.as_shape().size // 8 - 1
-        h = _from_bytes(InfoHeader, raw[:size] + b"\x01", "INFO")
-    else:
-        size = InfoHeader.as_shape().size // 8
-        h = _from_bytes(InfoHeader, raw, "INFO")
+    """``{"version", "ext_bytes", "max_payload", "mem_bytes", "window", "features", "tag"}`` from an
+    ``INFO`` reply. Older replies lack the last header fields: version 1 has no ``window`` (1,
+    stop-and-wait), versions 1 and 2 no ``features`` (0: no ``CHECKSUM_MEM``)."""
+    size = InfoHeader.as_shape().size // 8
+    # The fields a version lacks read as their defaults (the version check may then refuse it).
+    missing = {1: b"\x01\x00", 2: b"\x00"}.get(raw[0] if raw else None, b"")
+    size -= len(missing)
+    h = _from_bytes(InfoHeader, raw[:size] + missing, "INFO")
     try:
         tag = raw[size:].decode("ascii")
     except UnicodeDecodeError:
         raise ProtocolError(f"INFO reply carries a non-ASCII config tag {raw!r}") from None
     return {"version": int(h.version), "ext_bytes": int(h.ext_bytes), "max_payload": int(h.max_payload),
-            "mem_bytes": int(h.mem_bytes), "window": int(h.window), "tag": tag}
+            "mem_bytes": int(h.mem_bytes), "window": int(h.window), "features": int(h.features), "tag": tag}
 
 
 def encode_status(busy: bool, done: bool, error: int, error_pc: int, *, mem_starting: bool = False,
@@ -461,6 +533,25 @@ def encode_read_args(addr: int, count: int) -> bytes:
 def encode_start_args(insn_addr: int, insn_count: int, wr_lo: int, wr_hi: int) -> bytes:
     return _const_bytes(StartArgs, {"insn_addr": insn_addr, "insn_count": insn_count,
                                     "wr_lo": wr_lo, "wr_hi": wr_hi})
+
+
+def encode_checksum_args(addr: int, count: int) -> bytes:
+    return _const_bytes(ChecksumArgs, {"addr": addr, "count": count})
+
+
+def decode_checksum_args(raw: bytes):
+    return _from_bytes(ChecksumArgs, raw, "CHECKSUM_MEM request")
+
+
+def encode_checksum(crc: int) -> bytes:
+    """The ``CHECKSUM_MEM`` reply: the CRC-32, u32."""
+    return (crc & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def decode_checksum(raw: bytes) -> int:
+    if len(raw) != 4:
+        raise ProtocolError(f"CHECKSUM_MEM reply of {len(raw)} bytes, expected 4")
+    return int.from_bytes(raw, "little")
 
 
 def decode_read_args(raw: bytes):

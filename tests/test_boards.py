@@ -656,6 +656,19 @@ def test_icebreaker_counts_in_a_counter_ram():
     collect_quietly()   # built only to inspect
 
 
+def test_checksum_mem_is_a_board_option():
+    """Every board's host link has CHECKSUM_MEM (the iCEBreaker too: it fits, see the bitstream test);
+    a BoardSpec or SystemTop may leave it out, and INFO then says so."""
+    ice = BoardTop(get_board("icebreaker"), load_config("icebreaker"), engine="standin")
+    assert ice.spec.checksum and ice.system.hostlink.checksum
+    spec = dataclasses.replace(get_board("icebreaker"), checksum=False)
+    bare = BoardTop(spec, load_config("icebreaker"), engine="standin")
+    assert not bare.system.hostlink.checksum
+    assert not SystemTop(load_config("small"), link="stream", checksum=False).hostlink.checksum
+    del ice, bare
+    collect_quietly()   # built only to inspect
+
+
 @pytest.mark.bitstream
 def test_icebreaker_bitstream_fits_and_meets_timing(tmp_path):
     """The iCEBreaker's own config fits the UP5K (logic cells, block RAM, the 8 DSPs, the SPRAMs for

@@ -173,6 +173,38 @@ def test_run_on_a_board_loads_once_and_checks_with_the_golden_model(program, wor
     assert "load" in captured.err   # the program's transfer showed progress
 
 
+def test_second_run_on_a_board_sends_no_program(program, workdir, capsys, monkeypatch):
+    """``sqzhw run --backend board`` twice on the same board (the device model keeps its memory between
+    the runs, as a board does): the second run finds the program resident by CRC-32 and sends only
+    the input; both runs say what the load did."""
+    from sqzhw import runtime
+    from sqzhw.driver import transports
+    from sqzhw.program import Program
+    from sqzhw.protocol import Command
+
+    prog = Program.load(program)
+    device = transports.DeviceModel(prog.config, 1 << 22)
+
+    def fake_serial(port, baud=None, **kw):
+        transport = transports.LoopbackTransport(device)
+        transport.baud = 2_000_000
+        return transport
+
+    monkeypatch.setattr(transports, "open_serial", fake_serial)
+    image = str(workdir / "img0.png")
+    written = []
+    for _ in range(2):
+        device.executed.clear()
+        capsys.readouterr()
+        assert main(["run", str(program), image, "--backend", "board", "--port", "/dev/fake0", "--json"]) == 0
+        written.append(sum(len(f.payload) - 4 for f in device.executed if f.command is Command.WRITE_MEM))
+        err = capsys.readouterr().err
+    static = sum(len(blob) for _, blob in prog.static_image())
+    inputs = len(runtime.prepare_input(prog, image))
+    assert written[0] >= static + inputs and written[1] < inputs + 8 * prog.config.ext_bytes
+    assert "already on the device" in err and "nothing sent" in err
+
+
 def test_check_needs_the_board_backend(program, workdir, capsys):
     assert main(["run", str(program), str(workdir / "img0.png"), "--check"]) == 2
     assert "--backend board" in capsys.readouterr().err

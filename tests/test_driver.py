@@ -3,6 +3,7 @@ injected corruption/drops, errors the caller sees; end-to-end inference when the
 runtime are present."""
 
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -317,3 +318,165 @@ def test_windowed_write_naks_are_errors():
     with pytest.raises(DriverError, match=r"WRITE_MEM at 0xff8c \(seq \d+, 124 data bytes\) refused by the "
                                           r"device: BAD_ADDRESS"):
         acc.write(device.mem_bytes - 240, bytes(480))     # 124-byte frames: the second crosses the end
+
+
+# -- verified, incremental loads (CHECKSUM_MEM) ------------------------------------------------------
+
+def _fire_program(seed: int = 3, size: int = 6):
+    from sqzhw.compiler.codegen import compile_graph
+    from sqzhw.compiler.testing import random_qgraph
+    from sqzhw.program import Preprocess
+
+    qgraph = random_qgraph("fire", input_size=size, width_mult=0.25, num_classes=8, seed=seed)
+    return compile_graph(qgraph, TINY, Preprocess(height=size, width=size))
+
+
+def _commands(device, command) -> int:
+    return sum(f.command is command for f in device.executed)
+
+
+def test_checksum_is_the_devices_crc32():
+    acc, device = make()
+    device.memory[:] = np.random.default_rng(4).integers(0, 256, len(device.memory), dtype=np.uint8).tobytes()
+    assert acc.checksum(0x100, 0x2000) == zlib.crc32(bytes(device.memory[0x100:0x2100]))
+    assert acc.checksum(0, 1 << 16) == zlib.crc32(bytes(device.memory))      # far more than a frame
+    assert acc.checksum(8, 0) == 0
+    with pytest.raises(DriverError, match="whole 4-byte words"):
+        acc.checksum(2, 8)
+    with pytest.raises(DriverError, match="outside"):
+        acc.checksum(0, (1 << 16) + 4)
+    # The response timeout grows with the bytes the device reads before it answers.
+    waits = []
+    real = acc._await
+    def spy(command, seq, timeout, expect):
+        waits.append(timeout)
+        return real(command, seq, timeout, expect)
+    acc._await = spy
+    acc.checksum(0, 1 << 16)
+    acc.checksum(0, 4)
+    assert waits[0] - waits[1] == pytest.approx(protocol.checksum_seconds((1 << 16) - 4))
+
+
+def test_load_twice_sends_the_program_once():
+    """The second load (this session's or a new one's: ``sqzhw run`` again on the same board) finds
+    the program resident by CRC-32 and sends no program byte; the program still runs."""
+    runtime = pytest.importorskip("sqzhw.runtime")
+    program = _fire_program()
+    acc, device = make(mem=max(1 << 16, program.memory_size))
+    first = acc.load(program)
+    total = sum(len(blob) for _, blob in program.static_image())
+    assert first.verified and first.bytes_total == total and not first.resident
+    assert first.bytes_sent == sum(c.size for c in first.written) and first.bytes_sent + sum(
+        c.size for c in first.skipped) == total
+    for addr, blob in program.static_image():
+        assert bytes(device.memory[addr:addr + len(blob)]) == blob
+    sent = acc.transport.bytes_sent
+    writes = _commands(device, protocol.Command.WRITE_MEM)
+    again = Accelerator(acc.transport, TINY)          # a new session on the same board
+    second = again.load(program)
+    assert second.resident and second.bytes_sent == 0 and not second.written
+    assert "nothing sent" in second.summary() and again.last_load is second
+    assert _commands(device, protocol.Command.WRITE_MEM) == writes
+    assert acc.transport.bytes_sent - sent < 200      # INFO, STATUS and two CHECKSUM_MEM requests
+    x = np.random.default_rng(0).standard_normal((program.input.channels, 6, 6)).astype(np.float32)
+    np.testing.assert_array_equal(again.infer_full(x).sums, runtime.run_golden(program, x).sums)
+
+
+def test_changed_weight_resends_only_its_chunk():
+    """One weight byte changed: only the chunk that holds it crosses the link, and memory then holds
+    the new image."""
+    from dataclasses import replace
+
+    program = _fire_program()
+    acc, device = make(mem=max(1 << 16, program.memory_size))
+    acc.verify_chunk = 256
+    acc.load(program)
+    weights = program.region("weights")
+    image = bytearray(program.image)
+    where = len(image) // 2
+    image[where] ^= 0x40
+    changed = replace(program, image=bytes(image))
+    result = acc.load(changed)
+    assert [(c.addr, c.size) for c in result.written] == [(weights.base + where // 256 * 256, 256)]
+    assert result.bytes_sent == 256 and len(result.skipped) == len(result.written + result.skipped) - 1
+    assert "weights" in result.written[0].what
+    assert bytes(device.memory[weights.base:weights.base + len(image)]) == bytes(image)
+    assert acc.program is changed
+
+
+class FlakyMemory(bytearray):
+    """External memory whose write path flips data bit 3 of the byte at ``bad`` whenever it is written."""
+
+    def __init__(self, size: int, bad: int) -> None:
+        super().__init__(size)
+        self.bad = bad
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        if isinstance(key, slice) and key.start <= self.bad < key.stop:
+            super().__setitem__(self.bad, self[self.bad] ^ 0x08)
+
+
+@pytest.mark.parametrize("region", ["weights", "instructions"])
+def test_memory_that_corrupts_writes_is_a_memory_fault(region):
+    """A write-path fault (the memory holds another bit than the one written) fails the load with
+    MemoryFault naming the chunk: its address range and what it is; the program is not taken as
+    loaded."""
+    program = _fire_program()
+    acc, device = make(mem=max(1 << 16, program.memory_size))
+    acc.verify_chunk = 512
+    base, blob = dict(zip(["instructions", "weights"], program.static_image()))[region]
+    bad = base + len(blob) // 2
+    device.memory = FlakyMemory(device.mem_bytes, bad)
+    with pytest.raises(MemoryFault, match=rf"does not hold what was written at 0x[0-9a-f]+\.\.0x[0-9a-f]+ "
+                                          rf"\({region}, bytes") as info:
+        acc.load(program)
+    chunk = info.value.chunk
+    assert chunk.addr <= bad < chunk.addr + chunk.size and chunk.size <= 512
+    assert info.value.got != info.value.expected
+    assert acc.program is None
+    # Unverified, the same load "succeeds": the check is what finds the fault.
+    assert not acc.load(program, verify=False).verified
+
+
+def test_without_checksum_mem_loads_are_plain():
+    """A device without CHECKSUM_MEM (a bitstream built without it: INFO says so) gets today's plain
+    load, every byte written and nothing asked; so does verify=False on one with it."""
+    program = _fire_program()
+    total = sum(len(blob) for _, blob in program.static_image())
+    device = DeviceModel(TINY, max(1 << 16, program.memory_size), checksum=False)
+    acc = Accelerator(LoopbackTransport(device), TINY)
+    assert not acc.info().has_checksum
+    for _ in range(2):
+        result = acc.load(program)
+        assert not result.verified and result.bytes_sent == total and "not checked" in result.summary()
+    assert _commands(device, protocol.Command.CHECKSUM_MEM) == 0
+    with pytest.raises(DriverError, match="no CHECKSUM_MEM"):
+        acc.checksum(0, 4)
+    acc, device = make(mem=max(1 << 16, program.memory_size))
+    acc.load(program)
+    writes = _commands(device, protocol.Command.WRITE_MEM)
+    result = acc.load(program, verify=False)
+    assert not result.verified and result.bytes_sent == total
+    assert _commands(device, protocol.Command.WRITE_MEM) > writes
+
+
+def test_version_2_device_is_talked_to_without_checksum():
+    """A device of protocol version 2 (no features byte) is accepted, without CHECKSUM_MEM; versions
+    outside COMPATIBLE_VERSIONS are refused."""
+    class OldDevice(DeviceModel):
+        version = 2
+
+        def _execute(self, f):
+            status, reply = super()._execute(f)
+            if f.command is protocol.Command.INFO:
+                reply = bytes([self.version]) + reply[1:9] + reply[10:]    # a v2 header: no features byte
+            return status, reply
+
+    device = OldDevice(TINY, 1 << 16)
+    acc = Accelerator(LoopbackTransport(device), TINY)
+    info = acc.info()
+    assert (info.version, info.features, info.has_checksum, info.tag) == (2, 0, False, TINY.tag)
+    device.version = 1
+    with pytest.raises(DriverError, match="version 1"):
+        acc.info()

@@ -1,9 +1,10 @@
 """HostLink in the Amaranth simulator: byte streams in and out, a memory model with random stalls
 and an engine stand-in; responses compared with the Python device model (sqzhw.driver.DeviceModel)
-byte for byte, the driver run against the gateware, and back-to-back frames at a UART's line rate
-into the receive FIFO (its sizing)."""
+byte for byte, the driver run against the gateware, back-to-back frames at a UART's line rate
+into the receive FIFO (its sizing), and CHECKSUM_MEM's CRC-32 of memory ranges."""
 
 import os
+import zlib
 from collections import deque
 
 import numpy as np
@@ -41,7 +42,7 @@ class HostLinkBench:
                  latency: int = 3, engine_error: isa.ErrorCode = isa.ErrorCode.NONE,
                  counter_port: bool = False, *, mem: int = MEM, max_payload: int = MAX_PAYLOAD,
                  divisor: int | None = None, write_wait: int | None = None,
-                 window: int = protocol.DEFAULT_WINDOW) -> None:
+                 window: int = protocol.DEFAULT_WINDOW, checksum: bool = True) -> None:
         """``divisor``: the bytes come and go at a UART's line rate, ``10 * divisor`` cycles per byte:
         a request byte not taken before the next one is complete is an overrun (AssertionError), as in
         :class:`rtl_gen.uart.UARTRx`; the response side takes one byte per byte time; the memory
@@ -53,7 +54,7 @@ class HostLinkBench:
         self.line = None if divisor is None else 10 * divisor
         self.write_wait = write_wait or 0
         self.dut = HostLink(config, mem, max_payload=max_payload, idle_timeout=IDLE,
-                            counter_port=counter_port, uart_divisor=divisor, window=window)
+                            counter_port=counter_port, uart_divisor=divisor, window=window, checksum=checksum)
         self.rng = np.random.default_rng(seed)
         self.memory = bytearray(mem)
         self.fifo_most = 0                  # the receive FIFO's highest level
@@ -62,6 +63,7 @@ class HostLinkBench:
         self.starts: list[tuple[int, int, int, int]] = []
         self.resets = 0
         self.mem_writes = 0
+        self.mem_reads = 0
         self.cycles = 0
         self.stall = stall
         self.latency = latency
@@ -217,6 +219,7 @@ class HostLinkBench:
                 addr = ctx.get(d.rd_cmd.payload)
                 assert (addr + 1) * e <= self.mem, f"read past memory: word {addr}"
                 pending.append((now + self.latency, addr))
+                self.mem_reads += 1
             if wr_ready and ctx.get(d.wr.valid):
                 w = ctx.get(d.wr.payload)
                 assert (w.addr + 1) * e <= self.mem, f"write past memory: word {w.addr}"
@@ -282,6 +285,10 @@ def read_req(seq, addr, count):
     return req(Command.READ_MEM, seq, protocol.encode_read_args(addr, count))
 
 
+def checksum_req(seq, addr, count):
+    return req(Command.CHECKSUM_MEM, seq, protocol.encode_checksum_args(addr, count))
+
+
 def test_info_write_read_roundtrip():
     tb = HostLinkBench(seed=1)
     data = os.urandom(60)
@@ -293,7 +300,8 @@ def test_info_write_read_roundtrip():
         (Status.OK, Command.READ_MEM, 3), (Status.OK, Command.READ_MEM, 4)]
     assert protocol.decode_info(r[0].payload) == {"version": protocol.PROTOCOL_VERSION, "ext_bytes": 4,
                                                   "max_payload": MAX_PAYLOAD, "mem_bytes": MEM,
-                                                  "window": protocol.DEFAULT_WINDOW, "tag": CONFIG.tag}
+                                                  "window": protocol.DEFAULT_WINDOW, "tag": CONFIG.tag,
+                                                  "features": protocol.Feature.CHECKSUM_MEM}
     assert bytes(tb.memory[64:124]) == data
     assert r[2].payload == data
     assert r[3].payload == bytes(4) + data[:4]
@@ -411,8 +419,10 @@ def test_matches_device_model_on_random_traffic(config, counter_port):
     seq = 0
     for step in range(28):
         seq = (seq + 1) & 0xFF
-        kind = rng.integers(6)
-        if kind == 0:
+        kind = rng.integers(7)
+        if kind == 6:
+            frame = checksum_req(seq, int(rng.integers(0, MEM // 4 - 80)) * 4, int(rng.integers(0, 80)) * 4)
+        elif kind == 0:
             frame = write_req(seq, int(rng.integers(0, MEM // 4 - 16)) * 4,
                               rng.integers(0, 256, int(rng.integers(0, 14)) * 4, dtype=np.uint8).tobytes())
         elif kind == 1:
@@ -475,6 +485,7 @@ def test_driver_against_gateware_with_faults():
     acc.write(6, data)
     assert acc.read(6, 150) == data
     assert bytes(tb.memory[6:156]) == data
+    assert acc.checksum(4, 156) == zlib.crc32(bytes(tb.memory[4:160]))
     acc.start(0x100, 3, 0x200, 0x400)
     with pytest.raises(DeviceBusyError):
         acc.write(0, bytes(4))
@@ -557,3 +568,65 @@ def test_without_fifo_a_line_rate_host_overruns():
     tb.send(write_req(2, 0, bytes(32)) + write_req(3, 32, bytes(32)))
     with pytest.raises(AssertionError, match="overrun"):
         tb.run_until_quiet(quiet=200)
+
+
+# -- CHECKSUM_MEM ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("config", ["tiny", "icebreaker"])
+def test_checksum_mem_of_ranges(config):
+    """CHECKSUM_MEM over ranges of one word to all of the memory (64 frames' worth), through a memory
+    with random stalls and latency: the reply is zlib.crc32 of those bytes, exactly the range's words
+    are read, and unaligned, out-of-range and oversized requests get BAD_ADDRESS without a read (4-
+    and 2-byte words); the responses equal the device model's byte for byte."""
+    config = load_config(config)
+    e = config.ext_bytes
+    tb = HostLinkBench(config=config, seed=12, stall=0.2)
+    tb.memory[:] = np.random.default_rng(12).integers(0, 256, MEM, dtype=np.uint8).tobytes()
+    model = DeviceModel(config, MEM, max_payload=MAX_PAYLOAD)
+    model.memory[:] = tb.memory
+    good = [(0, e), (MEM - e, e), (64, 10 * e), (4 * e, 3 * MAX_PAYLOAD + 2 * e), (0, MEM), (MEM // 2, 0)]
+    bad = [(e // 2, 2 * e), (0, 3 * e - 1), (MEM - e, 2 * e), (MEM + e, 0), (0, (1 << 32) - e), (1 << 31, e),
+           (MEM // 2, 1 << 24)]
+    frames = [checksum_req(seq, a, n) for seq, (a, n) in enumerate(good + bad, 1)]
+    for f in frames:
+        tb.send(f)
+    tb.run_until_quiet(limit=400_000)
+    r = tb.responses()
+    expect = [Status.OK] * len(good) + [Status.BAD_ADDRESS] * len(bad)
+    assert [(f.status, f.seq) for f in r] == list(zip(expect, range(1, len(frames) + 1)))
+    for (a, n), f in zip(good, r):
+        assert protocol.decode_checksum(f.payload) == zlib.crc32(bytes(tb.memory[a:a + n])), (a, n)
+    assert tb.mem_reads == sum(n for _, n in good) // e
+    assert bytes(tb.from_dut) == b"".join(model.receive(f) for f in frames)
+
+
+def test_checksum_mem_after_writes_and_while_busy():
+    """The CRC follows what WRITE_MEM wrote (a retried CHECKSUM_MEM with the same seq reads again:
+    it is idempotent), and CHECKSUM_MEM is not refused while the engine runs (it only reads)."""
+    tb = HostLinkBench(seed=13, engine_cycles=5000)
+    data = os.urandom(48)
+    tb.send(write_req(1, 100, data) + checksum_req(2, 100, 48) + checksum_req(2, 100, 48)
+            + req(Command.START, 3, protocol.encode_start_args(0, 1, 0, 64)) + checksum_req(4, 96, 8))
+    tb.run_until_quiet()
+    r = tb.responses()
+    assert [(f.status, f.seq) for f in r] == [(Status.OK, s) for s in (1, 2, 2, 3, 4)]
+    crcs = [protocol.decode_checksum(f.payload) for f in (r[1], r[2], r[4])]
+    assert crcs == [zlib.crc32(data), zlib.crc32(data), zlib.crc32(bytes(4) + data[:4])]
+    assert len(tb.starts) == 1
+
+
+def test_without_checksum_the_command_is_unknown():
+    """HostLink(checksum=False): INFO's features say so, CHECKSUM_MEM gets UNKNOWN_COMMAND (as the
+    device model without it), everything else is unchanged."""
+    tb = HostLinkBench(seed=14, checksum=False)
+    model = DeviceModel(CONFIG, MEM, max_payload=MAX_PAYLOAD, checksum=False)
+    frames = [req(Command.INFO, 1), checksum_req(2, 0, 16), write_req(3, 0, b"abcd"), read_req(4, 0, 4),
+              req(0x18, 5)]
+    tb.send(b"".join(frames))
+    tb.run_until_quiet()
+    r = tb.responses()
+    assert [(f.status, f.seq) for f in r] == [(Status.OK, 1), (Status.UNKNOWN_COMMAND, 2), (Status.OK, 3),
+                                              (Status.OK, 4), (Status.UNKNOWN_COMMAND, 5)]
+    assert protocol.decode_info(r[0].payload)["features"] == 0
+    assert r[3].payload == b"abcd" and tb.mem_reads == 1
+    assert bytes(tb.from_dut) == b"".join(model.receive(f) for f in frames)

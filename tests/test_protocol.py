@@ -1,5 +1,8 @@
 """The host link protocol: CRC, frame encoding, the streaming decoder and the device-side parser."""
 
+import re
+import zlib
+
 import numpy as np
 import pytest
 
@@ -26,6 +29,49 @@ def test_crc_matrix_is_the_update():
         protocol.crc16_update(protocol.crc16_update(protocol.CRC_INIT, ord("x")), ord("y")), ord("z"))
 
 
+def test_crc32_matrix_is_the_update_and_zlib():
+    """CHECKSUM_MEM's CRC-32: the GF(2) matrix the gateware's XOR tree is built from equals the
+    bitwise update, and the register run from CRC32_INIT and complemented is zlib.crc32."""
+    assert protocol.crc32(b"123456789") == 0xCBF43926                 # CRC-32/ISO-HDLC check value
+    rows = protocol.crc32_matrix()
+    assert len(rows) == 32
+    rng = np.random.default_rng(1)
+    for crc, byte in zip(rng.integers(0, 1 << 32, 300), rng.integers(0, 256, 300)):
+        crc, byte = int(crc), int(byte)
+        by_matrix = sum((((bin(crc & cm).count("1") + bin(byte & bm).count("1")) & 1) << i)
+                        for i, (cm, bm) in enumerate(rows))
+        assert by_matrix == protocol.crc32_update(crc, byte)
+    for n in (0, 1, 7, 1000):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        reg = protocol.CRC32_INIT
+        for b in data:
+            reg = protocol.crc32_update(reg, b)
+        assert reg ^ 0xFFFFFFFF == zlib.crc32(data) == protocol.crc32(data)
+        assert protocol.crc32(data[n // 2:], protocol.crc32(data[:n // 2])) == zlib.crc32(data)
+
+
+def test_checksum_payloads_and_timeout():
+    a = protocol.decode_checksum_args(protocol.encode_checksum_args(0x1000, 0xFFFFFFF0))
+    assert (a.addr, a.count) == (0x1000, 0xFFFFFFF0)
+    assert len(protocol.encode_checksum_args(0, 0)) == 8
+    assert protocol.decode_checksum(protocol.encode_checksum(0xCBF43926)) == 0xCBF43926
+    with pytest.raises(protocol.ProtocolError, match="CHECKSUM_MEM"):
+        protocol.decode_checksum(b"\x00" * 3)
+    # The host's allowance grows with the count: SqueezeNet's 1.3 MB in well under 2 s.
+    assert protocol.checksum_seconds(0) == 0
+    assert 0.5 < protocol.checksum_seconds(1_300_000) < 2.0
+    assert protocol.checksum_seconds(2 << 20) == 2 * protocol.checksum_seconds(1 << 20)
+
+
+def test_docstring_table_lists_every_command():
+    """The module docstring's command table names each Command once, in value order."""
+    doc = protocol.__doc__.split("Commands and payloads", 1)[1]
+    rows = doc.split("\n=")[2].split("\n=")[0]       # between the header's rule and the last one
+    table = re.findall(r"^``([A-Z_]+)``\s", rows, re.MULTILINE)
+    assert table == [c.name for c in sorted(Command, key=lambda c: c.value)]
+    assert Command.CHECKSUM_MEM.value not in (c.value for c in Command if c is not Command.CHECKSUM_MEM)
+
+
 def test_encode_layout():
     f = protocol.encode_request(Command.READ_MEM, 0x33, protocol.encode_read_args(0x1000, 64))
     assert f[0] == protocol.REQUEST_SYNC
@@ -42,10 +88,11 @@ def test_encode_layout():
 
 
 def test_payload_roundtrips():
-    info = protocol.decode_info(protocol.encode_info("4x4_tag", 4, 1 << 20, 512, window=5))
+    info = protocol.decode_info(protocol.encode_info("4x4_tag", 4, 1 << 20, 512, window=5, features=0))
     assert info == {"version": protocol.PROTOCOL_VERSION, "ext_bytes": 4, "max_payload": 512,
-                    "mem_bytes": 1 << 20, "window": 5, "tag": "4x4_tag"}
-    assert protocol.decode_info(protocol.encode_info("t", 4, 64))["window"] == protocol.DEFAULT_WINDOW
+                    "mem_bytes": 1 << 20, "window": 5, "features": 0, "tag": "4x4_tag"}
+    info = protocol.decode_info(protocol.encode_info("t", 4, 64))
+    assert info["window"] == protocol.DEFAULT_WINDOW and info["features"] == protocol.Feature.CHECKSUM_MEM
     with pytest.raises(protocol.ProtocolError, match="window"):
         protocol.encode_info("t", 4, 64, window=0)
     s = protocol.decode_status(protocol.encode_status(True, False, isa.ErrorCode.BUF_RANGE, 1234))
@@ -66,13 +113,17 @@ def test_payload_roundtrips():
 
 
 def test_info_versions():
-    """Version 2 added the window byte; a version 1 reply (no window) still decodes, as stop-and-wait,
-    so the driver can name the version it refuses."""
-    assert protocol.PROTOCOL_VERSION == 2
-    assert protocol.InfoHeader.as_shape().size // 8 == 9
+    """Version 2 added the window byte, version 3 the features byte; older replies still decode (no
+    window: stop-and-wait; no features: no CHECKSUM_MEM), so the driver can talk to a version 2
+    device and name a version it refuses."""
+    assert protocol.PROTOCOL_VERSION == 3 and protocol.COMPATIBLE_VERSIONS == (2, 3)
+    assert protocol.InfoHeader.as_shape().size // 8 == 10
     v1 = bytes([1, 4]) + (512).to_bytes(2, "little") + (4096).to_bytes(4, "little") + b"tag"
     assert protocol.decode_info(v1) == {"version": 1, "ext_bytes": 4, "max_payload": 512, "mem_bytes": 4096,
-                                        "window": 1, "tag": "tag"}
+                                        "window": 1, "features": 0, "tag": "tag"}
+    v2 = bytes([2, 4]) + (512).to_bytes(2, "little") + (4096).to_bytes(4, "little") + bytes([8]) + b"tag"
+    assert protocol.decode_info(v2) == {"version": 2, "ext_bytes": 4, "max_payload": 512, "mem_bytes": 4096,
+                                        "window": 8, "features": 0, "tag": "tag"}
     assert 1 < protocol.DEFAULT_WINDOW <= protocol.MAX_WINDOW < 256 // 8
 
 

@@ -56,6 +56,8 @@ def test_healthy_device_passes_every_step():
     assert [c.name for c in report.checks] == ["link", "data bus", "address bus", "block", "engine"]
     assert [c.name for c in seen] == [c.name for c in report.checks]
     assert "bit-exact" in report.checks[-1].detail and "passed" in report.text()
+    assert "the device's CRC-32 agrees" in report.checks[3].detail
+    assert [f.command for f in dev.executed].count(Command.CHECKSUM_MEM) >= 2   # block: both ends
     assert acc.program is None        # the memory checks overwrote whatever was loaded
     assert dev.starts == 2            # the engine check ran two inputs
 
@@ -119,3 +121,26 @@ def test_config_for_tag_finds_the_preset():
     assert config_for_tag(SMALL.tag).tag == SMALL.tag
     assert config_for_tag("no-such-tag") is None
     assert protocol.PROTOCOL_VERSION >= 1
+
+
+def test_device_checksum_disagreeing_with_the_data_fails_the_block_step():
+    """The block check also asks the device for its CRC-32 of each block (CHECKSUM_MEM, the read path
+    program loads rely on): a device whose own read of its memory differs from READ_MEM's fails it,
+    named; a device without CHECKSUM_MEM passes on READ_MEM alone, and says so."""
+    class BadChecksum(DeviceModel):
+        def _execute(self, f):
+            status, reply = super()._execute(f)
+            if f.command is Command.CHECKSUM_MEM and status is protocol.Status.OK:
+                reply = bytes([reply[0] ^ 0x10]) + reply[1:]
+            return status, reply
+
+    acc = Accelerator(LoopbackTransport(BadChecksum(SMALL, MEM)), SMALL)
+    report = run_selftest(acc, block_bytes=4 << 10, engine=False)
+    assert not report.passed
+    assert [c.name for c in report.checks] == ["link", "data bus", "address bus", "block"]
+    detail = report.checks[-1].detail
+    assert "CHECKSUM_MEM" in detail and "read them back right" in detail and "at 0x0" in detail
+    acc = Accelerator(LoopbackTransport(DeviceModel(SMALL, MEM, checksum=False)), SMALL)
+    report = run_selftest(acc, block_bytes=4 << 10)
+    assert report.passed, report.text()
+    assert "no CHECKSUM_MEM" in report.checks[3].detail

@@ -10,9 +10,18 @@ at all came back). No call returns data that did not pass the CRC.
 :meth:`Accelerator.write` keeps several ``WRITE_MEM`` frames in flight (the protocol's "Windowed
 writes", as many as the device advertises), so a USB serial bridge's response latency is paid once
 per transfer, not once per frame; every other command is stop-and-wait.
+
+:meth:`Accelerator.load` asks a device that has ``CHECKSUM_MEM`` for the CRC-32 of each piece of the
+program's static image (instructions and weights, in chunks of :attr:`Accelerator.verify_chunk`
+bytes) and writes only the chunks the device's memory does not already hold, then checks that the
+memory holds what was written (:class:`MemoryFault` names the chunk if not). A program that is
+still resident from an earlier session costs a few requests instead of the whole image; external
+memory whose contents decayed (DRAM while the FPGA was reconfigured) or a write path that corrupts
+are caught before the engine runs on them.
 """
 
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -25,7 +34,8 @@ from ..program import Program
 from ..protocol import Command, Status
 
 __all__ = ["Transport", "Accelerator", "DeviceInfo", "EngineStatus", "InferResult", "DriverError",
-           "LinkError", "DeviceTimeout", "EngineError", "ConfigMismatchError", "DeviceBusyError", "MemoryFault"]
+           "LinkError", "DeviceTimeout", "EngineError", "ConfigMismatchError", "DeviceBusyError",
+           "MemoryFault", "LoadResult", "LoadChunk"]
 
 
 class DriverError(Exception):
@@ -49,7 +59,21 @@ class ConfigMismatchError(DriverError):
 
 
 class MemoryFault(DriverError):
-    """The device's external memory did not start (DDR3: its read calibration found no window)."""
+    """The device's external memory did not start (DDR3: its read calibration found no window), or
+    does not hold what was written to it (``CHECKSUM_MEM`` after a load).
+
+    Attributes
+    ----------
+    chunk : LoadChunk or None
+        The piece of memory whose contents are wrong (``None``: the memory did not start).
+    expected, got : int or None
+        The CRC-32 of what was written, and the device's CRC-32 of what its memory holds.
+    """
+
+    def __init__(self, message: str, chunk: "LoadChunk | None" = None, expected: int | None = None,
+                 got: int | None = None) -> None:
+        super().__init__(message)
+        self.chunk, self.expected, self.got = chunk, expected, got
 
 
 class EngineError(DriverError):
@@ -94,6 +118,12 @@ class DeviceInfo:
     max_payload: int
     mem_bytes: int
     window: int = 1     #: ``WRITE_MEM`` frames the device takes in flight (1: stop-and-wait)
+    features: int = 0   #: :class:`sqzhw.protocol.Feature` bits
+
+    @property
+    def has_checksum(self) -> bool:
+        """The device answers ``CHECKSUM_MEM``."""
+        return bool(self.features & protocol.Feature.CHECKSUM_MEM)
 
 
 @dataclass(frozen=True)
@@ -113,6 +143,57 @@ class InferResult:
     sums: np.ndarray
     counters: dict = field(default_factory=dict)
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class LoadChunk:
+    """A piece of a program's static image: ``size`` bytes at ``addr``, ``what`` they are (region
+    kind and name, and the byte range inside the region)."""
+    addr: int
+    size: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"0x{self.addr:x}..0x{self.addr + self.size:x} ({self.what})"
+
+
+@dataclass
+class LoadResult:
+    """What :meth:`Accelerator.load` did.
+
+    Attributes
+    ----------
+    verified : bool
+        The device's CRC-32 decided what to write and confirmed what was written (``False``: a
+        device without ``CHECKSUM_MEM``, or ``verify=False``: everything was written, unchecked).
+    written, skipped : list of LoadChunk
+        Chunks sent, and chunks the device's memory already held.
+    bytes_total, bytes_sent : int
+        The static image's size, and the program bytes written over the link.
+    seconds : float
+    """
+    verified: bool
+    written: list[LoadChunk] = field(default_factory=list)
+    skipped: list[LoadChunk] = field(default_factory=list)
+    bytes_total: int = 0
+    bytes_sent: int = 0
+    seconds: float = 0.0
+
+    @property
+    def resident(self) -> bool:
+        """The device already held the whole program: nothing was sent."""
+        return self.verified and not self.written
+
+    def summary(self) -> str:
+        if not self.verified:
+            return f"{self.bytes_total:,} bytes written (not checked: no CHECKSUM_MEM, or verify off)"
+        chunks = len(self.written) + len(self.skipped)
+        if self.resident:
+            return (f"already on the device ({chunks} chunks, {self.bytes_total:,} bytes, CRC-32 checked): "
+                    f"nothing sent")
+        return (f"{len(self.written)} of {chunks} chunks written ({self.bytes_sent:,} of "
+                f"{self.bytes_total:,} bytes), {len(self.skipped)} already on the device; CRC-32 checked "
+                f"after writing")
 
 
 @dataclass
@@ -290,6 +371,10 @@ class Accelerator:
         self.progress = progress
         self.stats = LinkStats()
         self.program: Program | None = None
+        #: Bytes of the static image :meth:`load` compares (and rewrites) at a time.
+        self.verify_chunk = 64 << 10
+        #: What the last :meth:`load` did.
+        self.last_load: LoadResult | None = None
         self._seq = 0
         self._decoder = protocol.FrameDecoder(responses=True)
         self._info: DeviceInfo | None = None
@@ -306,11 +391,13 @@ class Accelerator:
             self._seq = (self._seq + 1) & 0xFF
         return self._seq
 
-    def request(self, command: Command, payload: bytes = b"", reply_bytes: int = 0) -> bytes:
-        """Send one request and return the payload of its ``OK`` response (retrying as needed)."""
+    def request(self, command: Command, payload: bytes = b"", reply_bytes: int = 0,
+                work: float = 0.0) -> bytes:
+        """Send one request and return the payload of its ``OK`` response (retrying as needed).
+        ``work``: seconds the device may take to execute it, added to the response timeout."""
         seq = self._next_seq()
         frame = protocol.encode_request(command, seq, payload)
-        timeout = self._response_timeout(len(frame) + reply_bytes + 8)
+        timeout = self._response_timeout(len(frame) + reply_bytes + 8) + work
         reasons = []
         for attempt in range(self.retries + 1):
             if attempt:
@@ -377,10 +464,11 @@ class Accelerator:
         """Protocol version, config tag, word size, payload limit and memory size of the device."""
         d = protocol.decode_info(self.request(Command.INFO, reply_bytes=64))
         info = DeviceInfo(version=d["version"], tag=d["tag"], ext_bytes=d["ext_bytes"],
-                          max_payload=d["max_payload"], mem_bytes=d["mem_bytes"], window=d["window"])
-        if info.version != protocol.PROTOCOL_VERSION:
+                          max_payload=d["max_payload"], mem_bytes=d["mem_bytes"], window=d["window"],
+                          features=d["features"])
+        if info.version not in protocol.COMPATIBLE_VERSIONS:
             raise DriverError(f"device speaks host-link protocol version {info.version}, this driver "
-                              f"speaks {protocol.PROTOCOL_VERSION}")
+                              f"speaks {' and '.join(map(str, protocol.COMPATIBLE_VERSIONS))}")
         if self.config is not None and self.config.tag != info.tag:
             raise ConfigMismatchError(f"expected a device with config {self.config.name!r} "
                                       f"({self.config.tag}), the device is {info.tag}")
@@ -476,10 +564,43 @@ class Accelerator:
                 self.progress(len(out), hi - lo, what)
         return bytes(out[addr - lo:addr - lo + n])
 
+    def checksum(self, addr: int, n: int, what: str = "checksum") -> int:
+        """CRC-32 (:func:`zlib.crc32`) of ``n`` bytes of device memory at ``addr``, computed by the
+        device (``CHECKSUM_MEM``): both multiples of the device's word. One request whatever ``n``;
+        its response timeout grows by :func:`sqzhw.protocol.checksum_seconds` of ``n``."""
+        d = self.device
+        if not d.has_checksum:
+            raise DriverError(f"{what}: the device has no CHECKSUM_MEM (protocol {d.version}, features "
+                              f"0x{d.features:02x}): a bitstream built without it, or an older one")
+        self._check_range(addr, n, what)
+        if addr % d.ext_bytes or n % d.ext_bytes:
+            raise DriverError(f"{what} of {n} bytes at 0x{addr:x}: CHECKSUM_MEM takes whole "
+                              f"{d.ext_bytes}-byte words")
+        reply = self.request(Command.CHECKSUM_MEM, protocol.encode_checksum_args(addr, n), reply_bytes=4,
+                             work=protocol.checksum_seconds(n))
+        return protocol.decode_checksum(reply)
+
     # -- programs ----------------------------------------------------------------------------
 
-    def load(self, program: Program) -> None:
-        """Check the program against the device and write its instructions and weights."""
+    def load(self, program: Program, verify: bool = True) -> LoadResult:
+        """Check the program against the device and write its instructions and weights.
+
+        With ``verify`` and a device that has ``CHECKSUM_MEM``, each chunk of the static image
+        (:attr:`verify_chunk` bytes) is compared with the device's CRC-32 of its memory first and
+        written only when they differ; every chunk written is then checked again. Otherwise
+        everything is written, unchecked.
+
+        Returns
+        -------
+        LoadResult
+            Chunks written and skipped, bytes sent (also kept in :attr:`last_load`).
+
+        Raises
+        ------
+        MemoryFault
+            The memory failed to start, or does not hold what was written (names the chunk: its
+            address range and the region it belongs to).
+        """
         d = self.device
         if program.config.tag != d.tag:
             raise ConfigMismatchError(f"program was compiled for config {program.config.name!r} "
@@ -488,9 +609,89 @@ class Accelerator:
             raise DriverError(f"program needs {program.memory_size} bytes of memory, the device has "
                               f"{d.mem_bytes}")
         self.wait_memory()
-        for addr, blob in program.static_image():
-            self.write(addr, blob, what=f"load {program.model_name or 'program'} @0x{addr:x}")
+        t0 = time.monotonic()
+        name = program.model_name or "program"
+        pieces = program.static_image()
+        result = LoadResult(verified=verify and d.has_checksum, bytes_total=sum(len(b) for _, b in pieces))
+        self.program = None                 # until the memory holds it
+        if not result.verified:
+            for addr, blob in pieces:
+                self.write(addr, blob, what=f"load {name} @0x{addr:x}")
+            result.bytes_sent = result.bytes_total
+        else:
+            self._load_verified(program, name, pieces, result)
+        result.seconds = time.monotonic() - t0
+        self.last_load = result
         self.program = program
+        return result
+
+    def _load_verified(self, program: Program, name: str, pieces: list[tuple[int, bytes]],
+                       result: LoadResult) -> None:
+        """:meth:`load` with ``CHECKSUM_MEM``: compare, write what differs, check what was written."""
+        e = self.device.ext_bytes
+        step = max(1, self.verify_chunk // e) * e
+        stale: list[tuple[LoadChunk, bytes]] = []
+        for addr, blob in pieces:
+            addr, blob = self._whole_words(addr, blob, e)
+            chunks = [(self._chunk_of(program, addr + off, blob[off:off + step]), blob[off:off + step])
+                      for off in range(0, len(blob), step)]
+            # One request settles a piece the device holds whole (the common case of a resident program).
+            if len(chunks) > 1 and self.checksum(addr, len(blob), f"load {name}") == zlib.crc32(blob):
+                result.skipped += [c for c, _ in chunks]
+                continue
+            for chunk, data in chunks:
+                if self.checksum(chunk.addr, chunk.size, f"load {name}") == zlib.crc32(data):
+                    result.skipped.append(chunk)
+                else:
+                    stale.append((chunk, data))
+        # Adjacent chunks go in one write (its frames stay in flight across them).
+        runs: list[list[tuple[LoadChunk, bytes]]] = []
+        for chunk, data in stale:
+            if runs and runs[-1][-1][0].addr + runs[-1][-1][0].size == chunk.addr:
+                runs[-1].append((chunk, data))
+            else:
+                runs.append([(chunk, data)])
+        for run in runs:
+            blob = b"".join(data for _, data in run)
+            self.write(run[0][0].addr, blob, what=f"load {name} @0x{run[0][0].addr:x}")
+            result.bytes_sent += len(blob)
+            result.written += [c for c, _ in run]
+        # What was written must now be there: one request per run, per chunk only to name a fault.
+        for run in runs:
+            blob = b"".join(data for _, data in run)
+            if self.checksum(run[0][0].addr, len(blob), f"load {name}") == zlib.crc32(blob):
+                continue
+            for chunk, data in run:
+                got, expected = self.checksum(chunk.addr, chunk.size, f"load {name}"), zlib.crc32(data)
+                if got != expected:
+                    raise MemoryFault(f"load {name}: the device's memory does not hold what was written at "
+                                      f"{chunk}: its CRC-32 is 0x{got:08x}, the data's 0x{expected:08x}. A "
+                                      f"fault on the memory's write or read path (sqzhw selftest checks it), "
+                                      f"or the memory changed since", chunk, expected, got)
+            # Only the run as a whole read wrong: the memory changes between two reads.
+            chunk = LoadChunk(run[0][0].addr, len(blob), ", ".join(c.what for c, _ in run))
+            raise MemoryFault(f"load {name}: the device's memory does not hold what was written at {chunk}: "
+                              f"its contents change from one read to the next", chunk, zlib.crc32(blob))
+
+    def _whole_words(self, addr: int, blob: bytes, e: int) -> tuple[int, bytes]:
+        """``(addr, blob)`` widened to whole device words with the memory's own bytes around it."""
+        lo, hi = addr - addr % e, -(-(addr + len(blob)) // e) * e
+        if (lo, hi) == (addr, addr + len(blob)):
+            return addr, blob
+        head = self.read(lo, addr - lo) if addr > lo else b""
+        tail = self.read(addr + len(blob), hi - addr - len(blob)) if hi > addr + len(blob) else b""
+        return lo, head + bytes(blob) + tail
+
+    @staticmethod
+    def _chunk_of(program: Program, addr: int, data: bytes) -> LoadChunk:
+        """The chunk at ``addr`` named by the program region it lies in."""
+        region = next((r for r in program.regions if r.base <= addr < r.end), None)
+        if region is None:
+            return LoadChunk(addr, len(data), "outside the program's regions")
+        kind = region.kind if region.name == region.kind else f"{region.kind} (region {region.name!r})"
+        lo = addr - region.base
+        span = f"bytes 0x{lo:x}..0x{lo + len(data):x} of 0x{region.size:x}"
+        return LoadChunk(addr, len(data), f"{kind}, {span}")
 
     def run(self, poll_interval: float = 0.0) -> EngineStatus:
         """Run the loaded program to its END (see :meth:`execute`)."""

@@ -12,7 +12,9 @@ names what failed:
    the memory's size, written first, read back after: a stuck or shorted address line aliases two
    of them (the later write wins), which names the address bit.
 4. **block** -- pseudo-random bytes written and read back at the bottom and the top of the memory
-   (whole bursts, many rows and banks), with the link's measured rate.
+   (whole bursts, many rows and banks), with the link's measured rate; on a device with
+   ``CHECKSUM_MEM`` the device's own CRC-32 of each block must equal the host's too, which checks
+   the read path that :meth:`Accelerator.load` relies on independently of ``READ_MEM``.
 5. **engine** -- a small random-weight Fire network compiled for the device's config, run on
    random inputs; its int32 sums must equal the golden model's bit for bit.
 
@@ -24,6 +26,7 @@ the tests run it on the in-process device model and on the simulated board in Ve
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -134,7 +137,8 @@ def check_address_bus(acc: Accelerator, mem_bytes: int | None = None) -> Check:
 
 def check_block(acc: Accelerator, nbytes: int = 64 << 10, seed: int = 1,
                 mem_bytes: int | None = None) -> Check:
-    """``nbytes`` of pseudo-random data at the bottom and at the top of the memory, read back."""
+    """``nbytes`` of pseudo-random data at the bottom and at the top of the memory, read back, and
+    (``CHECKSUM_MEM``) their CRC-32 as the device computes it compared with the host's."""
     t0 = time.monotonic()
     d = acc.device
     e, size = d.ext_bytes, mem_bytes or d.mem_bytes
@@ -152,11 +156,19 @@ def check_block(acc: Accelerator, nbytes: int = 64 << 10, seed: int = 1,
             first = int(diff[0])
             mismatches.append(f"{diff.size} byte(s) differ in {n:,} at 0x{base:x}, first at 0x{base + first:x} "
                               f"(wrote 0x{data[first]:02x}, read 0x{got[first]:02x})")
+        if d.has_checksum:
+            crc, expected = acc.checksum(base, n, what=f"block test @0x{base:x}"), zlib.crc32(data)
+            if crc != expected:
+                mismatches.append(f"the device's CRC-32 of the {n:,} bytes at 0x{base:x} (CHECKSUM_MEM) is "
+                                  f"0x{crc:08x}, the data's 0x{expected:08x} (READ_MEM read them back "
+                                  f"{'wrong' if diff.size else 'right'}): program loads check with it")
     seconds = time.monotonic() - t0
     if mismatches:
         return Check("block", False, "; ".join(mismatches), seconds)
     rate = f", {moved / seconds / 1e3:,.1f} kB/s over the link" if seconds > 0 else ""
-    return Check("block", True, f"{n:,} random bytes at the bottom and the top of the memory{rate}", seconds)
+    crc = ", the device's CRC-32 agrees" if d.has_checksum else " (the device has no CHECKSUM_MEM)"
+    return Check("block", True, f"{n:,} random bytes at the bottom and the top of the memory{crc}{rate}",
+                 seconds)
 
 
 def config_for_tag(tag: str) -> AccelConfig | None:

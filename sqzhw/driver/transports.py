@@ -9,6 +9,7 @@
   cocotb behind the same two calls (``write``, ``read``).
 """
 
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -188,15 +189,24 @@ class DeviceModel:
     window : int
         ``WRITE_MEM`` frames in flight ``INFO`` advertises (as the gateware's receive FIFO makes
         true; the model takes any number of back-to-back frames).
+    checksum : bool
+        Has ``CHECKSUM_MEM`` (as ``HostLink(checksum=...)``): without it ``INFO`` says so and the
+        command is ``UNKNOWN_COMMAND``.
+
+    Attributes
+    ----------
+    memory : bytearray
+        The external memory (a test may put a subclass with faults in its place).
     """
 
     def __init__(self, config: AccelConfig, mem_bytes: int = 1 << 20, max_payload: int = protocol.MAX_PAYLOAD,
                  busy_polls: int = 0, memory_startup_polls: int = 0, memory_failed: bool = False,
-                 window: int = protocol.DEFAULT_WINDOW) -> None:
+                 window: int = protocol.DEFAULT_WINDOW, checksum: bool = True) -> None:
         self.config = config
         self.mem_bytes = mem_bytes
         self.max_payload = max_payload
         self.window = window
+        self.checksum = checksum
         self.memory = bytearray(mem_bytes)
         self.parser = protocol.RequestParser(max_payload)
         self.busy_polls = busy_polls
@@ -243,13 +253,14 @@ class DeviceModel:
         return protocol.encode_response(status, frame.command, frame.seq, reply)
 
     def _execute(self, f: Frame) -> tuple[Status, bytes]:
-        if not isinstance(f.command, Command):
+        if not isinstance(f.command, Command) or (f.command is Command.CHECKSUM_MEM and not self.checksum):
             return Status.UNKNOWN_COMMAND, b""
         c, n, e = f.command, len(f.payload), self.config.ext_bytes
         repeat = self._last == (c.value, f.seq)
         fixed = {Command.INFO: 0, Command.STATUS: 0, Command.READ_COUNTERS: 0, Command.RESET: 0,
                  Command.READ_MEM: protocol.ReadArgs.as_shape().size // 8,
-                 Command.START: protocol.StartArgs.as_shape().size // 8}
+                 Command.START: protocol.StartArgs.as_shape().size // 8,
+                 Command.CHECKSUM_MEM: protocol.ChecksumArgs.as_shape().size // 8}
         if (c in fixed and n != fixed[c]) or (c is Command.WRITE_MEM and n < protocol.WRITE_ADDR_BYTES):
             return Status.BAD_LENGTH, b""
         if c in (Command.WRITE_MEM, Command.START) and self.busy and not repeat:
@@ -257,8 +268,9 @@ class DeviceModel:
         self._last = (c.value, f.seq)
         self.executed.append(f)
         if c is Command.INFO:
+            features = protocol.Feature.CHECKSUM_MEM if self.checksum else 0
             return Status.OK, protocol.encode_info(self.config.tag, e, self.mem_bytes, self.max_payload,
-                                                   self.window)
+                                                   self.window, features)
         if c is Command.STATUS:
             starting = self.memory_startup_polls > 0 and not self.memory_failed
             reply = protocol.encode_status(self.busy, self.done and not self.busy,
@@ -285,6 +297,12 @@ class DeviceModel:
             if addr % e or count % e or count > self.max_payload or addr + count > self.mem_bytes:
                 return Status.BAD_ADDRESS, b""
             return Status.OK, bytes(self.memory[addr:addr + count])
+        if c is Command.CHECKSUM_MEM:
+            a = protocol.decode_checksum_args(f.payload)
+            addr, count = int(a.addr), int(a.count)
+            if addr % e or count % e or addr + count > self.mem_bytes:
+                return Status.BAD_ADDRESS, b""
+            return Status.OK, protocol.encode_checksum(zlib.crc32(bytes(self.memory[addr:addr + count])))
         if c is Command.START:
             if not repeat:
                 self._run(protocol.decode_start_args(f.payload))

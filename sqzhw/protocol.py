@@ -277,12 +277,7 @@ def crc16_matrix() -> list[tuple[int, int]]:
     The update is linear in ``(crc, byte)``; entry ``i`` is ``(crc_mask, byte_mask)``: new bit
     ``i`` is the XOR of the old CRC bits in ``crc_mask`` and the data bits in ``byte_mask``.
     """
-    rows = []
-    for i in range(16):
-        crc_mask = sum(1 << j for j in range(16) if crc16_update(1 << j, 0) >> i & 1)
-        byte_mask = sum(1 << j for j in range(8) if crc16_update(0, 1 << j) >> i & 1)
-        rows.append((crc_mask, byte_mask))
-    return rows
+    return _update_matrix(crc16_update, 16)
 
 
 def crc32_update(crc: int, byte: int) -> int:
@@ -303,12 +298,14 @@ def crc32_matrix() -> list[tuple[int, int]]:
     """:func:`crc32_update` as a GF(2) matrix, for XOR-tree gateware: entry ``i`` is ``(crc_mask,
     byte_mask)``, new register bit ``i`` is the XOR of the old register bits in ``crc_mask`` and the
     data bits in ``byte_mask``. The register starts at :data:`CRC32_INIT`; the CRC is its complement."""
-    rows = []
-    for i in range(32):
-        crc_mask = sum(1 << j for j in range(32) if crc32_update(1 << j, 0) >> i & 1)
-        byte_mask = sum(1 << j for j in range(8) if crc32_update(0, 1 << j) >> i & 1)
-        rows.append((crc_mask, byte_mask))
-    return rows
+    return _update_matrix(crc32_update, 32)
+
+
+def _update_matrix(update, bits: int) -> list[tuple[int, int]]:
+    """A byte update ``update(crc, byte)``, linear over GF(2), as ``bits`` rows ``(crc_mask,
+    byte_mask)``: the register and data bits each new register bit XORs."""
+    return [(sum(1 << j for j in range(bits) if update(1 << j, 0) >> i & 1),
+             sum(1 << j for j in range(8) if update(0, 1 << j) >> i & 1)) for i in range(bits)]
 
 
 def checksum_seconds(count: int) -> float:

@@ -333,7 +333,8 @@ def cmd_selftest(args) -> int:
             print(f"{'PASS' if check.passed else 'FAIL'}  {check.name:<12} {check.detail}  "
                   f"({check.seconds:.2f} s)", flush=True)
 
-    with Accelerator(open_serial(args.port, args.baud), progress=_transfer_progress() if tty else None) as acc:
+    progress = _transfer_progress() if tty else None
+    with Accelerator(open_serial(args.port, args.baud), progress=progress) as acc:
         report = run_selftest(acc, config, block_bytes=args.block_bytes, memory_bytes=args.memory_bytes,
                               engine=not args.no_engine, progress=shown)
     if args.json:
@@ -544,8 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ends of the memory, and a small network bit-exact with the golden "
                                    "model. Overwrites the board's memory.")
     p.add_argument("--port", required=True, help="serial port of the board")
-    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (default: the one it answers at)")
-    p.add_argument("--config", help="the bitstream's config (default: the preset whose tag the board reports)")
+    p.add_argument("--baud", type=int, help="UART rate of the bitstream (default: the one it answers at)")
+    p.add_argument("--config", help="the bitstream's config (default: the preset of the tag the board reports)")
     p.add_argument("--block-bytes", type=int, default=64 << 10,
                    help="random bytes written and read back at each end of the memory (default 64 KiB)")
     p.add_argument("--memory-bytes", type=int, help="test only this much of the memory (default: all)")

@@ -29,6 +29,10 @@ test:  ## every test tier, as CI runs it (pytest-xdist on JOBS cores)
 test-fast:  ## the fast tier only (no whole networks, RTL simulation or bitstreams)
 	$(PYTHON) -m pytest -n $(JOBS) -m "not slow and not rtl and not bitstream"
 
+hwtest:  ## hardware-in-the-loop tests on the board at PORT (e.g. PORT=/dev/ttyUSB0; overwrites its memory)
+	$(if $(PORT),,$(error make hwtest needs PORT=, the board's serial port, e.g. PORT=/dev/ttyUSB0))
+	SQZHW_BOARD_PORT=$(PORT) $(PYTHON) -m pytest tests/test_board_hw.py -v -s
+
 bench:  ## benchmarks: compile/golden/onnxruntime times, RTL cycles and utilization, board figures
 	$(PYTHON) bench/run.py --out $(BUILD)/bench
 

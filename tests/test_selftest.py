@@ -144,3 +144,20 @@ def test_device_checksum_disagreeing_with_the_data_fails_the_block_step():
     report = run_selftest(acc, block_bytes=4 << 10)
     assert report.passed, report.text()
     assert "no CHECKSUM_MEM" in report.checks[3].detail
+
+
+@pytest.mark.parametrize("config", ["ulx3s", "ulx3s_bypass"])
+def test_hardware_tests_dry_run_on_the_device_model(config):
+    """tests/test_board_hw.py skips without a board; here it runs against the device model
+    (``SQZHW_BOARD_PORT=loopback:CONFIG``), so the hardware tests themselves stay working."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "SQZHW_BOARD_PORT": f"loopback:{config}"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                          str(repo / "tests" / "test_board_hw.py")], cwd=repo, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]

@@ -210,8 +210,7 @@ class _BoardSession:
         figures["baud"] = self.transport.baud
         if self.check:
             # The golden model on the same input bytes: the board's int32 sums must equal it bit for bit.
-            memory = runtime.GoldenBackend().run(p, runtime.input_bytes(p, x))[0]
-            golden_sums = runtime.read_output(p, memory)[0]
+            golden_sums = runtime.run_golden(p, x).sums
             figures["bit_exact_with_golden"] = bool(np.array_equal(acc.last.sums, golden_sums))
         return logits, figures
 

@@ -529,12 +529,7 @@ class Accelerator:
         """Write bytes to device memory (any alignment: partial words are read, merged, written)."""
         data = bytes(data)
         self._check_range(addr, len(data), what)
-        e = self.device.ext_bytes
-        lo, hi = addr - addr % e, -(-(addr + len(data)) // e) * e
-        if (lo, hi) != (addr, addr + len(data)):
-            merged = bytearray(self.read(lo, hi - lo))
-            merged[addr - lo:addr - lo + len(data)] = data
-            addr, data = lo, bytes(merged)
+        addr, data = self._whole_words(addr, data)
         step = self._chunk()
         frames = _WriteWindow(self, self.write_window, len(data), what)
         for off in range(0, len(data), step):
@@ -632,7 +627,7 @@ class Accelerator:
         step = max(1, self.verify_chunk // e) * e
         stale: list[tuple[LoadChunk, bytes]] = []
         for addr, blob in pieces:
-            addr, blob = self._whole_words(addr, blob, e)
+            addr, blob = self._whole_words(addr, blob)
             chunks = [(self._chunk_of(program, addr + off, blob[off:off + step]), blob[off:off + step])
                       for off in range(0, len(blob), step)]
             # One request settles a piece the device holds whole (the common case of a resident program).
@@ -651,14 +646,13 @@ class Accelerator:
                 runs[-1].append((chunk, data))
             else:
                 runs.append([(chunk, data)])
-        for run in runs:
-            blob = b"".join(data for _, data in run)
+        blobs = [b"".join(data for _, data in run) for run in runs]
+        for run, blob in zip(runs, blobs):
             self.write(run[0][0].addr, blob, what=f"load {name} @0x{run[0][0].addr:x}")
             result.bytes_sent += len(blob)
             result.written += [c for c, _ in run]
         # What was written must now be there: one request per run, per chunk only to name a fault.
-        for run in runs:
-            blob = b"".join(data for _, data in run)
+        for run, blob in zip(runs, blobs):
             if self.checksum(run[0][0].addr, len(blob), f"load {name}") == zlib.crc32(blob):
                 continue
             for chunk, data in run:
@@ -673,8 +667,10 @@ class Accelerator:
             raise MemoryFault(f"load {name}: the device's memory does not hold what was written at {chunk}: "
                               f"its contents change from one read to the next", chunk, zlib.crc32(blob))
 
-    def _whole_words(self, addr: int, blob: bytes, e: int) -> tuple[int, bytes]:
-        """``(addr, blob)`` widened to whole device words with the memory's own bytes around it."""
+    def _whole_words(self, addr: int, blob: bytes) -> tuple[int, bytes]:
+        """``(addr, blob)`` widened to whole device words with the memory's own bytes around it
+        (only the partial words at the two ends are read)."""
+        e = self.device.ext_bytes
         lo, hi = addr - addr % e, -(-(addr + len(blob)) // e) * e
         if (lo, hi) == (addr, addr + len(blob)):
             return addr, blob
